@@ -1,0 +1,337 @@
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import django_fsm as fsm
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from campaigns.enums import CampaignRecipientSkipReason, CampaignRecipientStatus, ErrorMessages
+from common.models import TransitionLog
+from printers.kinds import PrinterKind
+
+__all__ = [
+    "BlocklistEntry",
+    "Campaign",
+    "CampaignRecipient",
+    "CampaignRecipientSkipReason",
+    "CampaignRecipientStatus",
+    "ErrorMessages",
+    "Organization",
+    "RecipientTransition",
+]
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    # Billing state read by the preflight: a customer and an active
+    # subscription are both required before anything is proofed or printed.
+    billing_customer_id = models.CharField(max_length=100, blank=True)
+    subscription_active = models.BooleanField(default=False)
+    recipient_cap = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most recipients the org may mail per campaign; empty = no cap."
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def billing_ready(self) -> bool:
+        return bool(self.billing_customer_id) and self.subscription_active
+
+
+class BlocklistEntry(models.Model):
+    """An address (or email) the org never mails.  Matching is done on the
+    normalized ``key`` written by the import code, so spelling variants of the
+    same address match."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="blocklist")
+    address1 = models.CharField(max_length=200, blank=True)
+    zip = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    email = models.EmailField(blank=True)
+    key = models.CharField(max_length=64, db_index=True, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "blocklist entries"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key"], name="blocklist_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email or f"{self.address1}, {self.zip}"
+
+
+class Campaign(models.Model):
+    class Size(models.TextChoices):
+        S4X6 = "4x6", "4x6"
+        S6X9 = "6x9", "6x9"
+        S6X11 = "6x11", "6x11"
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    printer = models.CharField(max_length=20, choices=PrinterKind.choices, default=PrinterKind.SANDBOX)
+    size = models.CharField(max_length=8, choices=Size.choices, default=Size.S4X6)
+    mail_date = models.DateField(null=True, blank=True, help_text="Empty = mail as soon as proofed.")
+    holdout_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+    )
+    # The holdout draw hashes (seed, recipient key): fixed at creation so a
+    # re-run, a re-import or an audit reproduces the same split.
+    holdout_seed = models.CharField(max_length=64, default=uuid.uuid4, editable=False)
+    address_enrichment = models.BooleanField(default=False)
+    discount_enabled = models.BooleanField(default=False)
+    discount_prefix = models.CharField(max_length=20, blank=True)
+    discount_value = models.CharField(max_length=40, blank=True, help_text='e.g. "10%" or "5.00"')
+    front_template = models.CharField(max_length=200, blank=True, help_text="Creative template reference.")
+    back_template = models.CharField(max_length=200, blank=True)
+    import_report = models.JSONField(default=dict, blank=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
+    """One person of a campaign's audience, walked through the spec's machine.
+
+    Transition methods only set fields on this row; the services in
+    ``campaigns.services`` run them, save, and write the history row.
+    """
+
+    Status = CampaignRecipientStatus
+    SkipReason = CampaignRecipientSkipReason
+    ErrorMessages = ErrorMessages
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
+    # Natural key of a recipient inside its campaign: the source's external id
+    # when it has one, else a hash of the normalized name and address (see
+    # docs).  Re-importing the same row finds the same recipient.
+    natural_key = models.CharField(max_length=64)
+    external_id = models.CharField(max_length=200, blank=True)
+    first_name = models.CharField(max_length=200, blank=True)
+    last_name = models.CharField(max_length=200, blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    address1 = models.CharField(max_length=200, blank=True)
+    address2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=100, blank=True)
+    zip = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=100, blank=True)
+    email = models.CharField(max_length=254, blank=True)
+    json = models.JSONField(default=dict, blank=True)  # spec's recipient.json: approval_errors, ...
+
+    status = fsm.FSMField(choices=Status.choices, default=Status.PENDING, protected=True, db_index=True, max_length=32)
+    skip_reason = models.CharField(max_length=32, choices=SkipReason.choices, blank=True)
+    error_message = models.CharField(max_length=200, blank=True)
+
+    # Work claims (design principle 2 and reliability §2): a batch is claimed
+    # with one CAS that stamps a token and a lease; the sweeper re-rings rows
+    # whose lease ran out.
+    claim_token = models.UUIDField(null=True, blank=True, db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    # Exactly-once printing: the key is saved before the first printer call
+    # and reused by every retry; a new generation only after proving the old
+    # key created nothing.
+    submission_gen = models.PositiveIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=100, blank=True)
+    proof_url = models.CharField(max_length=500, blank=True)
+    discount_code = models.CharField(max_length=64, blank=True)
+
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "natural_key"], name="recipient_unique_natural_key"),
+        ]
+        indexes = [
+            # Stage batches: "rows of this campaign in state X".
+            models.Index(fields=["campaign", "status"], name="recipient_campaign_status"),
+            # The sweeper: working rows whose lease ran out.
+            models.Index(fields=["status", "lease_until"], name="recipient_status_lease"),
+        ]
+
+    def __str__(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip() or self.company or f"#{self.pk}"
+        return name
+
+    # --- the seed's edges (spec 000) ------------------------------------------------
+
+    @fsm.transition(field=status, source=Status.PENDING, target=Status.PROOFING_STAGED)
+    def stage_proofing(self) -> None:
+        self._clear_problem()
+
+    @fsm.transition(field=status, source=Status.PENDING, target=Status.ADDRESS_ENRICHABLE)
+    def mark_enrichable(self) -> None:
+        pass
+
+    @fsm.transition(
+        field=status,
+        source=[Status.PENDING, Status.ADDRESS_ENRICHING],
+        target=Status.SKIPPED,
+        custom={"admin": False},
+    )
+    def skip(self, *, skip_reason: str, details: Any = None) -> None:
+        # ``skip_reason`` (not ``reason``): the services' ``reason`` is the history note.
+        self.skip_reason = CampaignRecipientSkipReason(skip_reason)
+        if details is not None:
+            self.json = {**self.json, "skip_details": details}
+
+    @fsm.transition(field=status, source=Status.PENDING, target=Status.HOLDOUT, custom={"admin": False})
+    def hold_out(self) -> None:
+        pass
+
+    @fsm.transition(field=status, source=Status.PROOFING_STAGED, target=Status.PROOFING, custom={"admin": False})
+    def start_proofing(self) -> None:
+        pass
+
+    @fsm.transition(field=status, source=Status.PROOFING, target=Status.PROOFED, custom={"admin": False})
+    def mark_proofed(self, *, proof_url: str = "") -> None:
+        self.proof_url = proof_url or self.proof_url
+
+    @fsm.transition(
+        field=status,
+        source=[Status.PROOFING, Status.SENDING],
+        target=Status.ERROR,
+        custom={"admin": False},
+    )
+    def fail(self, *, message: str) -> None:
+        self.error_message = message
+
+    @fsm.transition(field=status, source=Status.PROOFED, target=Status.SENDING_STAGED, custom={"admin": False})
+    def stage_sending(self) -> None:
+        pass
+
+    @fsm.transition(field=status, source=Status.PROOFED, target=Status.SCHEDULED, custom={"admin": False})
+    def schedule(self) -> None:
+        pass
+
+    @fsm.transition(field=status, source=Status.SENDING_STAGED, target=Status.SENDING, custom={"admin": False})
+    def start_sending(self) -> None:
+        pass
+
+    @fsm.transition(
+        field=status,
+        source=[Status.SENDING, Status.SCHEDULED],
+        target=Status.SENT,
+        custom={"admin": False},
+    )
+    def mark_sent(self) -> None:
+        self.lease_until = None
+
+    @fsm.transition(field=status, source=Status.SENDING, target=Status.SENDING_STAGED, custom={"admin": False})
+    def requeue_sending(self) -> None:
+        """Transient printer failure: back to the queue with the same key."""
+        self.lease_until = None
+
+    @fsm.transition(field=status, source=Status.SENT, target=Status.RECEIVED, custom={"admin": False})
+    def mark_received(self) -> None:
+        pass
+
+    @fsm.transition(
+        field=status, source=Status.ADDRESS_ENRICHABLE, target=Status.ADDRESS_ENRICHING, custom={"admin": False}
+    )
+    def start_enriching(self) -> None:
+        pass
+
+    @fsm.transition(field=status, source=Status.ADDRESS_ENRICHING, target=Status.PENDING, custom={"admin": False})
+    def mark_enriched(self) -> None:
+        pass
+
+    # --- additions: see docs/state-machines.md ----------------------------------------
+
+    @fsm.transition(field=status, source=Status.PENDING, target=Status.BLACKLISTED, custom={"admin": False})
+    def blacklist(self) -> None:
+        pass
+
+    @fsm.transition(
+        field=status,
+        source=[Status.PROOFING_STAGED, Status.SENDING_STAGED, Status.SCHEDULED],
+        target=Status.ERROR,
+        custom={"admin": False},
+    )
+    def fail_queued(self, *, message: str) -> None:
+        """Queue-level failures and the billing preflight, which fails closed
+        before a staged row is claimed."""
+        self.error_message = message
+
+    @fsm.transition(field=status, source=Status.PROOFING, target=Status.PROOFING_STAGED, custom={"admin": False})
+    def requeue_proofing(self) -> None:
+        """The proofing lease ran out (worker died): stage again."""
+        self.lease_until = None
+
+    @fsm.transition(
+        field=status,
+        source=Status.ERROR,
+        target=Status.PROOFING_STAGED,
+        custom={"label": "Retry from proofing"},
+    )
+    def retry_proofing(self) -> None:
+        self._clear_problem()
+
+    @fsm.transition(
+        field=status,
+        source=Status.ERROR,
+        target=Status.SENDING_STAGED,
+        conditions=[lambda r: bool(getattr(r, "proof_url", ""))],
+        custom={"label": "Retry sending (keeps the proof)"},
+    )
+    def retry_sending(self) -> None:
+        self._clear_problem()
+
+    @fsm.transition(
+        field=status,
+        source=[Status.SKIPPED, Status.BLACKLISTED],
+        target=Status.PENDING,
+        custom={"label": "Re-validate"},
+    )
+    def revalidate(self) -> None:
+        self._clear_problem()
+
+    @fsm.transition(
+        field=status,
+        source=[
+            Status.PENDING,
+            Status.SKIPPED,
+            Status.HOLDOUT,
+            Status.ERROR,
+            Status.BLACKLISTED,
+            Status.ADDRESS_ENRICHABLE,
+            Status.PROOFED,
+            Status.SCHEDULED,
+        ],
+        target=Status.ARCHIVED,
+        custom={"label": "Archive (exclude from campaign)"},
+    )
+    def archive(self) -> None:
+        pass
+
+    def _clear_problem(self) -> None:
+        self.skip_reason = ""
+        self.error_message = ""
+        self.lease_until = None
+        self.claim_token = None
+
+
+class RecipientTransition(TransitionLog):
+    recipient = models.ForeignKey(CampaignRecipient, on_delete=models.CASCADE, related_name="transitions")
+
+    class Meta(TransitionLog.Meta):
+        indexes = [models.Index(fields=["recipient", "created"], name="recipient_transition_by_obj")]

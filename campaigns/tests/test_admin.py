@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.urls import reverse
+
+from campaigns.models import CampaignRecipient, RecipientTransition
+from campaigns.tests.factories import BlocklistEntryFactory, CampaignFactory, CampaignRecipientFactory
+from mailpieces.tests.factories import MailpieceFactory
+
+pytestmark = pytest.mark.django_db
+S = CampaignRecipient.Status
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "campaigns_organization",
+        "campaigns_campaign",
+        "campaigns_campaignrecipient",
+        "campaigns_blocklistentry",
+        "campaigns_recipienttransition",
+        "mailpieces_mailpiece",
+        "mailpieces_mailpiecetransition",
+    ],
+)
+def test_changelists_and_searches_render(admin_client, model):
+    CampaignRecipientFactory()
+    MailpieceFactory()
+    BlocklistEntryFactory()
+    url = reverse(f"admin:{model}_changelist")
+    assert admin_client.get(url).status_code == HTTPStatus.OK
+    assert admin_client.get(url, {"q": "someone@example.com"}).status_code == HTTPStatus.OK
+
+
+def test_recipient_change_page_shows_status_read_only_and_history(admin_client):
+    r = CampaignRecipientFactory(status=S.ERROR, error_message="Failed to make proof for this recipient")
+    response = admin_client.get(reverse("admin:campaigns_campaignrecipient_change", args=[r.pk]))
+    assert response.status_code == HTTPStatus.OK
+    form = response.context["adminform"].form
+    assert "status" not in form.fields
+    assert b"Retry from proofing" in response.content
+
+
+def test_recipient_filters_by_status(admin_client):
+    CampaignRecipientFactory(status=S.ERROR, first_name="Erring")
+    CampaignRecipientFactory(first_name="Fine")
+    response = admin_client.get(reverse("admin:campaigns_campaignrecipient_changelist"), {"status__exact": "Error"})
+    assert b"Erring" in response.content
+    assert b"Fine" not in response.content
+
+
+def test_a_posted_status_is_ignored(admin_client):
+    r = CampaignRecipientFactory()
+    url = reverse("admin:campaigns_campaignrecipient_change", args=[r.pk])
+    data = {
+        "campaign": r.campaign_id,
+        "status": "Sent",
+        "first_name": "X",
+        "json": "{}",
+        "transitions-TOTAL_FORMS": 0,
+        "transitions-INITIAL_FORMS": 0,
+    }
+    admin_client.post(url, data)
+    r.refresh_from_db()
+    assert r.status == S.PENDING
+
+
+def test_the_transition_button_logs_the_admin_user(admin_client, admin_user):
+    r = CampaignRecipientFactory(status=S.ERROR, error_message="x")
+    url = reverse("admin:campaigns_campaignrecipient_change", args=[r.pk])
+    data = {
+        "campaign": r.campaign_id,
+        "first_name": r.first_name,
+        "json": "{}",
+        "transitions-TOTAL_FORMS": 0,
+        "transitions-INITIAL_FORMS": 0,
+        "_fsm_transition_to": "retry_proofing",
+    }
+    response = admin_client.post(url, data)
+    assert response.status_code == HTTPStatus.FOUND
+    r.refresh_from_db()
+    assert r.status == S.PROOFING_STAGED
+    log = RecipientTransition.objects.get(recipient=r)
+    assert (log.source, log.acting_user) == ("admin", admin_user)
+
+
+def test_bulk_retry_action_moves_only_errors_and_says_so(admin_client, admin_user):
+    errors = CampaignRecipientFactory.create_batch(3, status=S.ERROR)
+    sent = CampaignRecipientFactory(status=S.SENT)
+    url = reverse("admin:campaigns_campaignrecipient_changelist")
+    ids = [str(r.pk) for r in [*errors, sent]]
+    response = admin_client.post(url, {"action": "action_retry_proofing", "_selected_action": ids}, follow=True)
+    text = response.content.decode()
+    assert "Retry from proofing: 3 recipient(s). 1 left as they were (not eligible)." in text
+    assert CampaignRecipient.objects.filter(status=S.PROOFING_STAGED).count() == 3
+    assert RecipientTransition.objects.filter(acting_user=admin_user).count() == 3
+    # Twice is safe: nothing left to move.
+    response = admin_client.post(url, {"action": "action_retry_proofing", "_selected_action": ids}, follow=True)
+    assert "Retry from proofing: 0 recipient(s)." in response.content.decode()
+    assert RecipientTransition.objects.count() == 3
+
+
+def test_delete_selected_is_not_offered(admin_client):
+    CampaignRecipientFactory()
+    response = admin_client.get(reverse("admin:campaigns_campaignrecipient_changelist"))
+    assert b"delete_selected" not in response.content
+
+
+def test_users_without_change_permission_do_not_see_bulk_actions(client):
+    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_campaignrecipient"))
+    client.force_login(user)
+    CampaignRecipientFactory()
+    response = client.get(reverse("admin:campaigns_campaignrecipient_changelist"))
+    assert response.status_code == HTTPStatus.OK
+    assert b"action_retry_proofing" not in response.content
+
+
+def test_campaign_page_shows_counts_per_status(admin_client):
+    c = CampaignFactory()
+    CampaignRecipientFactory.create_batch(2, campaign=c, status=S.HOLDOUT)
+    response = admin_client.get(reverse("admin:campaigns_campaign_change", args=[c.pk]))
+    assert b"Holdout: 2" in response.content

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import django_fsm as fsm
+import pytest
+
+from campaigns.models import CampaignRecipient, RecipientTransition
+from campaigns.services import recipient_transition, recipients_bulk_transition, recipients_record_created
+from campaigns.tests.factories import CampaignRecipientFactory
+from common.fsm import Actor, sources_of, target_of
+
+pytestmark = pytest.mark.django_db
+S = CampaignRecipient.Status
+
+
+def test_a_transition_saves_and_writes_one_history_row(admin_user):
+    r = CampaignRecipientFactory()
+    recipient_transition(recipient=r, method="stage_proofing", actor=Actor("admin", admin_user), reason="go")
+    r.refresh_from_db()
+    assert r.status == S.PROOFING_STAGED
+    log = RecipientTransition.objects.get(recipient=r)
+    assert (log.from_status, log.to_status, log.source, log.acting_user, log.reason) == (
+        "Pending",
+        "ProofingStaged",
+        "admin",
+        admin_user,
+        "go",
+    )
+
+
+def test_a_disallowed_transition_raises_and_writes_nothing():
+    r = CampaignRecipientFactory()
+    with pytest.raises(fsm.TransitionNotAllowed):
+        recipient_transition(recipient=r, method="mark_sent", actor=Actor("task"))
+    r.refresh_from_db()
+    assert r.status == S.PENDING
+    assert RecipientTransition.objects.count() == 0
+
+
+def test_a_stale_object_cannot_overwrite_a_newer_status():
+    r = CampaignRecipientFactory()
+    stale = CampaignRecipient.objects.get(pk=r.pk)
+    recipient_transition(recipient=r, method="hold_out", actor=Actor("task"))
+    with pytest.raises(fsm.ConcurrentTransition):
+        recipient_transition(recipient=stale, method="stage_proofing", actor=Actor("admin"))
+    r.refresh_from_db()
+    assert r.status == S.HOLDOUT
+    assert RecipientTransition.objects.filter(recipient=r).count() == 1
+
+
+def test_status_cannot_be_assigned_directly():
+    r = CampaignRecipientFactory()
+    with pytest.raises(AttributeError):
+        r.status = S.SENT
+
+
+def test_skip_records_the_reason():
+    r = CampaignRecipientFactory()
+    recipient_transition(
+        recipient=r,
+        method="skip",
+        actor=Actor("task"),
+        reason="no zip",
+        skip_reason="NoAddress",
+        details={"zip": "empty"},
+    )
+    r.refresh_from_db()
+    assert (r.status, r.skip_reason, r.json["skip_details"]) == (S.SKIPPED, "NoAddress", {"zip": "empty"})
+
+
+def test_skip_rejects_a_reason_outside_the_spec():
+    r = CampaignRecipientFactory()
+    with pytest.raises(ValueError, match="Bogus"):
+        recipient_transition(recipient=r, method="skip", actor=Actor("task"), skip_reason="Bogus")
+
+
+def test_fail_records_the_error_message_and_retry_clears_it():
+    r = CampaignRecipientFactory(status=S.PROOFING)
+    recipient_transition(recipient=r, method="fail", actor=Actor("task"), message=r.ErrorMessages.FAILED_TO_MAKE_PROOF)
+    assert r.error_message == "Failed to make proof for this recipient"
+    recipient_transition(recipient=r, method="retry_proofing", actor=Actor("admin"))
+    r.refresh_from_db()
+    assert (r.status, r.error_message) == (S.PROOFING_STAGED, "")
+
+
+def test_retry_sending_needs_a_proof():
+    r = CampaignRecipientFactory(status=S.ERROR, proof_url="")
+    with pytest.raises(fsm.TransitionNotAllowed):
+        recipient_transition(recipient=r, method="retry_sending", actor=Actor("admin"))
+    r2 = CampaignRecipientFactory(status=S.ERROR, proof_url="https://proofs.example/1.png")
+    recipient_transition(recipient=r2, method="retry_sending", actor=Actor("admin"))
+    assert r2.status == S.SENDING_STAGED
+
+
+def test_history_rows_are_append_only():
+    r = CampaignRecipientFactory()
+    recipient_transition(recipient=r, method="hold_out", actor=Actor("task"))
+    log = RecipientTransition.objects.get()
+    log.reason = "rewritten"
+    with pytest.raises(ValueError, match="append-only"):
+        log.save()
+
+
+def test_bulk_moves_only_eligible_rows_and_logs_each(admin_user):
+    errors = CampaignRecipientFactory.create_batch(3, status=S.ERROR, error_message="x")
+    skipped = CampaignRecipientFactory(status=S.SKIPPED)
+    sent = CampaignRecipientFactory(status=S.SENT)
+    qs = CampaignRecipient.objects.all()
+    moved = recipients_bulk_transition(queryset=qs, method="retry_proofing", actor=Actor("admin", admin_user))
+    assert sorted(moved) == sorted(r.pk for r in errors)
+    assert set(CampaignRecipient.objects.filter(pk__in=moved).values_list("status", flat=True)) == {S.PROOFING_STAGED}
+    assert CampaignRecipient.objects.get(pk=skipped.pk).status == S.SKIPPED
+    assert CampaignRecipient.objects.get(pk=sent.pk).status == S.SENT
+    logs = RecipientTransition.objects.filter(recipient_id__in=moved)
+    assert logs.count() == 3
+    assert {(entry.from_status, entry.to_status, entry.acting_user_id) for entry in logs} == {
+        ("Error", "ProofingStaged", admin_user.pk)
+    }
+
+
+def test_bulk_twice_is_a_no_op_the_second_time():
+    CampaignRecipientFactory.create_batch(2, status=S.ERROR)
+    qs = CampaignRecipient.objects.all()
+    assert len(recipients_bulk_transition(queryset=qs, method="retry_proofing", actor=Actor("admin"))) == 2
+    assert recipients_bulk_transition(queryset=qs, method="retry_proofing", actor=Actor("admin")) == []
+    assert RecipientTransition.objects.count() == 2
+
+
+def test_bulk_takes_each_source_state_of_a_multi_source_method():
+    a = CampaignRecipientFactory(status=S.SKIPPED)
+    b = CampaignRecipientFactory(status=S.HOLDOUT)
+    moved = recipients_bulk_transition(queryset=CampaignRecipient.objects.all(), method="archive", actor=Actor("a"))
+    assert sorted(moved) == sorted([a.pk, b.pk])
+    assert {(t.from_status, t.to_status) for t in RecipientTransition.objects.all()} == {
+        ("Skipped", "Archived"),
+        ("Holdout", "Archived"),
+    }
+
+
+def test_bulk_sources_come_from_the_fsm_table():
+    assert sources_of(CampaignRecipient, "archive") == sorted(
+        ["Pending", "Skipped", "Holdout", "Error", "Blacklisted", "AddressEnrichable", "Proofed", "Scheduled"]
+    )
+    assert target_of(CampaignRecipient, "archive") == "Archived"
+
+
+def test_created_rows_get_a_creation_history_row():
+    r = CampaignRecipientFactory(status=S.SKIPPED, skip_reason="NoAddress")
+    recipients_record_created(recipients=[r], actor=Actor("command:import_recipients"))
+    log = RecipientTransition.objects.get()
+    assert (log.from_status, log.to_status, log.payload) == ("", "Skipped", {"skip_reason": "NoAddress"})

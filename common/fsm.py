@@ -1,0 +1,176 @@
+"""FSM helpers shared by the recipient and mailpiece machines.
+
+Per-object transitions run the django-fsm-2 method, save with the
+``ConcurrentTransitionMixin`` guard and write the history row in one
+transaction.  Bulk moves are one compare-and-swap UPDATE whose allowed sources
+come from the FSM's own table, plus one ``bulk_create`` of history rows: the
+same graph, the same log, no per-row queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from django.db import models, transaction
+from django.utils import timezone
+
+_H = TypeVar("_H", bound=models.Model)
+
+
+def transition_table(model: Any, field: str = "status") -> dict[str, dict[str, str]]:
+    """``{method name: {source: target}}`` read from django-fsm-2's registry."""
+    instance = model()
+    table: dict[str, dict[str, str]] = {}
+    for t in getattr(instance, f"get_all_{field}_transitions")():
+        table.setdefault(t.name, {})[str(t.source)] = str(t.target)
+    return table
+
+
+def edges(model: type[models.Model], field: str = "status") -> set[tuple[str, str]]:
+    """Every (source, target) pair the model's FSM allows."""
+    return {
+        (source, target) for sources in transition_table(model, field).values() for source, target in sources.items()
+    }
+
+
+def sources_of(model: type[models.Model], method: str, field: str = "status") -> list[str]:
+    """The states from which ``method`` may run: the source list of a bulk CAS."""
+    return sorted(transition_table(model, field)[method])
+
+
+def target_of(model: type[models.Model], method: str, field: str = "status") -> str:
+    targets = set(transition_table(model, field)[method].values())
+    if len(targets) != 1:
+        raise ValueError(f"{model.__name__}.{method} has no single target: {targets}")
+    return targets.pop()
+
+
+class Actor:
+    """Who or what caused a transition: ``source`` is "admin", "task",
+    "webhook:lob", "command:import_recipients"...; ``user`` is set for people."""
+
+    __slots__ = ("source", "user")
+
+    def __init__(self, source: str, user: Any = None) -> None:
+        self.source = source
+        self.user = user if getattr(user, "is_authenticated", False) else None
+
+    def __repr__(self) -> str:
+        return f"Actor({self.source!r}, user={self.user!r})"
+
+
+def history_row(
+    history: type[_H],
+    *,
+    obj_field: str,
+    obj_id: int,
+    from_status: str,
+    to_status: str,
+    actor: Actor,
+    reason: str = "",
+    payload: Mapping[str, Any] | None = None,
+    at: Any = None,
+) -> _H:
+    return history(
+        **{f"{obj_field}_id": obj_id},
+        from_status=from_status,
+        to_status=to_status,
+        source=actor.source,
+        acting_user=actor.user,
+        reason=reason[:500],
+        payload=dict(payload or {}),
+        created=at or timezone.now(),
+    )
+
+
+def run_transition(
+    obj: Any,
+    method: str,
+    *,
+    history: type[models.Model],
+    obj_field: str,
+    actor: Actor,
+    reason: str = "",
+    payload: Mapping[str, Any] | None = None,
+    update_fields: Iterable[str] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Run ``obj.<method>(**kwargs)``, save and log, atomically.
+
+    Raises ``TransitionNotAllowed`` when the edge does not exist and
+    ``ConcurrentTransition`` when another writer moved the row first.
+    """
+    with transaction.atomic():
+        before = obj.status
+        result = getattr(obj, method)(**kwargs)
+        obj.save(update_fields=list(update_fields) if update_fields is not None else None)
+        history_row(
+            history,
+            obj_field=obj_field,
+            obj_id=obj.pk,
+            from_status=before,
+            to_status=obj.status,
+            actor=actor,
+            reason=reason,
+            payload=payload,
+        ).save()
+    return result
+
+
+def bulk_transition(
+    queryset: models.QuerySet[Any],
+    method: str,
+    *,
+    history: type[models.Model],
+    obj_field: str,
+    actor: Actor,
+    reason: str = "",
+    payload: Mapping[str, Any] | None = None,
+    updates: Mapping[str, Any] | None = None,
+) -> list[int]:
+    """Move every row of ``queryset`` that may take ``method`` to its target.
+
+    One conditional UPDATE per source state (so each history row knows its
+    ``from``), trusting the row count: rows another worker moved meanwhile are
+    simply not touched.  Returns the ids that moved.
+    """
+    model: Any = queryset.model
+    table = transition_table(model)[method]
+    moved: list[int] = []
+    now = timezone.now()
+    with transaction.atomic():
+        for source, target in table.items():
+            ids = list(queryset.filter(status=source).values_list("pk", flat=True))
+            if not ids:
+                continue
+            changed: list[int] = []
+            for chunk_start in range(0, len(ids), 500):
+                chunk = ids[chunk_start : chunk_start + 500]
+                fields = {"status": target, "updated": now, **(updates or {})}
+                # Re-read the ids that really moved: the CAS may lose some rows.
+                n = model.objects.filter(pk__in=chunk, status=source).update(**fields)
+                if n == len(chunk):
+                    changed.extend(chunk)
+                elif n:
+                    # Some rows moved under us; find which ones we changed.
+                    changed.extend(model.objects.filter(pk__in=chunk, status=target).values_list("pk", flat=True))
+            history._default_manager.bulk_create(
+                [
+                    history_row(
+                        history,
+                        obj_field=obj_field,
+                        obj_id=pk,
+                        from_status=source,
+                        to_status=target,
+                        actor=actor,
+                        reason=reason,
+                        payload=payload,
+                        at=now,
+                    )
+                    for pk in changed
+                ],
+                batch_size=1000,
+            )
+            moved.extend(changed)
+    return moved

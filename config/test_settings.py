@@ -1,0 +1,22 @@
+"""With these settings, tests run faster and never leave the machine."""
+
+from __future__ import annotations
+
+import os
+
+from config.settings import *  # noqa: F403
+from config.settings import DATABASES, PRINTERS_CONF, Q_CLUSTER
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory: race tests need several connections to one database.
+    # One file per test run, so concurrent runs on one machine never share it.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_postcards_{os.getpid()}.sqlite3"}
+
+# Known secrets so webhook tests can sign; production never sees these.
+for _kind in PRINTERS_CONF:
+    PRINTERS_CONF[_kind]["webhook_secret"] = PRINTERS_CONF[_kind]["webhook_secret"] or f"test-{_kind}-secret"
+PRINTERS_CONF["intelliprint"]["webhook_secret"] = "whsec_dGVzdC1pbnRlbGxpcHJpbnQtc2VjcmV0LWtleQ=="

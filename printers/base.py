@@ -1,0 +1,160 @@
+"""The one interface every printer implements.
+
+A printer module is small: it turns a :class:`SubmitRequest` into the vendor's
+wire format, sends it through :mod:`printers.http`, and turns vendor webhooks
+into :class:`PrinterEvent` values.  It never touches the database: services in
+``mailpieces`` and ``campaigns`` do that with what the printer returns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from mailpieces.status import MailpieceStatus
+
+
+class PrinterError(Exception):
+    """A vendor call failed.
+
+    ``permanent`` is False for outcomes that may succeed on a retry with the
+    same idempotency key (network errors, timeouts, 408, 429, 5xx) and True for
+    a definitive rejection (other 4xx): the recipient then goes to Error.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        status_code: int | None = None,
+        code: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.status_code = status_code
+        self.code = code
+        self.retry_after = retry_after
+
+
+class WebhookVerificationError(Exception):
+    """The webhook is not authentic (bad, missing or stale signature, no secret)."""
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str
+    address1: str
+    address2: str = ""
+    city: str = ""
+    state: str = ""
+    zip: str = ""
+    country: str = "US"
+    company: str = ""
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """Everything a printer needs to create one postcard, exactly once."""
+
+    reference: str  # ours, unique per recipient submission: "pc:<org>:<recipient>:<gen>"
+    idempotency_key: str  # persisted before the first attempt; reused by every retry
+    to: Address
+    front: str  # URL (or data URI) of the personalized front image
+    back: str  # URL (or data URI) of the back image
+    size: str = "4x6"
+    mail_date: dt.date | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)  # recipient_id, campaign_id, ...
+    test: bool = False
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What the printer says it created."""
+
+    printer_id: str  # psc_..., Stannp numeric id, print_..., ...
+    status: MailpieceStatus = MailpieceStatus.SUBMITTED
+    reference: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    extra_ids: Mapping[str, str] = field(default_factory=dict)  # e.g. IntelliPrint letter ids
+
+
+@dataclass(frozen=True)
+class PrinterEvent:
+    """One status report about one piece, from a webhook."""
+
+    printer_id: str
+    vendor_status: str
+    status: MailpieceStatus  # converted with the printer's table; Unknown when unmapped
+    occurred_at: dt.datetime | None
+    event_id: str  # the vendor's id for dedupe, namespaced by the caller per printer
+    reference: str = ""  # ours, when the vendor echoes it
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """The parts of an inbound HTTP request a printer needs to verify it."""
+
+    body: bytes
+    headers: Mapping[str, str]  # case-insensitive lookups: use ``header()``
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return None
+
+
+class Printer:
+    """Base class of every printer module.  Subclasses set the class attributes
+    and implement the methods; the registry builds them from settings."""
+
+    kind: ClassVar[str]
+    label: ClassVar[str]
+    approval_model: ClassVar[type[BaseModel]]
+    status_map: ClassVar[Mapping[str, MailpieceStatus]]
+    countries: ClassVar[frozenset[str]]  # ISO-3166 alpha-2 codes this printer mails to
+
+    def submit(self, request: SubmitRequest) -> Submission:
+        raise NotImplementedError
+
+    def lookup(self, reference: str) -> Submission | None:
+        raise NotImplementedError
+
+    def cancel(self, printer_id: str) -> None:
+        raise NotImplementedError
+
+    def verify_webhook(self, request: WebhookRequest) -> None:
+        """Raise :class:`WebhookVerificationError` unless the request is authentic."""
+        raise NotImplementedError
+
+    def parse_webhook(self, raw: bytes, content_type: str = "application/json") -> list[PrinterEvent]:
+        raise NotImplementedError
+
+    @classmethod
+    def convert_status(cls, vendor_status: str) -> MailpieceStatus:
+        """The spec's mapping of a vendor status; Unknown when unmapped (never raises)."""
+        return cls.status_map.get(str(vendor_status), MailpieceStatus.UNKNOWN)
+
+    @classmethod
+    def approval_errors(cls, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Errors of the printer's approval model for ``data``, JSON-ready for
+        ``recipient.json["approval_errors"]``; empty when approved."""
+        from pydantic import ValidationError
+
+        try:
+            cls.approval_model.model_validate(dict(data))
+        except ValidationError as exc:
+            return [
+                {"loc": [str(p) for p in err["loc"]], "msg": err["msg"], "type": err["type"]}
+                for err in exc.errors(include_url=False, include_input=False)
+            ]
+        return []
