@@ -120,3 +120,15 @@ def test_every_target_has_one_transition_method():
 )
 def test_coerce_falls_back_to_unknown(value, expected):
     assert coerce(value) == expected
+
+
+def test_django_fsm_graph_transitions_renders_both_machines():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("graph_transitions", "campaigns.CampaignRecipient", "mailpieces.Mailpiece", stdout=out)
+    dot = out.getvalue()
+    assert "campaigns.campaign_recipient.status.AddressEnriching" in dot
+    assert "mailpieces.mailpiece.status.LocalDelivery" in dot
