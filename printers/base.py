@@ -9,9 +9,10 @@ into :class:`PrinterEvent` values.  It never touches the database: services in
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel
 
@@ -111,6 +112,24 @@ class WebhookRequest:
             if key.lower() == lowered:
                 return value
         return None
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def load_webhook_body(model: type[_M], body: bytes | Any, *, vendor: str, what: str) -> _M:
+    """Validate a webhook body (raw JSON bytes, or data already decoded) with
+    the vendor's pydantic model; any problem is a ``ValueError`` naming the
+    vendor, which the webhook layer quarantines instead of failing."""
+    if isinstance(body, bytes):
+        try:
+            body = json.loads(body.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
+            raise ValueError(f"{vendor} webhook body is not JSON: {exc}") from exc
+    try:
+        return model.model_validate(body)
+    except ValueError as exc:  # pydantic's ValidationError
+        raise ValueError(f"{vendor} webhook body is not {what}: {exc}") from exc
 
 
 class Printer:

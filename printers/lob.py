@@ -1,0 +1,235 @@
+"""Lob (US): JSON postcards with idempotency keys, metadata lookup, signed event webhooks.
+
+Wire facts are in ``shared/docs/vendors.md`` §1; our choices in ``docs/printers/lob.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mailpieces.status import MailpieceStatus
+from printers import http, signing
+from printers.approval_rules import LOB_COUNTRIES, LobRecipientApproval
+from printers.base import (
+    Printer,
+    PrinterError,
+    PrinterEvent,
+    Submission,
+    SubmitRequest,
+    WebhookRequest,
+    WebhookVerificationError,
+    load_webhook_body,
+)
+from printers.kinds import PrinterKind
+
+S = MailpieceStatus
+
+# Spec 001 rows first, then the rest of Lob's postcard vocabulary (vendors.md §1.5).
+STATUS_MAP: dict[str, MailpieceStatus] = {
+    "postcard.created": S.PRODUCING,
+    "postcard.mailed": S.HANDED_OVER,
+    "postcard.in_transit": S.IN_TRANSIT,
+    "postcard.processed_for_delivery": S.LOCAL_DELIVERY,
+    "postcard.in_local_area": S.LOCAL_DELIVERY,
+    "postcard.delivered": S.DELIVERED,
+    "postcard.returned_to_sender": S.RETURNED,
+    "postcard.deleted": S.CANCELLED,
+    # Extensions.  Rendering happens while the piece is in production.
+    "postcard.rendered_pdf": S.PRODUCING,
+    "postcard.rendered_thumbnails": S.PRODUCING,
+    # A re-route or an exit scan means the piece is still travelling.
+    "postcard.re-routed": S.IN_TRANSIT,
+    "postcard.international_exit": S.IN_TRANSIT,
+    "postcard.failed": S.ERROR,
+    "postcard.rejected": S.ERROR,
+    # Engagement, not progress: recorded, never applied.
+    "postcard.viewed": S.UNKNOWN,
+    "postcard.informed_delivery.email_sent": S.UNKNOWN,
+    "postcard.informed_delivery.email_opened": S.UNKNOWN,
+    "postcard.informed_delivery.email_clicked_through": S.UNKNOWN,
+}
+# Event type -> tracking event name whose ``time`` says when it happened.
+TRACKING_NAMES = {
+    "postcard.mailed": "Mailed",
+    "postcard.in_transit": "In Transit",
+    "postcard.in_local_area": "In Local Area",
+    "postcard.processed_for_delivery": "Processed for Delivery",
+    "postcard.delivered": "Delivered",
+    "postcard.re-routed": "Re-Routed",
+    "postcard.returned_to_sender": "Returned to Sender",
+    "postcard.international_exit": "International Exit",
+}
+SIZES = frozenset({"4x6", "6x9", "6x11"})
+MAX_SEND_AHEAD_DAYS = 180
+MAX_METADATA_KEYS = 20
+LOB_VERSION = "2020-02-11"
+DEFAULT_TOLERANCE_S = 300
+
+
+class LobEventType(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(min_length=1)
+
+
+class LobEvent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    event_type: LobEventType
+    reference_id: str | None = None
+    date_created: dt.datetime | None = None
+    body: dict[str, Any] = {}
+
+
+def metadata_for(request: SubmitRequest) -> dict[str, str]:
+    """Our reference + metadata within Lob's limits, or a permanent error naming the breach."""
+    metadata = {"reference": request.reference, **{str(k): str(v) for k, v in request.metadata.items()}}
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise PrinterError(f"lob metadata allows {MAX_METADATA_KEYS} keys, got {len(metadata)}", permanent=True)
+    for key, value in metadata.items():
+        if len(key) > 40 or len(value) > 500 or any(c in key + value for c in '"\\'):
+            raise PrinterError(f"lob metadata {key!r}: keys <= 40, values <= 500 chars, no quotes", permanent=True)
+    return metadata
+
+
+def send_date_for(mail_date: dt.date | None, *, today: dt.date | None = None) -> str | None:
+    """ISO date for a future mail date (Lob reads it as midnight UTC); None to mail now."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    if mail_date is None or mail_date <= today:
+        return None
+    if (mail_date - today).days > MAX_SEND_AHEAD_DAYS:
+        raise PrinterError(
+            f"lob send_date {mail_date} is more than {MAX_SEND_AHEAD_DAYS} days ahead", permanent=True, code="send_date"
+        )
+    return mail_date.isoformat()
+
+
+class LobPrinter(Printer):
+    kind = PrinterKind.LOB
+    label = "Lob"
+    approval_model = LobRecipientApproval
+    status_map = STATUS_MAP
+    countries = LOB_COUNTRIES
+
+    def __init__(self, conf: Mapping[str, Any]) -> None:
+        self.conf = dict(conf)
+        self.base_url = str(self.conf.get("base_url") or "https://api.lob.com/v1").rstrip("/")
+
+    # ------------------------------------------------------------------ outbound
+    def _call(self, method: str, path: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
+        response = http.request(
+            method,
+            self.base_url + path,
+            auth=(str(self.conf.get("api_key") or ""), ""),
+            headers={"Lob-Version": LOB_VERSION, **(headers or {})},
+            **kwargs,
+        )
+        http.raise_for_status(response, vendor="lob")
+        try:
+            return response.json()
+        except ValueError:
+            raise PrinterError(f"lob answered HTTP {response.status_code} with a non-JSON body") from None
+
+    def payload(self, request: SubmitRequest) -> dict[str, Any]:
+        if request.size not in SIZES:
+            raise PrinterError(
+                f"lob postcard size must be one of {sorted(SIZES)}, got {request.size!r}", permanent=True
+            )
+        to = request.to
+        address = {
+            "name": to.name,
+            "company": to.company,
+            "address_line1": to.address1,
+            "address_line2": to.address2,
+            "address_city": to.city,
+            "address_state": to.state,
+            "address_zip": to.zip,
+            "address_country": to.country,
+        }
+        body: dict[str, Any] = {
+            "description": request.reference[:255],
+            "to": {key: value for key, value in address.items() if value},
+            "front": request.front,
+            "back": request.back,
+            "size": request.size,
+            "use_type": "marketing",
+            "metadata": metadata_for(request),
+        }
+        send_date = send_date_for(request.mail_date)
+        if send_date:
+            body["send_date"] = send_date
+        return body
+
+    def submit(self, request: SubmitRequest) -> Submission:
+        # Lob replays a known key with 200 and the existing postcard (vendors.md §1.3).
+        data = self._call(
+            "POST", "/postcards", json=self.payload(request), headers={"Idempotency-Key": request.idempotency_key}
+        )
+        return self._submission(data, reference=request.reference)
+
+    def lookup(self, reference: str) -> Submission | None:
+        data = self._call("GET", "/postcards", params={"metadata[reference]": reference, "limit": 10})
+        items = data.get("data", []) if isinstance(data, dict) else []
+        for item in items:
+            metadata = item.get("metadata") if isinstance(item, dict) else None
+            if isinstance(metadata, dict) and metadata.get("reference") == reference and not item.get("deleted"):
+                return self._submission(item, reference=reference)
+        return None
+
+    def cancel(self, printer_id: str) -> None:
+        self._call("DELETE", f"/postcards/{printer_id}")
+
+    def _submission(self, data: Any, *, reference: str) -> Submission:
+        if not isinstance(data, dict) or not str(data.get("id") or "").startswith("psc_"):
+            raise PrinterError(f"lob answered without a postcard id: {str(data)[:200]}", permanent=True)
+        return Submission(printer_id=data["id"], reference=reference, raw=data)
+
+    # ------------------------------------------------------------------ webhooks
+    def verify_webhook(self, request: WebhookRequest) -> None:
+        secret = str(self.conf.get("webhook_secret") or "")
+        if not secret:
+            raise WebhookVerificationError("LOB_WEBHOOK_SECRET is not set: refusing every Lob webhook")
+        timestamp = request.header("Lob-Signature-Timestamp")
+        signing.check_timestamp(timestamp, float(self.conf.get("webhook_tolerance_s") or DEFAULT_TOLERANCE_S))
+        assert timestamp is not None  # check_timestamp raised otherwise
+        signed = timestamp.strip().encode() + b"." + request.body
+        signing.check_hmac_hex(secret, signed, request.header("Lob-Signature"))
+
+    def parse_webhook(self, raw: bytes, content_type: str = "application/json") -> list[PrinterEvent]:
+        """One event per delivery.  Raises ``ValueError`` with a clear message on a malformed body."""
+        event = load_webhook_body(LobEvent, raw, vendor="lob", what="a Lob event")
+        printer_id = event.reference_id or str(event.body.get("id") or "")
+        if not printer_id:
+            raise ValueError(f"lob event {event.id} names no postcard (no reference_id, no body.id)")
+        vendor_status = event.event_type.id
+        metadata = event.body.get("metadata")  # absent on *.deleted bodies
+        reference = str(metadata.get("reference") or "") if isinstance(metadata, dict) else ""
+        return [
+            PrinterEvent(
+                printer_id=printer_id,
+                vendor_status=vendor_status,
+                status=self.convert_status(vendor_status),
+                occurred_at=occurred_at(event),
+                event_id=event.id,
+                reference=reference,
+                raw=event.model_dump(mode="json"),
+            )
+        ]
+
+
+def occurred_at(event: LobEvent) -> dt.datetime | None:
+    """The scan time of the matching tracking event, else when Lob created the event."""
+    name = TRACKING_NAMES.get(event.event_type.id)
+    tracking = event.body.get("tracking_events")
+    if name and isinstance(tracking, list):
+        for item in reversed(tracking):  # ascending by time: the latest match wins
+            if isinstance(item, dict) and item.get("name") == name and item.get("time"):
+                try:
+                    return dt.datetime.fromisoformat(str(item["time"]).replace("Z", "+00:00"))
+                except ValueError:
+                    break
+    return event.date_created

@@ -1,0 +1,60 @@
+"""``manage.py printer_simulator``: serve the local printer simulator until interrupted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from printers.simulator import Fault, Piece, Simulator
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve the local printer simulator (Lob, sandbox, Stannp, IntelliPrint wire formats) on 127.0.0.1. "
+        "With --webhook-target, every new piece walks its vendor's happy path as signed webhooks "
+        "POSTed to <target>/webhooks/<vendor>/."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8765)
+        parser.add_argument("--webhook-target", default="", help="e.g. http://127.0.0.1:8000")
+        parser.add_argument("--webhook-interval", type=float, default=2.0, help="seconds between webhooks")
+        parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        secrets = {kind: str(conf.get("webhook_secret") or "") for kind, conf in settings.PRINTERS_CONF.items()}
+        sim = Simulator(secrets=secrets, host=options["host"], port=options["port"])
+        if options["latency"] > 0:
+            for vendor in sim.handlers:
+                sim.inject(vendor, Fault.latency(options["latency"], times=2**62))
+        target = str(options["webhook_target"]).rstrip("/")
+        if target:
+            interval = float(options["webhook_interval"])
+
+            def walk(piece: Piece) -> None:
+                # Statuses spaced ``interval`` apart on the simulator's clock, delivered as they happen.
+                steps = sim.timeline(piece.vendor, piece.id, spacing_s=interval)
+
+                def run() -> None:
+                    for step in steps:
+                        time.sleep(interval)
+                        for delivery in sim.fire_webhooks(lambda v: f"{target}/webhooks/{v}/", [step]):
+                            self.stdout.write(
+                                f"webhook {step.vendor} {step.piece_id} {step.status} -> {delivery.status_code}"
+                            )
+
+                threading.Thread(target=run, daemon=True).start()
+
+            sim.on_create.append(walk)
+        self.stdout.write(f"printer simulator on {sim.base_url} ({', '.join(sorted(sim.handlers))}); Ctrl-C to stop")
+        try:
+            sim.serve_forever()
+        except KeyboardInterrupt:
+            self.stdout.write("stopped")
+        finally:
+            sim.stop()

@@ -1,0 +1,162 @@
+"""Sandbox: the default printer of a fresh install, served by the local simulator.
+
+Our own small wire format (``docs/printers/sandbox.md``): JSON pieces under
+``/sandbox/v1/pieces`` with an ``Idempotency-Key`` header, lookup by our
+reference, cancel by DELETE, and webhooks signed ``X-Postcards-Signature:
+t=<unix s>,v1=<hex hmac of "t.body">`` whose statuses are MailpieceStatus values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mailpieces.status import MailpieceStatus
+from printers import http, signing
+from printers.approval_rules import SandboxRecipientApproval
+from printers.base import (
+    Printer,
+    PrinterError,
+    PrinterEvent,
+    Submission,
+    SubmitRequest,
+    WebhookRequest,
+    WebhookVerificationError,
+    load_webhook_body,
+)
+from printers.kinds import PrinterKind
+
+# The sandbox speaks our own vocabulary: every status maps to itself.
+STATUS_MAP: dict[str, MailpieceStatus] = {status.value: status for status in MailpieceStatus}
+SIGNATURE_HEADER = "X-Postcards-Signature"
+DEFAULT_TOLERANCE_S = 300
+DEFAULT_BASE_URL = "http://127.0.0.1:8765/sandbox/v1"
+
+
+class SandboxPiece(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    reference: str = ""
+    status: str = ""
+    occurred_at: dt.datetime | None = None
+    metadata: dict[str, str] = {}
+
+
+class SandboxEvent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    type: str
+    data: SandboxPiece
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The header value for ``body`` (the simulator signs with this too)."""
+    return f"t={timestamp},v1={signing.hmac_sha256_hex(secret, f'{timestamp}.'.encode() + body)}"
+
+
+def parse_signature_header(value: str | None) -> tuple[str, list[str]]:
+    """``(t, [v1, ...])`` from ``t=...,v1=...[,v1=...]``; raises when malformed."""
+    if not value:
+        raise WebhookVerificationError(f"missing {SIGNATURE_HEADER} header")
+    timestamps, signatures = [], []
+    for part in value.split(","):
+        name, sep, item = part.strip().partition("=")
+        if not sep or not item:
+            raise WebhookVerificationError(f"malformed {SIGNATURE_HEADER} header")
+        if name == "t":
+            timestamps.append(item)
+        elif name == "v1":
+            signatures.append(item.lower())
+    if len(timestamps) != 1 or not signatures:
+        raise WebhookVerificationError(f"{SIGNATURE_HEADER} needs exactly one t= and at least one v1=")
+    return timestamps[0], signatures
+
+
+class SandboxPrinter(Printer):
+    kind = PrinterKind.SANDBOX
+    label = "Sandbox (local simulator)"
+    approval_model = SandboxRecipientApproval
+    status_map = STATUS_MAP
+    countries = frozenset({"US", "GB", "CA"})
+    requires_api_key = False
+
+    def __init__(self, conf: Mapping[str, Any]) -> None:
+        self.conf = dict(conf)
+        self.base_url = str(self.conf.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+
+    # ------------------------------------------------------------------ outbound
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = http.request(method, self.base_url + path, **kwargs)
+        http.raise_for_status(response, vendor="sandbox")
+        try:
+            return response.json()
+        except ValueError:
+            raise PrinterError(f"sandbox answered HTTP {response.status_code} with a non-JSON body") from None
+
+    def payload(self, request: SubmitRequest) -> dict[str, Any]:
+        return {
+            "reference": request.reference,
+            "to": asdict(request.to),
+            "front": request.front,
+            "back": request.back,
+            "size": request.size,
+            "mail_date": request.mail_date.isoformat() if request.mail_date else None,
+            "metadata": {str(k): str(v) for k, v in request.metadata.items()},
+            "test": request.test,
+        }
+
+    def submit(self, request: SubmitRequest) -> Submission:
+        data = self._call(
+            "POST", "/pieces", json=self.payload(request), headers={"Idempotency-Key": request.idempotency_key}
+        )
+        return self._submission(data, reference=request.reference)
+
+    def lookup(self, reference: str) -> Submission | None:
+        data = self._call("GET", "/pieces", params={"reference": reference})
+        for item in data.get("data", []) if isinstance(data, dict) else []:
+            if isinstance(item, dict) and item.get("reference") == reference:
+                return self._submission(item, reference=reference)
+        return None
+
+    def cancel(self, printer_id: str) -> None:
+        self._call("DELETE", f"/pieces/{printer_id}")
+
+    def _submission(self, data: Any, *, reference: str) -> Submission:
+        if not isinstance(data, dict) or not data.get("id"):
+            raise PrinterError(f"sandbox answered without a piece id: {str(data)[:200]}", permanent=True)
+        return Submission(printer_id=str(data["id"]), reference=reference, raw=data)
+
+    # ------------------------------------------------------------------ webhooks
+    def verify_webhook(self, request: WebhookRequest) -> None:
+        secret = str(self.conf.get("webhook_secret") or "")
+        if not secret:
+            raise WebhookVerificationError("SANDBOX_WEBHOOK_SECRET is not set: refusing every sandbox webhook")
+        timestamp, candidates = parse_signature_header(request.header(SIGNATURE_HEADER))
+        signing.check_timestamp(timestamp, float(self.conf.get("webhook_tolerance_s") or DEFAULT_TOLERANCE_S))
+        expected = signing.hmac_sha256_hex(secret, f"{timestamp}.".encode() + request.body).encode()
+        # Several v1 entries while a secret is being rotated: any one may match.
+        if not any(hmac.compare_digest(expected, c.encode("utf-8", "replace")) for c in candidates):
+            raise WebhookVerificationError("signature does not match the body")
+
+    def parse_webhook(self, raw: bytes, content_type: str = "application/json") -> list[PrinterEvent]:
+        """One event per delivery.  Raises ``ValueError`` with a clear message on a malformed body."""
+        event = load_webhook_body(SandboxEvent, raw, vendor="sandbox", what="a sandbox event")
+        piece = event.data
+        return [
+            PrinterEvent(
+                printer_id=piece.id,
+                vendor_status=piece.status,
+                status=self.convert_status(piece.status),
+                occurred_at=piece.occurred_at,
+                event_id=event.id,
+                reference=piece.reference,
+                raw=event.model_dump(mode="json"),
+            )
+        ]

@@ -1,0 +1,206 @@
+"""Taylor: numeric status codes, and a wire format of our own.
+
+Taylor publishes no API documentation, so ``docs/printers/taylor.md`` defines
+the contract this module speaks (JSON create with an ``Idempotency-Key``,
+lookup by reference, DELETE to cancel, webhooks signed ``t=..,v1=..``).  The
+code -> status table is the spec's, overridable per deployment in
+``settings.PRINTERS_CONF["taylor"]["status_map"]``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from mailpieces.status import MailpieceStatus
+from printers import http, signing
+from printers.approval_rules import TAYLOR_COUNTRIES, TaylorRecipientApproval
+from printers.base import (
+    Printer,
+    PrinterError,
+    PrinterEvent,
+    Submission,
+    SubmitRequest,
+    WebhookRequest,
+    WebhookVerificationError,
+    load_webhook_body,
+)
+from printers.kinds import PrinterKind
+
+S = MailpieceStatus
+
+STATUS_MAP: dict[str, MailpieceStatus] = {
+    "9": S.PROCESSED,
+    "10": S.PROCESSED,
+    "11": S.HANDED_OVER,
+    "12": S.DELIVERED,
+    "-1": S.ERROR,
+}
+SIZES = frozenset({"4x6", "6x9", "6x11"})
+SIGNATURE_HEADER = "X-Taylor-Signature"
+DEFAULT_TOLERANCE_S = 300.0
+
+
+def status_code(value: Any) -> str:
+    """A status code as the table's key: 11, "11" and " 011" are all "11"."""
+    text = str(value).strip()
+    try:
+        return str(int(text))
+    except ValueError:
+        return text
+
+
+def load_status_map(override: Mapping[Any, Any] | None) -> dict[str, MailpieceStatus]:
+    """The spec's table with ``override`` laid over it (map a code to "Unknown" to drop it)."""
+    table = dict(STATUS_MAP)
+    for code, name in (override or {}).items():
+        try:
+            table[status_code(code)] = MailpieceStatus(name)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"PRINTERS_CONF['taylor']['status_map'][{code!r}] = {name!r} is not a mailpiece status; "
+                f"use one of {', '.join(MailpieceStatus.values)}"
+            ) from None
+    return table
+
+
+class TaylorEvent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    mailpiece_id: str
+    status: str
+    reference: str | None = ""
+    occurred_at: dt.datetime | None = None
+
+    @field_validator("id", "mailpiece_id", "status", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+            raise ValueError("must be a non-empty string or an integer")
+        return str(value).strip()
+
+
+def parse_signature_header(value: str | None) -> tuple[str, list[str]]:
+    """``t=<epoch>,v1=<hex>[,v1=<hex>…]`` as (timestamp, signatures); raises when malformed."""
+    if not value:
+        raise WebhookVerificationError(f"missing {SIGNATURE_HEADER} header")
+    timestamp, signatures = "", []
+    for item in value.split(","):
+        key, sep, val = item.strip().partition("=")
+        if not sep or not val:
+            raise WebhookVerificationError(f"malformed {SIGNATURE_HEADER} header")
+        if key == "t":
+            timestamp = val
+        elif key == "v1":
+            signatures.append(val)
+    if not timestamp or not signatures:
+        raise WebhookVerificationError(f"{SIGNATURE_HEADER} needs t= and at least one v1=")
+    return timestamp, signatures
+
+
+class TaylorPrinter(Printer):
+    kind = PrinterKind.TAYLOR
+    label = "Taylor"
+    approval_model = TaylorRecipientApproval
+    status_map = STATUS_MAP  # the spec's defaults; convert_status applies the settings override
+    countries = TAYLOR_COUNTRIES
+
+    def __init__(self, conf: Mapping[str, Any]) -> None:
+        self.conf = dict(conf)
+        self.base_url = str(self.conf.get("base_url") or "").rstrip("/")
+        load_status_map(self.conf.get("status_map"))  # a bad table fails here, loudly, not per webhook
+
+    @classmethod
+    def convert_status(cls, vendor_status: str) -> MailpieceStatus:
+        # Read at call time (never at import): the table is deployment configuration.
+        override = settings.PRINTERS_CONF.get("taylor", {}).get("status_map")
+        return load_status_map(override).get(status_code(vendor_status), S.UNKNOWN)
+
+    # ------------------------------------------------------------------ outbound
+    def _call(self, method: str, path: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
+        auth = {"Authorization": f"Bearer {self.conf.get('api_key') or ''}"}
+        response = http.request(method, self.base_url + path, headers={**auth, **(headers or {})}, **kwargs)
+        http.raise_for_status(response, vendor="taylor")
+        try:
+            return response.json() if response.content else {}
+        except ValueError:
+            raise PrinterError(f"taylor answered HTTP {response.status_code} with a non-JSON body") from None
+
+    def payload(self, request: SubmitRequest) -> dict[str, Any]:
+        if request.size not in SIZES:
+            raise PrinterError(
+                f"taylor postcard size must be one of {sorted(SIZES)}, got {request.size!r}", permanent=True
+            )
+        return {
+            "reference": request.reference,
+            "size": request.size,
+            "mail_date": request.mail_date.isoformat() if request.mail_date else None,
+            "test": request.test,
+            "to": asdict(request.to),
+            "front": request.front,
+            "back": request.back,
+            "metadata": dict(request.metadata),
+        }
+
+    def submit(self, request: SubmitRequest) -> Submission:
+        piece = self._call(
+            "POST", "/mailpieces", json=self.payload(request), headers={"Idempotency-Key": request.idempotency_key}
+        )
+        return self._submission(piece)
+
+    def lookup(self, reference: str) -> Submission | None:
+        found = self._call("GET", "/mailpieces", params={"reference": reference})
+        items = found.get("data", []) if isinstance(found, dict) else []
+        matches = [item for item in items if isinstance(item, dict) and item.get("reference") == reference]
+        return self._submission(matches[0]) if matches else None
+
+    def cancel(self, printer_id: str) -> None:
+        self._call("DELETE", f"/mailpieces/{printer_id}")
+
+    def _submission(self, piece: Any) -> Submission:
+        if not isinstance(piece, dict) or not piece.get("id"):
+            raise PrinterError(f"taylor answered without a mailpiece id: {piece!r}", permanent=True)
+        return Submission(printer_id=str(piece["id"]), reference=str(piece.get("reference") or ""), raw=piece)
+
+    # ------------------------------------------------------------------ webhooks
+    def verify_webhook(self, request: WebhookRequest) -> None:
+        secret = str(self.conf.get("webhook_secret") or "")
+        if not secret:
+            raise WebhookVerificationError("no Taylor webhook secret is configured: refusing every webhook")
+        timestamp, signatures = parse_signature_header(request.header(SIGNATURE_HEADER))
+        tolerance = float(self.conf.get("webhook_tolerance_s") or DEFAULT_TOLERANCE_S)
+        signing.check_timestamp(timestamp, tolerance)
+        signed = timestamp.encode() + b"." + request.body
+        for signature in signatures:  # several v1 entries while a secret is rotated
+            try:
+                signing.check_hmac_hex(secret, signed, signature)
+            except WebhookVerificationError:
+                continue
+            return
+        raise WebhookVerificationError("no Taylor signature matches the body")
+
+    def parse_webhook(self, raw: bytes, content_type: str = "application/json") -> list[PrinterEvent]:
+        """One event per delivery.  Raises ``ValueError`` with a clear message on a malformed body."""
+        event = load_webhook_body(TaylorEvent, raw, vendor="taylor", what="a Taylor event")
+        occurred_at = event.occurred_at
+        if occurred_at and occurred_at.tzinfo is None:
+            occurred_at = occurred_at.replace(tzinfo=dt.UTC)
+        code = status_code(event.status)
+        return [
+            PrinterEvent(
+                printer_id=event.mailpiece_id,
+                vendor_status=code,
+                status=self.convert_status(code),
+                occurred_at=occurred_at,
+                event_id=event.id,
+                reference=event.reference or "",
+                raw=event.model_dump(mode="json"),
+            )
+        ]
