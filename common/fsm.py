@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
+from django_fsm import ConcurrentTransition
 
 _H = TypeVar("_H", bound=models.Model)
 
@@ -132,8 +133,8 @@ def bulk_transition(
     """Move every row of ``queryset`` that may take ``method`` to its target.
 
     One conditional UPDATE per source state (so each history row knows its
-    ``from``), trusting the row count: rows another worker moved meanwhile are
-    simply not touched.  Returns the ids that moved.
+    ``from``) on rows locked first: rows another worker holds or moved
+    meanwhile are simply not touched.  Returns the ids that moved.
     """
     model: Any = queryset.model
     table = transition_table(model)[method]
@@ -141,20 +142,26 @@ def bulk_transition(
     now = timezone.now()
     with transaction.atomic():
         for source, target in table.items():
-            ids = list(queryset.filter(status=source).values_list("pk", flat=True))
+            # A subquery, so DISTINCT or joins of the caller's queryset (admin
+            # searches) never meet FOR UPDATE.
+            rows = model.objects.filter(pk__in=queryset.values("pk"), status=source)
+            if connection.features.has_select_for_update_skip_locked:
+                # PostgreSQL: lock the rows we take; a concurrent mover skips
+                # them instead of waiting and double-counting.  SQLite needs
+                # nothing: an IMMEDIATE transaction already holds the write lock.
+                rows = rows.select_for_update(skip_locked=True)
+            ids = list(rows.order_by("pk").values_list("pk", flat=True))
             if not ids:
                 continue
-            changed: list[int] = []
+            fields = {"status": target, "updated": now, **(updates or {})}
             for chunk_start in range(0, len(ids), 500):
                 chunk = ids[chunk_start : chunk_start + 500]
-                fields = {"status": target, "updated": now, **(updates or {})}
-                # Re-read the ids that really moved: the CAS may lose some rows.
                 n = model.objects.filter(pk__in=chunk, status=source).update(**fields)
-                if n == len(chunk):
-                    changed.extend(chunk)
-                elif n:
-                    # Some rows moved under us; find which ones we changed.
-                    changed.extend(model.objects.filter(pk__in=chunk, status=target).values_list("pk", flat=True))
+                if n != len(chunk):
+                    # Cannot happen while the rows are locked; if it does, roll
+                    # the whole batch back rather than log moves we did not make.
+                    raise ConcurrentTransition(f"{n} of {len(chunk)} {model.__name__} rows moved under us")
+            changed = ids
             history._default_manager.bulk_create(
                 [
                     history_row(

@@ -1,0 +1,56 @@
+"""Two workers racing for the same rows: each row moves once and is logged once.
+
+Runs on a real file database with real connections (transactional_db), so on
+SQLite it exercises WAL + IMMEDIATE transactions and on PostgreSQL real
+concurrent UPDATEs.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connections
+
+from campaigns.models import CampaignRecipient, RecipientTransition
+from campaigns.services import recipients_bulk_transition
+from campaigns.tests.factories import CampaignFactory, CampaignRecipientFactory
+from common.fsm import Actor
+
+S = CampaignRecipient.Status
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_bulk_moves_move_each_row_once():
+    campaign = CampaignFactory()
+    CampaignRecipientFactory.create_batch(300, campaign=campaign, status=S.ERROR)
+    results: list[list[int]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def worker(name: str) -> None:
+        try:
+            start.wait()
+            moved = recipients_bulk_transition(
+                queryset=CampaignRecipient.objects.filter(campaign=campaign),
+                method="retry_proofing",
+                actor=Actor(name),
+            )
+            results.append(moved)
+        except BaseException as exc:  # surfaced below, with the thread's error
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(f"worker-{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert errors == []
+    moved = [pk for batch in results for pk in batch]
+    assert len(moved) == 300
+    assert len(set(moved)) == 300
+    assert CampaignRecipient.objects.filter(status=S.PROOFING_STAGED).count() == 300
+    assert RecipientTransition.objects.count() == 300
