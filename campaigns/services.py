@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import models
 from django.utils import timezone
 
 from campaigns.models import CampaignRecipient, RecipientTransition
-from common.fsm import Actor, bulk_transition, history_row, run_transition
+from common.fsm import Actor, bulk_transition, insert_history, run_transition
 
 
 def recipient_transition(
@@ -63,26 +64,32 @@ def recipients_bulk_transition(
     )
 
 
-def recipients_record_created(
-    *, recipients: Iterable[CampaignRecipient], actor: Actor, reason: str = "created"
-) -> None:
-    """History rows for recipients just created (e.g. by ``bulk_create``) in
-    their initial status: the log starts at creation, not at the first move."""
+class CreatedRecipient(Protocol):
+    """What the creation log needs of a new recipient: a model instance or a
+    lighter row object from a raw insert."""
+
+    pk: Any
+    status: str
+    skip_reason: str
+
+
+def recipients_record_created(*, recipients: Iterable[CreatedRecipient], actor: Actor, reason: str = "created") -> None:
+    """History rows for recipients just created (e.g. by a bulk insert) in
+    their initial status: the log starts at creation, not at the first move.
+    One ``INSERT … SELECT`` per (status, skip reason) group."""
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for r in recipients:
+        groups[(r.status, r.skip_reason or "")].append(r.pk)
     now = timezone.now()
-    RecipientTransition.objects.bulk_create(
-        [
-            history_row(
-                RecipientTransition,
-                obj_field="recipient",
-                obj_id=r.pk,
-                from_status="",
-                to_status=r.status,
-                actor=actor,
-                reason=reason,
-                payload={"skip_reason": r.skip_reason} if r.skip_reason else None,
-                at=now,
-            )
-            for r in recipients
-        ],
-        batch_size=1000,
-    )
+    for (status, skip_reason), ids in groups.items():
+        insert_history(
+            RecipientTransition,
+            obj_field="recipient",
+            ids=ids,
+            from_status="",
+            to_status=status,
+            actor=actor,
+            reason=reason,
+            payload={"skip_reason": skip_reason} if skip_reason else None,
+            at=now,
+        )

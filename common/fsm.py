@@ -9,10 +9,10 @@ same graph, the same log, no per-row queries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from django.db import connection, models, transaction
+from django.db import connection, connections, models, router, transaction
 from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
@@ -83,6 +83,56 @@ def history_row(
         payload=dict(payload or {}),
         created=at or timezone.now(),
     )
+
+
+def insert_history(
+    history: type[models.Model],
+    *,
+    obj_field: str,
+    ids: Sequence[int],
+    from_status: str,
+    to_status: str,
+    actor: Actor,
+    reason: str = "",
+    payload: Mapping[str, Any] | None = None,
+    at: Any = None,
+) -> None:
+    """One history row per id, written by ``INSERT … SELECT`` from the
+    object's table: the same row for every object except its id, so only the
+    ids travel as parameters (``bulk_create`` would build and bind a model per
+    row, which dominated the 100k-row import).  Portable to SQLite and
+    PostgreSQL; values are prepared by the fields themselves."""
+    if not ids:
+        return
+    meta = history._meta
+    fk: Any = meta.get_field(obj_field)
+    obj_meta = fk.related_model._meta
+    conn = connections[router.db_for_write(history)]
+    qn = conn.ops.quote_name
+    constants = {
+        "from_status": from_status,
+        "to_status": to_status,
+        "source": actor.source,
+        "acting_user": actor.user.pk if actor.user is not None else None,
+        "reason": reason[:500],
+        "payload": dict(payload or {}),
+        "created": at or timezone.now(),
+    }
+    fields: list[Any] = [meta.get_field(name) for name in constants]
+    params = [f.get_db_prep_save(constants[f.name], conn) for f in fields]
+    columns = ", ".join(qn(c) for c in [fk.column, *(f.column for f in fields)])
+    pk = qn(obj_meta.pk.column)
+    select = ", ".join(["%s"] * len(fields))
+    with conn.cursor() as cursor:
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            # Only quoted model identifiers are interpolated; values are parameters.
+            sql = (
+                f"INSERT INTO {qn(meta.db_table)} ({columns}) "  # noqa: S608
+                f"SELECT {pk}, {select} FROM {qn(obj_meta.db_table)} "
+                f"WHERE {pk} IN ({', '.join(['%s'] * len(chunk))}) ORDER BY {pk}"
+            )
+            cursor.execute(sql, [*params, *chunk])
 
 
 def run_transition(
@@ -161,23 +211,16 @@ def bulk_transition(
                     # Cannot happen while the rows are locked; if it does, roll
                     # the whole batch back rather than log moves we did not make.
                     raise ConcurrentTransition(f"{n} of {len(chunk)} {model.__name__} rows moved under us")
-            changed = ids
-            history._default_manager.bulk_create(
-                [
-                    history_row(
-                        history,
-                        obj_field=obj_field,
-                        obj_id=pk,
-                        from_status=source,
-                        to_status=target,
-                        actor=actor,
-                        reason=reason,
-                        payload=payload,
-                        at=now,
-                    )
-                    for pk in changed
-                ],
-                batch_size=1000,
+            insert_history(
+                history,
+                obj_field=obj_field,
+                ids=ids,
+                from_status=source,
+                to_status=target,
+                actor=actor,
+                reason=reason,
+                payload=payload,
+                at=now,
             )
-            moved.extend(changed)
+            moved.extend(ids)
     return moved
