@@ -7,6 +7,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
+from campaigns.admin_import import CampaignImportAdminMixin
 from campaigns.models import BlocklistEntry, Campaign, CampaignRecipient, Organization, RecipientTransition
 from campaigns.services import recipient_transition, recipients_bulk_transition
 from common.admin import BigTableAdminMixin, HistoryFSMAdminMixin, ReadOnlyHistoryAdmin, ReadOnlyHistoryInline
@@ -40,7 +41,7 @@ class BlocklistEntryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(CampaignImportAdminMixin, admin.ModelAdmin):
     list_display = ("name", "organization", "printer", "size", "mail_date", "holdout_percent", "created")
     list_filter = ("printer", "address_enrichment", "organization")
     search_fields = ("name", "organization__name")

@@ -1,0 +1,4 @@
+"""Address enrichment: AddressEnrichable recipients get an address looked up
+(Faraday in production, a bundled sample offline) and go back to Pending, or
+are Skipped.  ``service.campaign_enrich`` runs it; ``base.get_enrichment_client``
+picks the backend from ``settings.ENRICHMENT["backend"]``."""

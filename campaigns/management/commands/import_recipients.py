@@ -1,0 +1,164 @@
+"""``manage.py import_recipients <campaign> <file.csv> [--mapping ...] [--dry-run]``."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from campaigns.dry_run import dry_run_text, dry_run_write_csv, recipients_dry_run_csv
+from campaigns.importing import CsvSource, ImportFileError, mapping_parse, recipients_import_csv
+from campaigns.models import Campaign
+from campaigns.qualification import campaign_qualify
+from campaigns.sync import ImportReport, campaign_save_import_report
+from common.fsm import Actor
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the import like Ctrl-C: the current batch rolls back, the
+    committed ones stay, and the report is saved as "interrupted"."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (e.g. called from a worker): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """The import report in a few lines (also used by the admin)."""
+    lines = [
+        f"Import of {report.get('source', '?')}: {report.get('status', '?')}",
+        f"  rows read {report.get('rows_read', 0)}, created {report.get('created', 0)}, "
+        f"already imported {report.get('already_present', 0)}, "
+        f"duplicates in file {report.get('duplicates_in_file', 0)}, "
+        f"unparseable lines {report.get('unparseable_count', 0)}",
+    ]
+    for title, key in (("by status", "by_status"), ("skip reasons", "by_skip_reason"), ("qualified", "qualification")):
+        if report.get(key):
+            lines.append(f"  {title}: " + ", ".join(f"{k} {v}" for k, v in report[key].items()))
+    lines += [f"  line {p['line']}: {p['message']}" for p in report.get("unparseable", [])]
+    if report.get("unparseable_count", 0) > len(report.get("unparseable", [])):
+        lines.append(f"  ... and {report['unparseable_count'] - len(report['unparseable'])} more unparseable lines")
+    lines += [f"  error: {e}" for e in report.get("errors", [])]
+    return lines
+
+
+class Command(BaseCommand):
+    help = "Import recipients from a CSV file into a campaign (validate, then qualify), or preview with --dry-run."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("campaign", help="Campaign id or exact name")
+        parser.add_argument("file", type=Path, help="CSV file, UTF-8, first line = column names")
+        parser.add_argument(
+            "--mapping",
+            default="",
+            help="Columns for fields, e.g. first_name=First,zip=Postcode (defaults: common names)",
+        )
+        parser.add_argument("--default-country", default="", help="Country for rows without one (e.g. US)")
+        parser.add_argument("--dry-run", action="store_true", help="Show what would happen per row; write nothing")
+        parser.add_argument("--export", type=Path, help="With --dry-run: also write the per-row outcome to this CSV")
+        parser.add_argument("--no-qualify", action="store_true", help="Leave valid rows Pending (no qualification)")
+        parser.add_argument("--batch-size", type=int, default=2000)
+        parser.add_argument("--no-progress", action="store_true", help="No progress bar")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        campaign = self.campaign(options["campaign"])
+        path: Path = options["file"]
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file")
+        try:
+            mapping = mapping_parse(options["mapping"])
+        except ImportFileError as exc:
+            raise CommandError(str(exc)) from exc
+        actor = Actor("command:import_recipients")
+        if options["dry_run"]:
+            self.dry_run(campaign, path, mapping, options, actor)
+        else:
+            self.run_import(campaign, path, mapping, options, actor)
+
+    def campaign(self, ref: str) -> Campaign:
+        qs = Campaign.objects.select_related("organization")
+        found = list(qs.filter(pk=int(ref))) if ref.isdigit() else list(qs.filter(name=ref)[:2])
+        if len(found) != 1:
+            raise CommandError(
+                f"campaign {ref!r}: " + ("no such campaign" if not found else "several match; use the id")
+            )
+        return found[0]
+
+    def run_import(
+        self, campaign: Campaign, path: Path, mapping: dict[str, str], options: dict[str, Any], actor: Actor
+    ) -> None:
+        bar = None if options["no_progress"] else tqdm(total=path.stat().st_size, unit="B", unit_scale=True)
+
+        def progress(source: CsvSource, report: ImportReport) -> None:
+            if bar is not None:
+                bar.update(source.bytes_read - bar.n)
+
+        try:
+            with path.open("rb") as stream, _sigterm_as_interrupt():
+                report = recipients_import_csv(
+                    campaign=campaign,
+                    stream=stream,
+                    actor=actor,
+                    source=path.name,
+                    mapping=mapping,
+                    default_country=options["default_country"],
+                    batch_size=options["batch_size"],
+                    progress=progress,
+                )
+        except ImportFileError as exc:
+            raise CommandError(f"{path.name}: {exc}; nothing was imported") from exc
+        except KeyboardInterrupt as exc:
+            campaign.refresh_from_db(fields=["import_report"])
+            done = campaign.import_report.get("created", 0)
+            raise CommandError(
+                f"interrupted: {done} recipients were created (whole batches only); "
+                "run the same command again to import the rest"
+            ) from exc
+        finally:
+            if bar is not None:
+                bar.close()
+        if not options["no_qualify"]:
+            report.qualification = campaign_qualify(
+                campaign=campaign, actor=actor, batch_size=options["batch_size"]
+            ).as_dict()
+            campaign_save_import_report(campaign=campaign, report=report)
+        for line in report_lines(report.as_dict()):
+            self.stdout.write(line)
+
+    def dry_run(
+        self, campaign: Campaign, path: Path, mapping: dict[str, str], options: dict[str, Any], actor: Actor
+    ) -> None:
+        try:
+            with path.open("rb") as stream:
+                result = recipients_dry_run_csv(
+                    campaign=campaign,
+                    stream=stream,
+                    actor=actor,
+                    mapping=mapping,
+                    default_country=options["default_country"],
+                    source=path.name,
+                )
+        except ImportFileError as exc:
+            raise CommandError(f"{path.name}: {exc}") from exc
+        for line in dry_run_text(result):
+            self.stdout.write(line)
+        if options["export"]:
+            with options["export"].open("w", newline="", encoding="utf-8") as out:
+                dry_run_write_csv(result, out)
+            self.stdout.write(f"Per-row outcome written to {options['export']}")
+        self.stdout.write("Dry run: nothing was written.")

@@ -1,0 +1,205 @@
+"""Qualification: where each Pending recipient of a campaign goes next.
+
+For every Pending recipient, in id order and in batches, the first rule that
+applies decides:
+
+1. on the org's blocklist (address key or email key)     -> Blacklisted
+2. no address1: enrichment on                            -> AddressEnrichable
+               enrichment off                            -> Skipped(NoAddress)
+3. the campaign printer's approval model rejects it      -> Skipped(PrinterApprovalFailed),
+                                                             errors in json["approval_errors"]
+4. holdout draw (campaign seed, natural key)             -> Holdout
+5. the org's recipient cap is used up                    -> Skipped(CapExceeded)
+6. otherwise                                             -> ProofingStaged
+
+The cap comes last on purpose: only a recipient that would really be mailed
+uses a slot, so a blocked, unapprovable or held-out row never takes the place
+of a mailable one.  The slots already used are the campaign's recipients that
+are staged or further along (see ``CAP_COUNTED``); the remaining slots go to
+the lowest ids first, so which rows exceed the cap is deterministic.
+Every move is a bulk transition along the model's FSM edges, with history.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+
+from campaigns.holdout import holdout_bucket, holdout_threshold
+from campaigns.models import BlocklistEntry, Campaign, CampaignRecipient
+from campaigns.services import recipients_bulk_transition
+from campaigns.sync import campaign_printer_class
+from campaigns.validation import blocklist_address_key, blocklist_email_key, blocklist_entry_key
+from common.fsm import Actor
+
+Status = CampaignRecipient.Status
+SkipReason = CampaignRecipient.SkipReason
+
+# Recipients that use a slot of the org's cap: staged, in the pipeline, mailed,
+# or failed (an Error may be retried and mailed).
+CAP_COUNTED = (
+    Status.PROOFING_STAGED,
+    Status.PROOFING,
+    Status.PROOFED,
+    Status.SENDING_STAGED,
+    Status.SENDING,
+    Status.SENT,
+    Status.RECEIVED,
+    Status.SCHEDULED,
+    Status.ERROR,
+)
+APPROVAL_FIELDS = ("first_name", "last_name", "company", "address1", "address2", "city", "state", "zip", "country")
+_LOADED = ("id", "natural_key", "email", *APPROVAL_FIELDS)
+
+
+@dataclass(frozen=True)
+class Decision:
+    method: str  # transition method name
+    skip_reason: str = ""
+    approval_errors: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class QualifyResult:
+    """Counts of the moves made (by target status and skip reason) and the
+    decision per recipient id when asked for (the dry run)."""
+
+    moved: Counter[str] = field(default_factory=Counter)
+    decisions: dict[int, Decision] | None = None
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(sorted(self.moved.items()))
+
+
+def org_blocklist_keys(campaign: Campaign) -> set[str]:
+    """The keys stored on the org's entries, plus the keys recomputed from their
+    fields (entries typed in by hand may lack a key or carry an old one)."""
+    keys: set[str] = set()
+    for entry in BlocklistEntry.objects.filter(organization_id=campaign.organization_id).values(
+        "key", "address1", "zip", "country", "email"
+    ):
+        if entry["key"]:
+            keys.add(entry["key"])
+        if entry["email"]:
+            keys.add(blocklist_email_key(entry["email"]))
+        if entry["address1"]:
+            keys.add(blocklist_entry_key(address1=entry["address1"], zip=entry["zip"], country=entry["country"]))
+    return keys
+
+
+def _approval_check(campaign: Campaign) -> Callable[[dict[str, Any]], list[dict[str, Any]]] | None:
+    printer = campaign_printer_class(campaign)
+    return printer.approval_errors if printer is not None else None
+
+
+def _pending_batches(campaign: Campaign, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    last = 0
+    while True:
+        batch = list(
+            CampaignRecipient.objects.filter(campaign=campaign, status=Status.PENDING, id__gt=last)
+            .order_by("id")
+            .values(*_LOADED)[:batch_size]
+        )
+        if not batch:
+            return
+        yield batch
+        last = batch[-1]["id"]
+
+
+def campaign_qualify(
+    *, campaign: Campaign, actor: Actor, dry_run: bool = False, batch_size: int = 2000, keep_decisions: bool = False
+) -> QualifyResult:
+    """Move the campaign's Pending recipients on (see the module docstring).
+    ``dry_run`` runs it all in a transaction that is rolled back."""
+    if dry_run:
+        with transaction.atomic():
+            result = _qualify(campaign, actor, batch_size, keep_decisions)
+            transaction.set_rollback(True)
+        return result
+    return _qualify(campaign, actor, batch_size, keep_decisions)
+
+
+def _qualify(campaign: Campaign, actor: Actor, batch_size: int, keep_decisions: bool) -> QualifyResult:
+    result = QualifyResult(decisions={} if keep_decisions else None)
+    blocked = org_blocklist_keys(campaign)
+    approve = _approval_check(campaign)
+    threshold = holdout_threshold(campaign.holdout_percent)
+    seed = str(campaign.holdout_seed)  # a fresh Campaign holds a UUID object until reloaded
+    cap = campaign.organization.recipient_cap
+    remaining = None if cap is None else cap - campaign.recipients.filter(status__in=CAP_COUNTED).count()
+    for batch in _pending_batches(campaign, batch_size):
+        decisions: dict[int, Decision] = {}
+        for row in batch:
+            decision = _decide(row, campaign, blocked, approve, seed, threshold)
+            if decision is None:  # mailable: the cap decides
+                if remaining is not None and remaining <= 0:
+                    decision = Decision("skip", SkipReason.CAP_EXCEEDED)
+                else:
+                    decision = Decision("stage_proofing")
+                    remaining = None if remaining is None else remaining - 1
+            decisions[row["id"]] = decision
+        _apply(decisions, actor, result)
+        if result.decisions is not None:
+            result.decisions.update(decisions)
+    return result
+
+
+def _decide(
+    row: dict[str, Any],
+    campaign: Campaign,
+    blocked: set[str],
+    approve: Callable[[dict[str, Any]], list[dict[str, Any]]] | None,
+    seed: str,
+    threshold: int,
+) -> Decision | None:
+    if blocked and (
+        (row["email"] and blocklist_email_key(row["email"]) in blocked)
+        or (
+            row["address1"]
+            and blocklist_address_key(address1=row["address1"], zip=row["zip"], country=row["country"]) in blocked
+        )
+    ):
+        return Decision("blacklist")
+    if not row["address1"].strip():
+        return Decision("mark_enrichable") if campaign.address_enrichment else Decision("skip", SkipReason.NO_ADDRESS)
+    if approve is not None:
+        errors = approve({f: row[f] for f in APPROVAL_FIELDS})
+        if errors:
+            return Decision("skip", SkipReason.PRINTER_APPROVAL_FAILED, errors)
+    if threshold and holdout_bucket(seed=seed, natural_key=row["natural_key"]) < threshold:
+        return Decision("hold_out")
+    return None
+
+
+def _apply(decisions: dict[int, Decision], actor: Actor, result: QualifyResult) -> None:
+    groups: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
+    for pk, decision in decisions.items():
+        groups[(decision.method, decision.skip_reason)].append(pk)
+    with transaction.atomic():
+        for (method, reason), ids in groups.items():
+            moved = recipients_bulk_transition(
+                queryset=CampaignRecipient.objects.filter(pk__in=ids),
+                method=method,
+                actor=actor,
+                reason="qualification" + (f": {reason}" if reason else ""),
+                updates={"skip_reason": str(reason)} if reason else None,
+            )
+            label = f"Skipped:{reason}" if reason else _TARGETS[method]
+            result.moved[label] += len(moved)
+            if reason == SkipReason.PRINTER_APPROVAL_FAILED and moved:
+                rows = list(CampaignRecipient.objects.filter(pk__in=moved).only("id", "json"))
+                for r in rows:
+                    r.json = {**r.json, "approval_errors": decisions[r.pk].approval_errors}
+                CampaignRecipient.objects.bulk_update(rows, ["json"], batch_size=500)
+
+
+_TARGETS = {
+    "blacklist": str(Status.BLACKLISTED),
+    "mark_enrichable": str(Status.ADDRESS_ENRICHABLE),
+    "hold_out": str(Status.HOLDOUT),
+    "stage_proofing": str(Status.PROOFING_STAGED),
+}

@@ -1,0 +1,325 @@
+"""Recipient sync: the one way an audience enters a campaign.
+
+``recipients_sync`` takes any iterable of dicts (field names of
+``CampaignRecipient``; unknown keys are kept in ``json["extra"]``; keys starting
+with ``_`` are metadata such as ``_line``), validates each row, and creates the
+new ones in batches: Pending when valid, Skipped with a reason and the errors in
+plain words when not.  Rows whose natural key the campaign already has are
+counted, never duplicated and never changed.  The CSV importer is one caller;
+an integration (a CRM push, an API) is another.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+from operator import itemgetter
+from typing import Any, cast
+
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignRecipient
+from campaigns.services import recipients_record_created
+from campaigns.validation import RECIPIENT_FIELDS, ValidatedRow, recipient_validate
+from common.fsm import Actor
+
+Status = CampaignRecipient.Status
+
+MAX_REPORTED_LINES = 1000  # the report keeps the first N problem lines and counts them all
+
+
+class SyncError(Exception):
+    """The input as a whole cannot be imported (empty file, missing column...)."""
+
+
+@dataclass
+class ImportReport:
+    """What an import did, kept on ``Campaign.import_report`` for the admin."""
+
+    source: str = "sync"
+    dry_run: bool = False
+    started: str = field(default_factory=lambda: timezone.now().isoformat())
+    finished: str = ""
+    status: str = "running"  # running | complete | failed | rejected | interrupted
+    rows_read: int = 0
+    created: int = 0
+    already_present: int = 0
+    duplicates_in_file: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    by_skip_reason: Counter[str] = field(default_factory=Counter)
+    unparseable_count: int = 0
+    unparseable: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    qualification: dict[str, int] = field(default_factory=dict)
+    # Per-row trail for the dry run only: (line, natural key, what happened, recipient id).
+    trail: list[tuple[int | None, str, str, int | None]] | None = None
+
+    def add_unparseable(self, line: int, message: str) -> None:
+        self.unparseable_count += 1
+        if len(self.unparseable) < MAX_REPORTED_LINES:
+            self.unparseable.append({"line": line, "message": message})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "dry_run": self.dry_run,
+            "started": self.started,
+            "finished": self.finished,
+            "status": self.status,
+            "rows_read": self.rows_read,
+            "created": self.created,
+            "already_present": self.already_present,
+            "duplicates_in_file": self.duplicates_in_file,
+            "by_status": dict(sorted(self.by_status.items())),
+            "by_skip_reason": dict(sorted(self.by_skip_reason.items())),
+            "unparseable_count": self.unparseable_count,
+            "unparseable": self.unparseable,
+            "errors": self.errors,
+            "qualification": self.qualification,
+        }
+
+
+def campaign_printer_class(campaign: Campaign) -> Any:
+    """The campaign printer's class, or None while that printer module is not
+    installed (then only the generic checks run)."""
+    try:
+        from printers.registry import get_printer_class
+
+        return get_printer_class(campaign.printer)
+    except ImportError:
+        return None
+
+
+def campaign_countries(campaign: Campaign) -> frozenset[str] | None:
+    """The ISO countries the campaign's printer mails to (None: printer unknown
+    here, so the country is only checked for being a real country)."""
+    countries = getattr(campaign_printer_class(campaign), "countries", None)
+    return frozenset(countries) if countries is not None else None
+
+
+def _chunks(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+@dataclass(slots=True)
+class NewRecipient:
+    """A row about to be inserted.  Not a model instance on purpose: building
+    100k CampaignRecipient objects (FSM state tracking included) and letting
+    ``bulk_create`` prepare every field costs more than the insert itself."""
+
+    natural_key: str
+    data: dict[str, str]
+    status: str
+    skip_reason: str
+    json: dict[str, Any]
+    pk: int | None = None
+
+
+_KNOWN_KEYS = frozenset({*RECIPIENT_FIELDS, "extra", "_line"})
+
+
+def _new(raw: Mapping[str, Any], row: ValidatedRow) -> NewRecipient:
+    payload: dict[str, Any] = {}
+    extra = raw.get("extra")
+    if extra:
+        payload["extra"] = dict(extra)
+    others = raw.keys() - _KNOWN_KEYS  # a set operation in C: most rows have no unknown key
+    unknown = {k: raw[k] for k in others if not k.startswith("_")} if others else None
+    if unknown:
+        payload.setdefault("extra", {}).update({k: "" if v is None else str(v) for k, v in unknown.items()})
+    if row.skip_reason:
+        payload["validation_errors"] = row.errors
+        # What was received, untruncated: a skipped row loses nothing.
+        payload["source_row"] = {k: str(raw[k]) for k in RECIPIENT_FIELDS if raw.get(k) not in (None, "")}
+    status = Status.SKIPPED if row.skip_reason else Status.PENDING
+    return NewRecipient(row.natural_key, row.data, str(status), row.skip_reason, payload)
+
+
+def _insert(campaign: Campaign, rows: list[NewRecipient]) -> None:
+    """One multi-row INSERT (executemany) and one SELECT for the new ids.
+
+    Columns are read from the model, and every column not coming from the row
+    gets its model default (auto_now fields: now), prepared once per batch with
+    the field's own ``get_db_prep_save``: a field added later is filled the
+    same way ``bulk_create`` would fill it.  Must run inside a transaction.
+    """
+    if not rows:
+        return
+    connection = connections[router.db_for_write(CampaignRecipient)]
+    meta = CampaignRecipient._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    now = timezone.now()
+    constant: dict[str, Any] = {}
+    for f in fields:
+        if f.attname == "campaign_id":
+            value: Any = campaign.pk
+        elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            value = now
+        else:
+            value = f.get_default()
+        constant[f.attname] = f.get_db_prep_save(value, connection)
+    json_field = meta.get_field("json")
+    row_values = itemgetter(*(f.attname for f in fields))
+    qn = connection.ops.quote_name
+    # Only quoted model identifiers are interpolated; every value is a parameter.
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    params = []
+    for r in rows:
+        values = {
+            **constant,
+            **r.data,
+            "natural_key": r.natural_key,
+            "status": r.status,
+            "skip_reason": r.skip_reason,
+        }
+        if r.json:
+            values["json"] = json_field.get_db_prep_save(r.json, connection)
+        params.append(row_values(values))
+    before = CampaignRecipient.objects.aggregate(m=Max("id"))["m"] or 0
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+    # New ids are above the previous maximum (cheaper than an IN list of every key).
+    ids = dict(CampaignRecipient.objects.filter(campaign=campaign, id__gt=before).values_list("natural_key", "id"))
+    for r in rows:
+        r.pk = ids[r.natural_key]
+
+
+def _sync_batch(
+    *,
+    campaign: Campaign,
+    batch: list[Mapping[str, Any]],
+    countries: frozenset[str] | None,
+    watermark: int,
+    actor: Actor,
+    report: ImportReport,
+) -> None:
+    validated = [recipient_validate(raw, countries=countries, enrichment=campaign.address_enrichment) for raw in batch]
+    for attempt in range(2):
+        existing = dict(
+            CampaignRecipient.objects.filter(
+                campaign=campaign, natural_key__in={v.natural_key for v in validated}
+            ).values_list("natural_key", "id")
+        )
+        seen: set[str] = set()
+        new: list[NewRecipient] = []
+        counts: Counter[str] = Counter()
+        # The last item is a recipient id, or the new row (its id is known after the insert).
+        trail: list[tuple[int | None, str, str, NewRecipient | int | None]] = []
+        for raw, row in zip(batch, validated, strict=True):
+            key = row.natural_key
+            if key in existing:
+                # Ids above the watermark were created by this very import.
+                kind = "duplicate_in_file" if existing[key] > watermark else "already_present"
+                counts[kind] += 1
+                trail.append((raw.get("_line"), key, kind, existing[key]))
+            elif key in seen:
+                counts["duplicate_in_file"] += 1
+                trail.append((raw.get("_line"), key, "duplicate_in_file", None))
+            else:
+                seen.add(key)
+                item = _new(raw, row)
+                new.append(item)
+                trail.append((raw.get("_line"), key, "created", item))
+        try:
+            with transaction.atomic(using=router.db_for_write(CampaignRecipient)):
+                _insert(campaign, new)
+                # The history helper reads only pk, status and skip_reason.
+                created = cast("list[CampaignRecipient]", new)
+                recipients_record_created(recipients=created, actor=actor, reason=f"import: {report.source}"[:500])
+        except IntegrityError:
+            # A concurrent import created some of these keys: look again, once.
+            if attempt:
+                raise
+            continue
+        break
+    report.created += len(new)
+    report.already_present += counts["already_present"]
+    report.duplicates_in_file += counts["duplicate_in_file"]
+    for item in new:
+        report.by_status[item.status] += 1
+        if item.skip_reason:
+            report.by_skip_reason[item.skip_reason] += 1
+    if report.trail is not None:
+        for line, key, kind, ref in trail:
+            report.trail.append((line, key, kind, ref.pk if isinstance(ref, NewRecipient) else ref))
+
+
+def recipients_sync(
+    *,
+    campaign: Campaign,
+    rows: Iterable[Mapping[str, Any]],
+    actor: Actor,
+    dry_run: bool = False,
+    report: ImportReport | None = None,
+    batch_size: int = 2000,
+    save_report: bool = True,
+    progress: Callable[[ImportReport], None] | None = None,
+) -> ImportReport:
+    """Validate and create the recipients of ``rows``; returns the report.
+
+    Each batch commits on its own, so memory stays flat on any input size; if
+    something fails midway, the report (status "failed", counts so far) is
+    still saved and a re-run creates only what is missing.  ``dry_run`` runs
+    the same code in a transaction that is rolled back.
+    """
+    report = report or ImportReport()
+    report.dry_run = dry_run
+    if dry_run:
+        with transaction.atomic():
+            _run(campaign, rows, actor, report, batch_size, progress)
+            transaction.set_rollback(True)
+        return report
+    try:
+        _run(campaign, rows, actor, report, batch_size, progress)
+    except SyncError as exc:
+        report.status = "rejected"
+        report.errors.append(str(exc))
+        raise
+    except Exception as exc:
+        report.status = "failed"
+        report.errors.append(f"stopped after {report.rows_read} rows: {type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if report.status == "running":  # interrupted (Ctrl-C, SIGTERM): say so
+            report.status = "interrupted"
+        report.finished = timezone.now().isoformat()
+        if save_report:
+            campaign_save_import_report(campaign=campaign, report=report)
+    return report
+
+
+def _run(
+    campaign: Campaign,
+    rows: Iterable[Mapping[str, Any]],
+    actor: Actor,
+    report: ImportReport,
+    batch_size: int,
+    progress: Callable[[ImportReport], None] | None,
+) -> None:
+    countries = campaign_countries(campaign)
+    watermark = CampaignRecipient.objects.aggregate(m=Max("id"))["m"] or 0
+    for batch in _chunks(rows, batch_size):
+        report.rows_read += len(batch)
+        _sync_batch(
+            campaign=campaign, batch=batch, countries=countries, watermark=watermark, actor=actor, report=report
+        )
+        if progress:
+            progress(report)
+    report.status = "complete"
+    report.finished = timezone.now().isoformat()
+
+
+def campaign_save_import_report(*, campaign: Campaign, report: ImportReport) -> None:
+    if report.dry_run:
+        return
+    campaign.import_report = report.as_dict()
+    Campaign.objects.filter(pk=campaign.pk).update(import_report=campaign.import_report)

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import csv
+import io
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+
+from campaigns.admin import CampaignAdmin
+from campaigns.admin_import import CampaignImportAdminMixin
+from campaigns.models import CampaignRecipient
+from campaigns.tests.factories import CampaignFactory
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_campaign_admin_includes_the_import_mixin():
+    assert issubclass(CampaignAdmin, CampaignImportAdminMixin)
+
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(name: str) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, (DATA / name).read_bytes(), content_type="text/csv")
+
+
+def test_the_change_form_shows_the_import_button_and_the_last_report(admin_client: Client) -> None:
+    campaign = CampaignFactory(import_report={"source": "x.csv", "status": "complete", "rows_read": 3})
+    response = admin_client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+    assert response.status_code == HTTPStatus.OK
+    body = response.content.decode()
+    assert reverse("admin:campaigns_campaign_import", args=[campaign.pk]) in body
+    assert "Import of x.csv: complete" in body
+
+
+def test_the_import_form_renders(admin_client: Client) -> None:
+    campaign = CampaignFactory()
+    response = admin_client.get(reverse("admin:campaigns_campaign_import", args=[campaign.pk]))
+    assert response.status_code == HTTPStatus.OK
+    assert b"Dry run as CSV" in response.content
+
+
+def test_uploading_imports_qualifies_and_keeps_the_report(admin_client: Client) -> None:
+    campaign = CampaignFactory()
+    url = reverse("admin:campaigns_campaign_import", args=[campaign.pk])
+    response = admin_client.post(url, {"file": upload("basic.csv"), "qualify": "on"})
+    assert response.status_code == HTTPStatus.FOUND
+    assert campaign.recipients.filter(status=CampaignRecipient.Status.PROOFING_STAGED).count() == 2
+    campaign.refresh_from_db()
+    assert campaign.import_report["source"] == "basic.csv"
+    assert campaign.import_report["qualification"] == {"ProofingStaged": 2}
+    history = CampaignRecipient.objects.filter(campaign=campaign).first().transitions.first()
+    assert history is not None
+    assert history.source == "admin"
+    assert history.acting_user is not None
+
+
+def test_a_bad_file_is_a_form_error_not_a_500(admin_client: Client) -> None:
+    campaign = CampaignFactory()
+    url = reverse("admin:campaigns_campaign_import", args=[campaign.pk])
+    response = admin_client.post(url, {"file": upload("duplicated_headers.csv")})
+    assert response.status_code == HTTPStatus.OK
+    assert b"column &#x27;zip&#x27; appears twice" in response.content
+    assert b"Nothing was imported." in response.content
+    response = admin_client.post(url, {"file": upload("basic.csv"), "mapping": "nonsense"})
+    assert b"is not field=Column" in response.content
+    assert campaign.recipients.count() == 0
+
+
+def test_the_dry_run_page_explains_each_row_and_writes_nothing(admin_client: Client) -> None:
+    campaign = CampaignFactory()
+    url = reverse("admin:campaigns_campaign_import_dry_run", args=[campaign.pk])
+    response = admin_client.post(url, {"file": upload("basic.csv")})
+    assert response.status_code == HTTPStatus.OK
+    body = response.content.decode()
+    assert "Dry run: nothing was written." in body
+    assert "Will be staged for printer sandbox" in body
+    assert "Skipped: first_name contains an asterisk" in body
+    assert campaign.recipients.count() == 0
+
+
+def test_the_dry_run_downloads_as_an_escaped_csv(admin_client: Client) -> None:
+    campaign = CampaignFactory()
+    url = reverse("admin:campaigns_campaign_import_dry_run", args=[campaign.pk])
+    response = admin_client.post(url, {"file": upload("formula_cells.csv"), "as_csv": "1"})
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[1][1].startswith("'=cmd")
+    assert campaign.recipients.count() == 0
+
+
+def test_import_pages_need_change_permission(client: Client, django_user_model: Any) -> None:
+    user = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    client.force_login(user)
+    campaign = CampaignFactory()
+    response = client.get(reverse("admin:campaigns_campaign_import", args=[campaign.pk]))
+    assert response.status_code == HTTPStatus.FORBIDDEN
