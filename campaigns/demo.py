@@ -8,16 +8,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
 
-from campaigns.models import BlocklistEntry, Campaign, CampaignRecipient, Organization
-from campaigns.services import recipients_record_created
+from campaigns.enrichment.service import campaign_enrich
+from campaigns.models import BlocklistEntry, Campaign, Organization
+from campaigns.qualification import campaign_qualify
+from campaigns.sync import recipients_sync
 from common.fsm import Actor
 
 DEMO_ORG = "Demo Coffee Roasters"
 DEMO_CAMPAIGN = "Winter welcome-back postcards"
 
-# (first, last, address1, city, state, zip, country): invented people.
+# (first, last, address1, city, state, zip, country): invented people, with
+# one of each case the pipeline meets.
 AUDIENCE = [
     ("Ada", "Lovelace", "12 Analytical Way", "Springfield", "IL", "62701", "US"),
     ("Grace", "Hopper", "401 Compiler Ct", "Arlington", "VA", "22201", "US"),
@@ -30,10 +32,13 @@ AUDIENCE = [
     ("Ken", "Thompson", "6 Unix Pl", "Murray Hill", "NJ", "07974", "US"),
     ("Radia", "Perlman", "24 Spanning Tree Dr", "Redmond", "WA", "98052", "US"),
     ("Margaret", "Hamilton", "11 Apollo Way", "Boston", "MA", "02108", "US"),
-    ("John", "Backus", "", "Ithaca", "NY", "14850", "US"),  # no address: enrichment material
     ("Leslie", "Lamport", "5 Paxos Sq", "Mountain View", "CA", "94040", "US"),
     ("Hedy", "Lamarr", "20 Frequency Hop", "Los Angeles", "CA", "90001", "US"),
-    ("Tim", "Berners-Lee", "1 Web Row", "London", "", "SW1A 1AA", "GB"),  # international for a US printer
+    ("Tim", "Berners-Lee", "1 Web Row", "London", "", "SW1A 1AA", "GB"),
+    ("John", "Backus", "", "", "", "", "US"),  # no address: enrichment finds one
+    ("Nomatch", "Person", "", "", "", "", "US"),  # no address: enrichment finds none
+    ("Jean", "Sammet", "4 Rue Cobol", "Paris", "", "75001", "FR"),  # the sandbox does not mail to France
+    ("Bl*nk", "", "7 Star Ct", "Denver", "CO", "80202", "US"),  # asterisk in the name
     ("Blocked", "Person", "1 Blocked Way", "Springfield", "IL", "62701", "US"),  # on the org's blocklist
 ]
 
@@ -47,43 +52,49 @@ class DemoResult:
     created_recipients: int
 
 
-@transaction.atomic
 def demo_create(*, username: str = "admin", password: str | None = None) -> DemoResult:
     """Create (or reuse) the demo data; always (re)sets the admin password.  Safe to run twice."""
     org, _ = Organization.objects.get_or_create(
         name=DEMO_ORG,
         defaults={"billing_customer_id": "cus_demo", "subscription_active": True, "recipient_cap": 1000},
     )
-    BlocklistEntry.objects.get_or_create(
-        organization=org, key="demo-blocked", defaults={"address1": "1 Blocked Way", "zip": "62701", "country": "US"}
-    )
+    if not org.blocklist.filter(address1="1 Blocked Way").exists():
+        BlocklistEntry(organization=org, address1="1 Blocked Way", zip="62701", country="US", reason="asked us").save()
     campaign, _ = Campaign.objects.get_or_create(
         organization=org,
         name=DEMO_CAMPAIGN,
-        defaults={"printer": "sandbox", "holdout_percent": Decimal("10"), "address_enrichment": True},
+        defaults={
+            "printer": "sandbox",
+            "holdout_percent": Decimal("10"),
+            # A fixed seed: every demo shows the same control group.
+            "holdout_seed": "demo-winter",
+            "address_enrichment": True,
+        },
     )
-    existing = set(campaign.recipients.values_list("natural_key", flat=True))
-    new = [
-        CampaignRecipient(
-            campaign=campaign,
-            natural_key=f"demo-{i:03d}",
-            external_id=f"demo-{i:03d}",
-            first_name=first,
-            last_name=last,
-            address1=address1,
-            city=city,
-            state=state,
-            zip=zip_code,
-            country=country,
-            email=f"{first.lower()}.{last.lower()}@example.com",
-        )
-        for i, (first, last, address1, city, state, zip_code, country) in enumerate(AUDIENCE)
-        if f"demo-{i:03d}" not in existing
-    ]
-    created = CampaignRecipient.objects.bulk_create(new)
-    if not all(r.pk for r in created):  # SQLite < 3.35 / backends without RETURNING
-        created = list(campaign.recipients.filter(natural_key__in=[r.natural_key for r in new]))
-    recipients_record_created(recipients=created, actor=Actor("command:demo"), reason="demo audience")
+    actor = Actor("command:demo")
+    report = recipients_sync(
+        campaign=campaign,
+        rows=(
+            {
+                "external_id": f"demo-{i:03d}",
+                "first_name": first,
+                "last_name": last,
+                "address1": address1,
+                "city": city,
+                "state": state,
+                "zip": zip_code,
+                "country": country,
+                "email": f"{first.lower()}.{last.lower()}@example.com".replace("*", ""),
+            }
+            for i, (first, last, address1, city, state, zip_code, country) in enumerate(AUDIENCE)
+        ),
+        actor=actor,
+    )
+    # The qualification and enrichment stages, as the pipeline runs them:
+    # enriched recipients come back Pending and are qualified again.
+    campaign_qualify(campaign=campaign, actor=actor)
+    campaign_enrich(campaign=campaign, actor=actor)
+    campaign_qualify(campaign=campaign, actor=actor)
 
     password = password or secrets.token_urlsafe(12)
     user_model = get_user_model()
@@ -92,4 +103,4 @@ def demo_create(*, username: str = "admin", password: str | None = None) -> Demo
     user.is_superuser = True
     user.set_password(password)
     user.save()
-    return DemoResult(org, campaign, username, password, len(created))
+    return DemoResult(org, campaign, username, password, report.created)

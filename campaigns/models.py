@@ -5,10 +5,12 @@ from decimal import Decimal
 from typing import Any
 
 import django_fsm as fsm
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from campaigns.enums import CampaignRecipientSkipReason, CampaignRecipientStatus, ErrorMessages
+from campaigns.validation import blocklist_entry_key
 from common.models import TransitionLog
 from printers.kinds import PrinterKind
 
@@ -56,7 +58,7 @@ class BlocklistEntry(models.Model):
     zip = models.CharField(max_length=20, blank=True)
     country = models.CharField(max_length=2, blank=True)
     email = models.EmailField(blank=True)
-    key = models.CharField(max_length=64, db_index=True, blank=True)
+    key = models.CharField(max_length=64, editable=False, help_text="Normalized address or email, set on save.")
     reason = models.CharField(max_length=200, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
@@ -68,6 +70,24 @@ class BlocklistEntry(models.Model):
 
     def __str__(self) -> str:
         return self.email or f"{self.address1}, {self.zip}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self._derive_key()
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        if not (self.email or self.address1):
+            raise ValidationError("Give an address or an email to block.")
+        self._derive_key()
+        # Forms do not see the derived key, so the unique constraint is checked here.
+        others = BlocklistEntry.objects.filter(organization_id=self.organization_id, key=self.key)
+        if self.organization_id and others.exclude(pk=self.pk).exists():
+            raise ValidationError("This address or email is already on the organization's blocklist.")
+
+    def _derive_key(self) -> None:
+        # The key is derived, never typed: spelling variants of one address
+        # share it, and the unique constraint then refuses a duplicate entry.
+        self.key = blocklist_entry_key(address1=self.address1, zip=self.zip, country=self.country, email=self.email)
 
 
 class Campaign(models.Model):

@@ -45,7 +45,6 @@ class BlocklistEntryFactory(DjangoModelFactory[BlocklistEntry]):
         model = BlocklistEntry
 
     organization = factory.SubFactory(OrganizationFactory)
-    address1 = "1 Blocked Way"
+    address1 = factory.Sequence(lambda n: f"{n + 1} Blocked Way")
     zip = "62701"
     country = "US"
-    key = factory.Sequence(lambda n: f"block-{n}")

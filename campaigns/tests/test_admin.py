@@ -124,3 +124,13 @@ def test_campaign_page_shows_counts_per_status(admin_client):
     CampaignRecipientFactory.create_batch(2, campaign=c, status=S.HOLDOUT)
     response = admin_client.get(reverse("admin:campaigns_campaign_change", args=[c.pk]))
     assert b"Holdout: 2" in response.content
+
+
+def test_a_duplicate_blocklist_entry_is_a_form_error_not_a_500(admin_client):
+    entry = BlocklistEntryFactory(address1="12 Oak Street", zip="62701", country="US")
+    response = admin_client.post(
+        reverse("admin:campaigns_blocklistentry_add"),
+        {"organization": entry.organization_id, "address1": "12 oak st", "zip": "62701", "country": "US"},
+    )
+    assert response.status_code == HTTPStatus.OK
+    assert b"already on the organization" in response.content

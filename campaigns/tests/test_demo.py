@@ -20,7 +20,23 @@ def test_demo_prints_a_working_admin_login_and_is_safe_twice(client):
     assert "Password:   s3cret-demo" in text
     count = CampaignRecipient.objects.count()
     assert count >= 10
+    outcomes = set(CampaignRecipient.objects.values_list("status", "skip_reason"))
+    assert {
+        ("ProofingStaged", ""),
+        ("Holdout", ""),
+        ("Blacklisted", ""),
+        ("Skipped", "International"),
+        ("Skipped", "NoAddress"),
+        ("Skipped", "EnrichmentFailed"),
+    } <= outcomes
+    enriched = CampaignRecipient.objects.get(first_name="John", last_name="Backus")
+    assert enriched.address1
+    assert enriched.status in ("ProofingStaged", "Holdout")
+    assert "Skipped (International): 1" in text
     assert RecipientTransition.objects.filter(from_status="").count() == count
+    # Every recipient's history starts at creation and ends at its status.
+    for r in CampaignRecipient.objects.all():
+        assert r.transitions.order_by("-created", "-id").first().to_status == r.status
 
     call_command("demo", stdout=StringIO())
     assert CampaignRecipient.objects.count() == count

@@ -148,3 +148,14 @@ def test_created_rows_get_a_creation_history_row():
     recipients_record_created(recipients=[r], actor=Actor("command:import_recipients"))
     log = RecipientTransition.objects.get()
     assert (log.from_status, log.to_status, log.payload) == ("", "Skipped", {"skip_reason": "NoAddress"})
+
+
+def test_a_blocklist_entry_derives_its_key_and_refuses_a_variant_duplicate():
+    from django.db import IntegrityError, transaction
+
+    from campaigns.tests.factories import BlocklistEntryFactory
+
+    entry = BlocklistEntryFactory(address1="12 Oak Street", zip="62701-1234", country="US")
+    assert entry.key
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BlocklistEntryFactory(organization=entry.organization, address1="12 oak st.", zip="62701", country="USA")

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.db.models import Count
 
 from campaigns.demo import demo_create
 
@@ -18,19 +19,21 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         result = demo_create(username=options["username"], password=options["password"])
         url = options["url"].rstrip("/")
-        counts = result.campaign.recipients.values_list("status", flat=True)
-        by_status: dict[str, int] = {}
-        for status in counts:
-            by_status[status] = by_status.get(status, 0) + 1
+        rows = (
+            result.campaign.recipients.values("status", "skip_reason")
+            .annotate(n=Count("id"))
+            .order_by("status", "skip_reason")
+        )
+        total = sum(r["n"] for r in rows)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo campaign “{result.campaign}” of {result.organization}: "
-                f"{sum(by_status.values())} recipients "
-                f"({result.created_recipients} new)."
+                f"{total} recipients ({result.created_recipients} new), imported, qualified and enriched."
             )
         )
-        for status, n in sorted(by_status.items()):
-            self.stdout.write(f"  {status}: {n}")
+        for r in rows:
+            reason = f" ({r['skip_reason']})" if r["skip_reason"] else ""
+            self.stdout.write(f"  {r['status']}{reason}: {r['n']}")
         self.stdout.write("")
         self.stdout.write(f"Admin:      {url}/admin/")
         self.stdout.write(f"Recipients: {url}/admin/campaigns/campaignrecipient/")
