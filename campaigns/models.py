@@ -10,7 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from campaigns.enums import CampaignRecipientSkipReason, CampaignRecipientStatus, ErrorMessages
-from campaigns.validation import blocklist_entry_key
+from campaigns.validation import blocklist_entry_key, country_normalize
 from common.models import TransitionLog
 from printers.kinds import PrinterKind
 
@@ -56,7 +56,7 @@ class BlocklistEntry(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="blocklist")
     address1 = models.CharField(max_length=200, blank=True)
     zip = models.CharField(max_length=20, blank=True)
-    country = models.CharField(max_length=2, blank=True)
+    country = models.CharField(max_length=100, blank=True)
     email = models.EmailField(blank=True)
     key = models.CharField(max_length=64, editable=False, help_text="Normalized address or email, set on save.")
     reason = models.CharField(max_length=200, blank=True)
@@ -78,6 +78,8 @@ class BlocklistEntry(models.Model):
     def clean(self) -> None:
         if not (self.email or self.address1):
             raise ValidationError("Give an address or an email to block.")
+        if self.country and not country_normalize(self.country):
+            raise ValidationError({"country": f"Unknown country {self.country!r}: use a 2-letter code such as US."})
         self._derive_key()
         # Forms do not see the derived key, so the unique constraint is checked here.
         others = BlocklistEntry.objects.filter(organization_id=self.organization_id, key=self.key)
@@ -87,6 +89,7 @@ class BlocklistEntry(models.Model):
     def _derive_key(self) -> None:
         # The key is derived, never typed: spelling variants of one address
         # share it, and the unique constraint then refuses a duplicate entry.
+        self.country = country_normalize(self.country) or self.country
         self.key = blocklist_entry_key(address1=self.address1, zip=self.zip, country=self.country, email=self.email)
 
 

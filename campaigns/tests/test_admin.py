@@ -134,3 +134,13 @@ def test_a_duplicate_blocklist_entry_is_a_form_error_not_a_500(admin_client):
     )
     assert response.status_code == HTTPStatus.OK
     assert b"already on the organization" in response.content
+
+
+def test_an_unknown_blocklist_country_is_a_form_error(admin_client):
+    org = BlocklistEntryFactory().organization
+    response = admin_client.post(
+        reverse("admin:campaigns_blocklistentry_add"),
+        {"organization": org.pk, "address1": "1 Elm St", "zip": "1", "country": "Atlantis"},
+    )
+    assert response.status_code == HTTPStatus.OK
+    assert b"Unknown country" in response.content

@@ -21,7 +21,7 @@ S = CampaignRecipient.Status
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_bulk_moves_move_each_row_once():
+def test_concurrent_bulk_moves_move_each_row_once() -> None:
     campaign = CampaignFactory()
     CampaignRecipientFactory.create_batch(300, campaign=campaign, status=S.ERROR)
     results: list[list[int]] = []
