@@ -14,7 +14,7 @@ Field order matters: validators of later fields read earlier ones from
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -190,21 +190,31 @@ class IntelliprintRecipientApproval(RecipientApproval):
         return value
 
 
-class StannpRecipientApproval(RecipientApproval):
-    """Stannp UK/US/CA: name or company, address1, city, and a postcode valid for the
-    country (UK postcode, US ZIP + 2-letter state, CA postal code) (vendors.md §2.1)."""
+class NameOrCompanyApproval(RecipientApproval):
+    """Shared by Stannp and Taylor: a name or a company, plus address1 and city.
+
+    Subclasses set ``code_prefix``; the name rule's error type is ``<prefix>_name_or_company``."""
+
+    code_prefix: ClassVar[str]
 
     @field_validator("company", mode="after")
     @classmethod
     def _name_or_company(cls, value: str, info: ValidationInfo) -> str:
         if not value and not _full_name(info.data):
-            raise _fail("stannp_name_or_company", "a name or a company is required")
+            raise _fail(f"{cls.code_prefix}_name_or_company", "a name or a company is required")
         return value
 
     @field_validator("address1", "city", mode="after")
     @classmethod
     def _present(cls, value: str, info: ValidationInfo) -> str:
         return cls.required(value, str(info.field_name))
+
+
+class StannpRecipientApproval(NameOrCompanyApproval):
+    """Stannp UK/US/CA: name or company, address1, city, and a postcode valid for the
+    country (UK postcode, US ZIP + 2-letter state, CA postal code) (vendors.md §2.1)."""
+
+    code_prefix = "stannp"
 
     @field_validator("country", mode="after")
     @classmethod
@@ -221,21 +231,11 @@ class StannpRecipientApproval(RecipientApproval):
         return value
 
 
-class TaylorRecipientApproval(RecipientApproval):
+class TaylorRecipientApproval(NameOrCompanyApproval):
     """Taylor (project-defined, see docs/printers/taylor.md): US only; name or company,
     address1, city, 2-letter state, ZIP 5 or 5+4."""
 
-    @field_validator("company", mode="after")
-    @classmethod
-    def _name_or_company(cls, value: str, info: ValidationInfo) -> str:
-        if not value and not _full_name(info.data):
-            raise _fail("taylor_name_or_company", "a name or a company is required")
-        return value
-
-    @field_validator("address1", "city", mode="after")
-    @classmethod
-    def _present(cls, value: str, info: ValidationInfo) -> str:
-        return cls.required(value, str(info.field_name))
+    code_prefix = "taylor"
 
     @field_validator("state", mode="after")
     @classmethod

@@ -1,0 +1,162 @@
+"""The simulator's HTTP server: ``Simulator`` and the request handler that routes to vendors.
+
+``/<vendor>/<rest>`` goes to the registered handler for ``vendor`` with ``path = "/<rest>"``;
+every request is captured, and a queued fault is applied around the handler call.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from printers.simulator.faults import Fault, FaultQueue, rate_limit_headers
+from printers.simulator.registry import registered_vendors
+from printers.simulator.store import KEY_TTL_S
+from printers.simulator.webhooks import WebhookTimelines
+
+
+@dataclass(frozen=True)
+class CapturedRequest:
+    vendor: str
+    method: str
+    path: str  # after the vendor prefix, e.g. /v1/postcards
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+
+class Simulator(WebhookTimelines):
+    """The server plus a thread-safe store of pieces, keys, faults and captured requests."""
+
+    def __init__(
+        self,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        clock: Callable[[], float] | None = None,
+        key_ttl_s: float = KEY_TTL_S,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        vendors: Iterable[str] | None = None,
+    ) -> None:
+        from printers.simulator import load_handlers
+
+        load_handlers()
+        super().__init__(clock=clock, key_ttl_s=key_ttl_s)
+        self.secrets = dict(secrets or {})
+        self._faults = FaultQueue(self._lock)
+        self.requests: list[CapturedRequest] = []
+        registry = registered_vendors()
+        names = set(vendors) if vendors is not None else set(registry)
+        self.handlers = {n: cls(self) for n, cls in registry.items() if n in names}
+        self._server = ThreadingHTTPServer((host, port), _make_request_handler(self))
+        self._server.daemon_threads = True
+        self._server.block_on_close = False  # a hung "timeout after create" thread must not block stop()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def url(self, vendor: str) -> str:
+        return f"{self.base_url}/{vendor}/v1"
+
+    def start(self) -> Simulator:
+        # A short poll interval keeps stop() (and test teardown) fast.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="printer-simulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        """Stop serving (when started) and release the port."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ faults and captured requests
+    def inject(self, vendor: str, fault: Fault | int | float | str) -> Fault:
+        """Queue a fault: an int is a status code, a float a latency, a str a fault kind."""
+        return self._faults.add(vendor, fault)
+
+    def take_fault(self, vendor: str, method: str, path: str) -> Fault | None:
+        return self._faults.take(vendor, method, path)
+
+    def captured(self, vendor: str, method: str | None = None) -> list[CapturedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.vendor == vendor and (method is None or r.method == method)]
+
+
+def _make_request_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def _dispatch(self) -> None:
+            parts = urlsplit(self.path)
+            vendor, _, rest = parts.path.lstrip("/").partition("/")
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            query = parse_qs(parts.query, keep_blank_values=True)
+            path = "/" + rest
+            handler = sim.handlers.get(vendor)
+            if handler is None:
+                self._send(404, {"Content-Type": "text/plain"}, f"no simulated printer {vendor!r}".encode())
+                return
+            with sim._lock:
+                sim.requests.append(CapturedRequest(vendor, self.command, path, query, headers, body))
+            fault = sim.take_fault(vendor, self.command, path)
+            if fault and fault.kind == "status":
+                code = int(fault.value)
+                extra = rate_limit_headers(sim.now()) if code == 429 else {}
+                message = "Rate limit exceeded." if code == 429 else "Simulated failure."
+                err_code = "rate_limit_exceeded" if code == 429 else "service_unavailable"
+                self._send(
+                    code, {"Content-Type": "application/json", **extra}, handler.error_body(code, message, err_code)
+                )
+                return
+            if fault and fault.kind == "latency":
+                time.sleep(fault.value)
+            try:
+                status, out_headers, out_body = handler.handle(self.command, path, query, headers, body)
+            except Exception as exc:  # a handler bug must show, not hang the client
+                status, out_headers = 500, {"Content-Type": "text/plain"}
+                out_body = f"simulator handler error: {type(exc).__name__}: {exc}".encode()
+            if fault and fault.kind in ("timeout_after_create", "drop_after_create"):
+                time.sleep(fault.value)
+                self.close_connection = True
+                return  # the piece exists, the client never hears about it
+            self._send(status, out_headers, out_body)
+
+        def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _dispatch
+
+    return Handler
