@@ -144,3 +144,23 @@ def test_an_unknown_blocklist_country_is_a_form_error(admin_client):
     )
     assert response.status_code == HTTPStatus.OK
     assert b"Unknown country" in response.content
+
+
+def test_a_button_pressed_on_a_stale_page_is_a_clean_message(admin_client):
+    r = CampaignRecipientFactory(status=S.ERROR, error_message="x")
+    url = reverse("admin:campaigns_campaignrecipient_change", args=[r.pk])
+    assert b"Retry from proofing" in admin_client.get(url).content
+    # Meanwhile someone else retried it.
+    CampaignRecipient.objects.filter(pk=r.pk).update(status=S.PROOFING_STAGED)
+    data = {
+        "campaign": r.campaign_id,
+        "first_name": r.first_name,
+        "json": "{}",
+        "transitions-TOTAL_FORMS": 0,
+        "transitions-INITIAL_FORMS": 0,
+        "_fsm_transition_to": "retry_proofing",
+    }
+    response = admin_client.post(url, data, follow=True)
+    assert response.status_code == HTTPStatus.OK
+    assert "is not allowed from ProofingStaged" in response.content.decode()
+    assert RecipientTransition.objects.filter(recipient=r).count() == 0
