@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html_join
 
 from campaigns.admin_import import CampaignImportAdminMixin
@@ -62,7 +64,23 @@ class CampaignAdmin(CampaignImportAdminMixin, admin.ModelAdmin):
         if obj.pk is None:
             return "-"
         rows = obj.recipients.values("status").annotate(n=Count("id")).order_by("status")
-        return format_html_join(", ", "{}: {}", ((r["status"], r["n"]) for r in rows)) or "no recipients"
+        changelist = reverse("admin:campaigns_campaignrecipient_changelist")
+        # Each count links to those recipients: from "Error: 4000" to the list in one click.
+        links = (
+            (
+                f"{changelist}?{urlencode({'campaign__id__exact': obj.pk, 'status__exact': r['status']})}",
+                r["status"],
+                r["n"],
+            )
+            for r in rows
+        )
+        return format_html_join(", ", '<a href="{}">{}: {}</a>', links) or "no recipients"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Campaign | None = None) -> bool:
+        # A campaign with an audience carries its history: archive recipients instead.
+        if obj is not None and obj.recipients.exists():
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 class ErrorFilter(admin.SimpleListFilter):
@@ -109,7 +127,7 @@ class CampaignRecipientAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
     fsm_service = recipient_transition
     fsm_service_object_kwarg = "recipient"
 
-    list_display = ("__str__", "campaign", "status", "skip_reason", "error_message", "city", "zip", "updated")
+    list_display = ("__str__", "status", "why", "city", "zip", "country", "campaign", "updated")
     list_filter = ("status", "skip_reason", ErrorFilter, "campaign__printer", "campaign")
     search_fields = (
         "first_name",
@@ -125,6 +143,7 @@ class CampaignRecipientAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
     raw_id_fields = ("campaign",)
     readonly_fields = (
         "status",
+        "why",
         "skip_reason",
         "error_message",
         "natural_key",
@@ -139,7 +158,7 @@ class CampaignRecipientAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
         "updated",
     )
     fieldsets = (
-        (None, {"fields": ("campaign", "status", "skip_reason", "error_message")}),
+        (None, {"fields": ("campaign", "status", "why", "skip_reason", "error_message")}),
         ("Person", {"fields": ("first_name", "last_name", "company", "email", "external_id", "natural_key")}),
         ("Address", {"fields": ("address1", "address2", "city", "state", "zip", "country")}),
         ("Data", {"fields": ("json",)}),
@@ -168,6 +187,10 @@ class CampaignRecipientAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
         _bulk_action("revalidate", "Re-validate skipped/blacklisted"),
         _bulk_action("archive", "Archive (exclude from campaign)"),
     )
+
+    @admin.display(description="Why")
+    def why(self, obj: CampaignRecipient) -> str:
+        return obj.why
 
 
 @admin.register(RecipientTransition)

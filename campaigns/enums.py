@@ -9,32 +9,35 @@ from __future__ import annotations
 
 from django.db import models
 
+# Labels are the spec's names too: the admin, the history, the docs and the
+# error messages all say "ProofingStaged", never a second spelling.
+
 
 class CampaignRecipientStatus(models.TextChoices):
     PENDING = "Pending", "Pending"  # Synced from integration. Ready for proofing.
-    PROOFING_STAGED = "ProofingStaged", "Proofing staged"  # Queued awaiting proof generation.
+    PROOFING_STAGED = "ProofingStaged", "ProofingStaged"  # Queued awaiting proof generation.
     PROOFING = "Proofing", "Proofing"  # Proof generation in progress.
     PROOFED = "Proofed", "Proofed"  # Proof generated. Ready for mailing.
-    SENDING_STAGED = "SendingStaged", "Sending staged"  # Queued awaiting mailpiece creation.
+    SENDING_STAGED = "SendingStaged", "SendingStaged"  # Queued awaiting mailpiece creation.
     SENDING = "Sending", "Sending"  # Mailpiece creation in progress.
     SENT = "Sent", "Sent"  # Mailpiece submitted to printer.
     RECEIVED = "Received", "Received"  # Mailpiece delivered (printer webhooks).
     SCHEDULED = "Scheduled", "Scheduled"  # Awaiting future mail date.
     HOLDOUT = "Holdout", "Holdout"  # Control group member. Not mailed intentionally.
     SKIPPED = "Skipped", "Skipped"  # Validation failed (see skip reason).
-    ADDRESS_ENRICHABLE = "AddressEnrichable", "Address enrichable"  # Missing address, enrichment on.
-    ADDRESS_ENRICHING = "AddressEnriching", "Address enriching"  # Enrichment in progress.
+    ADDRESS_ENRICHABLE = "AddressEnrichable", "AddressEnrichable"  # Missing address, enrichment on.
+    ADDRESS_ENRICHING = "AddressEnriching", "AddressEnriching"  # Enrichment in progress.
     ERROR = "Error", "Error"  # Fatal error in proof/mailer/queue.
     ARCHIVED = "Archived", "Archived"  # Excluded from campaign (legacy).
     BLACKLISTED = "Blacklisted", "Blacklisted"  # On organization blocklist.
 
 
 class CampaignRecipientSkipReason(models.TextChoices):
-    NO_ADDRESS = "NoAddress", "No address"  # No address1 provided, or enrichment failed.
+    NO_ADDRESS = "NoAddress", "NoAddress"  # No address1 provided, or enrichment failed.
     INTERNATIONAL = "International", "International"  # Country check or address validation failed.
-    CAP_EXCEEDED = "CapExceeded", "Cap exceeded"  # Billing recipient cap reached.
-    ENRICHMENT_FAILED = "EnrichmentFailed", "Enrichment failed"  # Faraday returned no result.
-    PRINTER_APPROVAL_FAILED = "PrinterApprovalFailed", "Printer approval failed"  # Printer rules.
+    CAP_EXCEEDED = "CapExceeded", "CapExceeded"  # Billing recipient cap reached.
+    ENRICHMENT_FAILED = "EnrichmentFailed", "EnrichmentFailed"  # Faraday returned no result.
+    PRINTER_APPROVAL_FAILED = "PrinterApprovalFailed", "PrinterApprovalFailed"  # Printer rules.
 
 
 class ErrorMessages:

@@ -195,6 +195,31 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         name = f"{self.first_name} {self.last_name}".strip() or self.company or f"#{self.pk}"
         return name
 
+    @property
+    def why(self) -> str:
+        """One line saying why the recipient is where it is, for ops: the error
+        message, or the skip reason with the first recorded detail."""
+        if self.status == self.Status.ERROR:
+            return self.error_message or "Error (no message recorded)"
+        if self.status == self.Status.BLACKLISTED:
+            return "On the organization's blocklist"
+        if self.status == self.Status.HOLDOUT:
+            return "Control group (holdout)"
+        if self.status != self.Status.SKIPPED:
+            return ""
+        details = [
+            *(str(e.get("message", "")) for e in self.json.get("validation_errors") or [] if isinstance(e, dict)),
+            *(str(e.get("msg", "")) for e in self.json.get("approval_errors") or [] if isinstance(e, dict)),
+        ]
+        enrichment = self.json.get("enrichment")
+        if isinstance(enrichment, dict):
+            details.append(str(enrichment.get("error") or enrichment.get("detail") or ""))
+        details = [d for d in details if d]
+        if not details:
+            return self.skip_reason or "Skipped"
+        more = f" (+{len(details) - 1} more)" if len(details) > 1 else ""
+        return f"{self.skip_reason}: {details[0]}{more}"
+
     # --- the seed's edges (spec 000) ------------------------------------------------
 
     @fsm.transition(field=status, source=Status.PENDING, target=Status.PROOFING_STAGED)

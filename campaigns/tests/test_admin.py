@@ -164,3 +164,36 @@ def test_a_button_pressed_on_a_stale_page_is_a_clean_message(admin_client):
     assert response.status_code == HTTPStatus.OK
     assert "is not allowed from ProofingStaged" in response.content.decode()
     assert RecipientTransition.objects.filter(recipient=r).count() == 0
+
+
+def test_the_changelist_says_why_in_one_line(admin_client):
+    CampaignRecipientFactory(
+        status=S.SKIPPED,
+        skip_reason="NoAddress",
+        json={"validation_errors": [{"field": "zip", "message": "zip is empty"}, {"field": "x", "message": "y"}]},
+    )
+    CampaignRecipientFactory(status=S.ERROR, error_message="Failed to make proof for this recipient")
+    CampaignRecipientFactory(
+        status=S.SKIPPED,
+        skip_reason="PrinterApprovalFailed",
+        json={"approval_errors": [{"msg": "zip must be 5 digits"}]},
+    )
+    content = admin_client.get(reverse("admin:campaigns_campaignrecipient_changelist")).content.decode()
+    assert "NoAddress: zip is empty (+1 more)" in content
+    assert "Failed to make proof for this recipient" in content
+    assert "PrinterApprovalFailed: zip must be 5 digits" in content
+
+
+def test_status_counts_link_to_the_filtered_recipients(admin_client):
+    c = CampaignFactory()
+    CampaignRecipientFactory.create_batch(3, campaign=c, status=S.ERROR)
+    content = admin_client.get(reverse("admin:campaigns_campaign_change", args=[c.pk])).content.decode()
+    assert f"campaign__id__exact={c.pk}&amp;status__exact=Error" in content
+    assert "Error: 3" in content
+
+
+def test_a_campaign_with_recipients_cannot_be_deleted_from_the_admin(admin_client):
+    c = CampaignFactory()
+    assert admin_client.get(reverse("admin:campaigns_campaign_delete", args=[c.pk])).status_code == HTTPStatus.OK
+    CampaignRecipientFactory(campaign=c)
+    assert admin_client.get(reverse("admin:campaigns_campaign_delete", args=[c.pk])).status_code == HTTPStatus.FORBIDDEN
