@@ -13,14 +13,14 @@ better loaded with ``manage.py import_recipients``, which shows progress).
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
@@ -108,11 +108,15 @@ class CampaignImportAdminMixin:
     # --- views --------------------------------------------------------------------------
 
     def _campaign(self, request: HttpRequest, object_id: str) -> Campaign:
-        campaign = get_object_or_404(Campaign.objects.select_related("organization"), pk=object_id)
         model_admin: Any = self
+        # The admin's own lookup: an id that is not a number ("abc", "1e3") is a
+        # 404 like any missing campaign, not a ValueError (500).
+        campaign = model_admin.get_object(request, unquote(object_id))
+        if campaign is None:
+            raise Http404(f"No campaign with id {object_id!r}.")
         if not model_admin.has_change_permission(request, campaign):
             raise PermissionDenied
-        return campaign
+        return cast(Campaign, campaign)
 
     def _context(self, request: HttpRequest, campaign: Campaign, **extra: Any) -> dict[str, Any]:
         model_admin: Any = self

@@ -115,6 +115,8 @@ def campaign_qualify(
 ) -> QualifyResult:
     """Move the campaign's Pending recipients on (see the module docstring).
     ``dry_run`` runs it all in a transaction that is rolled back."""
+    if batch_size < 1:  # a batch of 0 rows would end the loop at once: nothing qualified
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     if dry_run:
         with transaction.atomic():
             result = _qualify(campaign, actor, batch_size, keep_decisions)
@@ -131,8 +133,10 @@ def _qualify(campaign: Campaign, actor: Actor, batch_size: int, keep_decisions: 
     seed = str(campaign.holdout_seed)  # a fresh Campaign holds a UUID object until reloaded
     cap = campaign.organization.recipient_cap
     remaining = None if cap is None else cap - campaign.recipients.filter(status__in=CAP_COUNTED).count()
+    staged_label = _TARGETS["stage_proofing"]
     for batch in _pending_batches(campaign, batch_size):
         decisions: dict[int, Decision] = {}
+        planned = 0
         for row in batch:
             decision = _decide(row, campaign, blocked, approve, seed, threshold)
             if decision is None:  # mailable: the cap decides
@@ -140,9 +144,15 @@ def _qualify(campaign: Campaign, actor: Actor, batch_size: int, keep_decisions: 
                     decision = Decision("skip", SkipReason.CAP_EXCEEDED)
                 else:
                     decision = Decision("stage_proofing")
+                    planned += 1
                     remaining = None if remaining is None else remaining - 1
             decisions[row["id"]] = decision
+        staged_before = result.moved[staged_label]
         _apply(decisions, actor, result)
+        if remaining is not None:
+            # A row moved by someone else meanwhile was not staged: its cap
+            # slot goes back to the rows after it.
+            remaining += planned - (result.moved[staged_label] - staged_before)
         if result.decisions is not None:
             result.decisions.update(decisions)
     return result

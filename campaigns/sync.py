@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.services import recipients_record_created
-from campaigns.validation import RECIPIENT_FIELDS, ValidatedRow, recipient_validate
+from campaigns.validation import RECIPIENT_FIELDS, ValidatedRow, recipient_validate, storable
 from common.fsm import Actor
 
 Status = CampaignRecipient.Status
@@ -124,19 +124,36 @@ class NewRecipient:
 _KNOWN_KEYS = frozenset({*RECIPIENT_FIELDS, "extra", "_line"})
 
 
+def _json_value(value: Any) -> Any:
+    """A value the json column can store on every database: plain JSON types
+    kept, anything else as text, unstorable characters (NUL) escaped."""
+    if isinstance(value, str):
+        return storable(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {storable(str(k)): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    return storable(str(value))
+
+
 def _new(raw: Mapping[str, Any], row: ValidatedRow) -> NewRecipient:
     payload: dict[str, Any] = {}
     extra = raw.get("extra")
     if extra:
-        payload["extra"] = dict(extra)
+        # An integration may send anything here: keep it, never crash on it.
+        payload["extra"] = _json_value(extra) if isinstance(extra, Mapping) else {"extra": _json_value(extra)}
     others = raw.keys() - _KNOWN_KEYS  # a set operation in C: most rows have no unknown key
-    unknown = {k: raw[k] for k in others if not k.startswith("_")} if others else None
+    unknown = {k: raw[k] for k in others if not str(k).startswith("_")} if others else None
     if unknown:
-        payload.setdefault("extra", {}).update({k: "" if v is None else str(v) for k, v in unknown.items()})
+        payload.setdefault("extra", {}).update(
+            {storable(str(k)): "" if v is None else storable(str(v)) for k, v in unknown.items()}
+        )
     if row.skip_reason:
-        payload["validation_errors"] = row.errors
+        payload["validation_errors"] = [{k: storable(v) for k, v in e.items()} for e in row.errors]
         # What was received, untruncated: a skipped row loses nothing.
-        payload["source_row"] = {k: str(raw[k]) for k in RECIPIENT_FIELDS if raw.get(k) not in (None, "")}
+        payload["source_row"] = {k: storable(str(raw[k])) for k in RECIPIENT_FIELDS if raw.get(k) not in (None, "")}
     status = Status.SKIPPED if row.skip_reason else Status.PENDING
     return NewRecipient(row.natural_key, row.data, str(status), row.skip_reason, payload)
 
@@ -271,6 +288,9 @@ def recipients_sync(
     still saved and a re-run creates only what is missing.  ``dry_run`` runs
     the same code in a transaction that is rolled back.
     """
+    if batch_size < 1:
+        # islice(rows, 0) is empty: every row would be silently dropped.
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     report = report or ImportReport()
     report.dry_run = dry_run
     if dry_run:

@@ -38,6 +38,22 @@ RECIPIENT_FIELDS: dict[str, int] = {
     "email": 254,
 }
 ADDRESS_FIELDS = frozenset({"address1", "address2", "city", "state", "zip"})
+# Characters no database column can hold: PostgreSQL refuses NUL in text and
+# jsonb (SQLite takes it, so only production would fail), and a lone surrogate
+# cannot be encoded as UTF-8 by either driver.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: str) -> str:
+    """``value`` with every unstorable character written out as an escape
+    (``\\x00``, ``\\udc80``): what was received stays readable in json."""
+    if not UNSTORABLE.search(value):
+        return value
+    return UNSTORABLE.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if m.group() == "\x00" else f"\\u{ord(m.group()):04x}",
+        value,
+    )
+
 
 # ISO 3166-1 alpha-2, officially assigned codes.
 _ISO2_CODES = """
@@ -200,6 +216,8 @@ class RecipientDataValidator(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and UNSTORABLE.search(value):
+            raise ValueError("contains a NUL byte or an invalid character")
         return "" if value is None else value
 
     @field_validator("first_name", "last_name")
@@ -257,11 +275,25 @@ def _clean(raw: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, limit in RECIPIENT_FIELDS.items():
         value = raw.get(name)
-        out[name] = ("" if value is None else str(value).strip())[:limit]
+        out[name] = storable("" if value is None else str(value)).strip()[:limit]
     iso = country_normalize(out["country"])
     if iso:
         out["country"] = iso
     return out
+
+
+ADDRESS_FIELDS = frozenset({"address1", "address2", "city", "state", "zip", "country"})
+
+
+def _skip_reason(errors: list[tuple[str, str]]) -> SkipReason:
+    fields = {f for f, _ in errors}
+    if "country" in fields:
+        return SkipReason.INTERNATIONAL
+    if ("address1", "address1 is empty") in errors:
+        return SkipReason.NO_ADDRESS
+    if fields & ADDRESS_FIELDS:
+        return SkipReason.INTERNATIONAL
+    return SkipReason.NO_ADDRESS
 
 
 def recipient_validate(
@@ -269,13 +301,15 @@ def recipient_validate(
 ) -> ValidatedRow:
     """Validate one incoming row for a campaign.
 
-    Skip reasons (the spec has five; validation uses two):
+    Skip reasons (the spec has five; validation uses two, by the spec's own
+    meanings: NoAddress "No address1 provided", International "Country check
+    or address validation failed"):
     - International: the country is missing, not recognised, or not mailed by
-      the campaign's printer (``countries``).
-    - NoAddress: every other failure: address1 (when enrichment is off), zip,
-      a field too long, no name, an asterisk in a name.  A name is the first
-      line of a postal address, so a row without a usable addressee has no
-      mailable address either.
+      the campaign's printer (``countries``), or another address field fails
+      (zip empty, a field too long, ...).
+    - NoAddress: address1 is empty (when enrichment is off), or only the name
+      fails (no name, an asterisk): a name is the first line of a postal
+      address, so a row without a usable addressee has no mailable address.
     With enrichment on, a row without address1 is valid (it is gated into the
     enrichment flow by qualification): its zip may be empty too, since the
     enrichment fills the whole address and the row is validated again.
@@ -289,9 +323,11 @@ def recipient_validate(
         if not data["first_name"] and not data["last_name"] and all(f != "name" for f, _ in errors):
             errors.append(("name", "first_name and last_name are both empty"))
         if enrichment and not data["address1"]:
-            errors = [(f, m) for f, m in errors if f not in ("address1", "zip")]
+            # Only the emptiness of address1/zip is forgiven (enrichment fills
+            # them); a zip too long is still an error, never a silent cut.
+            errors = [(f, m) for f, m in errors if not (f in ("address1", "zip") and m == f"{f} is empty")]
         if errors:
-            reason = SkipReason.INTERNATIONAL if any(f == "country" for f, _ in errors) else SkipReason.NO_ADDRESS
+            reason = _skip_reason(errors)
             return ValidatedRow(
                 data=data,
                 natural_key=natural_key(data),

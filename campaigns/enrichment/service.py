@@ -59,7 +59,17 @@ def _query(r: CampaignRecipient) -> EnrichmentQuery:
     )
 
 
-def _claim(campaign: Campaign, actor: Actor, batch_size: int, token: uuid.UUID) -> list[CampaignRecipient]:
+def claim_lease(batch_size: int, timeout_s: float) -> timedelta:
+    """How long a claim lasts: at least ``LEASE``, and never shorter than the
+    worst case of the batch (every lookup hitting the client's timeout), or a
+    second run would re-claim rows still being looked up (paid twice, and the
+    first run's answers thrown away by the token guard)."""
+    return max(LEASE, timedelta(seconds=batch_size * timeout_s * 1.5))
+
+
+def _claim(
+    campaign: Campaign, actor: Actor, batch_size: int, token: uuid.UUID, lease: timedelta = LEASE
+) -> list[CampaignRecipient]:
     now = timezone.now()
     ids = list(
         campaign.recipients.filter(status=Status.ADDRESS_ENRICHABLE)
@@ -71,13 +81,13 @@ def _claim(campaign: Campaign, actor: Actor, batch_size: int, token: uuid.UUID) 
         method="start_enriching",
         actor=actor,
         reason="enrichment claim",
-        updates={"claim_token": token, "lease_until": now + LEASE},
+        updates={"claim_token": token, "lease_until": now + lease},
     )
     room = batch_size - len(claimed)
     if room > 0:
         stale = campaign.recipients.filter(status=Status.ADDRESS_ENRICHING, lease_until__lt=now)
         stale_ids = list(stale.order_by("id").values_list("id", flat=True)[:room])
-        stale.filter(pk__in=stale_ids).update(claim_token=token, lease_until=now + LEASE, updated=now)
+        stale.filter(pk__in=stale_ids).update(claim_token=token, lease_until=now + lease, updated=now)
     return list(CampaignRecipient.objects.filter(claim_token=token, status=Status.ADDRESS_ENRICHING).order_by("id"))
 
 
@@ -88,7 +98,8 @@ def campaign_enrich(
     ``stopped`` with the reason when a fatal error ended the run)."""
     client = client or get_enrichment_client()
     token = uuid.uuid4()
-    rows = _claim(campaign, actor, batch_size, token)
+    lease = claim_lease(batch_size, float(getattr(client, "timeout", 0) or 0))
+    rows = _claim(campaign, actor, batch_size, token, lease)
     results: dict[int, EnrichmentResult | EnrichmentError] = {}
     stopped = ""
     for r in rows:  # no transaction is open here: lookups are slow network calls

@@ -64,7 +64,7 @@ def test_it_explains_each_row_in_plain_words_and_writes_nothing() -> None:
         "Duplicate in file: the same person appears on an earlier line",
     ]
     assert result.ordered_totals() == [(STAGED, 2), ("Skipped", 3), ("Blacklisted", 1), ("Duplicate in file", 1)]
-    assert result.skip_reasons == {"NoAddress": 1, "International": 1, "CapExceeded": 1}
+    assert result.skip_reasons == {"International": 2, "CapExceeded": 1}
     assert (CampaignRecipient.objects.count(), RecipientTransition.objects.count()) == before
     campaign.refresh_from_db()
     assert campaign.import_report == {}

@@ -146,7 +146,7 @@ def test_a_100_kb_field_becomes_a_skipped_recipient_with_its_value_kept() -> Non
     data = f"first_name,address1,zip,country\nAda,{big},1,US\n".encode()
     recipients_import_csv(campaign=campaign, stream=io.BytesIO(data), actor=ACTOR)
     r = campaign.recipients.get()
-    assert (r.status, r.skip_reason) == (Status.SKIPPED, "NoAddress")
+    assert (r.status, r.skip_reason) == (Status.SKIPPED, "International")
     assert r.json["validation_errors"] == [{"field": "address1", "message": "address1 is longer than 200 characters"}]
     assert r.json["source_row"]["address1"] == big
 

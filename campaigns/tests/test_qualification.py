@@ -183,3 +183,21 @@ def test_the_registered_lob_printer_rules_apply_without_fakes() -> None:
     assert status_of(bad) == (Status.SKIPPED, "PrinterApprovalFailed")
     assert bad.json["approval_errors"][0]["type"] == "lob_state"
     assert status_of(good)[0] == Status.PROOFING_STAGED
+
+
+def test_a_cap_slot_is_not_lost_when_a_row_moves_away_mid_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from campaigns import qualification
+    from campaigns.services import recipients_bulk_transition
+
+    org = OrganizationFactory(recipient_cap=2)
+    campaign = CampaignFactory(organization=org, holdout_percent=0)
+    first, second, third = CampaignRecipientFactory.create_batch(3, campaign=campaign)
+    batches = list(qualification._pending_batches(campaign, 2))  # read before the row moves
+    recipients_bulk_transition(queryset=CampaignRecipient.objects.filter(pk=first.pk), method="archive", actor=ACTOR)
+    monkeypatch.setattr(qualification, "_pending_batches", lambda campaign, batch_size: iter(batches))
+
+    campaign_qualify(campaign=campaign, actor=ACTOR, batch_size=2)
+
+    assert status_of(first)[0] == Status.ARCHIVED
+    assert status_of(second)[0] == Status.PROOFING_STAGED
+    assert status_of(third)[0] == Status.PROOFING_STAGED  # the slot first could not use

@@ -48,13 +48,13 @@ def test_it_creates_invalid_rows_skipped_with_reason_errors_and_the_source_row()
     recipients_sync(campaign=campaign, rows=[person(1, zip="", city=long_city)], actor=ACTOR)
     r = campaign.recipients.get()
     assert r.status == Status.SKIPPED
-    assert r.skip_reason == "NoAddress"
+    assert r.skip_reason == "International"
     assert {e["message"] for e in r.json["validation_errors"]} == {
         "zip is empty",
         "city is longer than 100 characters",
     }
     assert r.json["source_row"]["city"] == long_city
-    assert RecipientTransition.objects.get(recipient=r).payload == {"skip_reason": "NoAddress"}
+    assert RecipientTransition.objects.get(recipient=r).payload == {"skip_reason": "International"}
 
 
 def test_it_skips_rows_with_a_bad_country_as_international() -> None:
@@ -106,7 +106,7 @@ def test_the_report_is_saved_on_the_campaign() -> None:
     campaign.refresh_from_db()
     assert campaign.import_report["status"] == "complete"
     assert campaign.import_report["by_status"] == {"Pending": 1, "Skipped": 1}
-    assert campaign.import_report["by_skip_reason"] == {"NoAddress": 1}
+    assert campaign.import_report["by_skip_reason"] == {"International": 1}
 
 
 def test_a_failure_midway_still_saves_a_report_and_a_rerun_completes() -> None:

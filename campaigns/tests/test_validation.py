@@ -114,7 +114,8 @@ def test_enrichment_does_not_excuse_a_missing_name() -> None:
 
 def test_a_missing_zip_names_the_field_in_plain_words() -> None:
     result = recipient_validate(row(zip=""))
-    assert result.skip_reason == SkipReason.NO_ADDRESS
+    # Spec: International = "Country check or address validation failed".
+    assert result.skip_reason == SkipReason.INTERNATIONAL
     assert result.errors[0]["message"] == "zip is empty"
 
 
@@ -133,7 +134,7 @@ def test_a_country_the_printer_does_not_mail_to_is_skipped_international() -> No
 
 def test_a_too_long_field_is_an_error_not_a_truncation_surprise() -> None:
     result = recipient_validate(row(city="x" * 101))
-    assert result.skip_reason == SkipReason.NO_ADDRESS
+    assert result.skip_reason == SkipReason.INTERNATIONAL
     assert result.errors == [{"field": "city", "message": "city is longer than 100 characters"}]
     assert len(result.data["city"]) == 100  # fits the column; the full value is kept by sync
 
@@ -214,3 +215,12 @@ def test_the_natural_key_ignores_letter_case_and_whitespace_runs(words: list[str
     base = {"first_name": " ".join(words), "address1": "1 Main St", "zip": "62701", "country": "US"}
     varied = {**base, "first_name": gap + gap.join(w.swapcase() for w in words) + gap}
     assert natural_key(base) == natural_key(varied)
+
+
+def test_a_missing_address1_wins_over_other_address_errors() -> None:
+    result = recipient_validate(row(address1="", zip=""))
+    assert result.skip_reason == SkipReason.NO_ADDRESS
+
+
+def test_a_bad_name_alone_is_no_address() -> None:
+    assert recipient_validate(row(first_name="A*da")).skip_reason == SkipReason.NO_ADDRESS

@@ -81,6 +81,12 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
         try:
+            path.open("rb").close()
+        except OSError as exc:
+            raise CommandError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+        if options["batch_size"] < 1:
+            raise CommandError(f"--batch-size must be at least 1, not {options['batch_size']}")
+        try:
             mapping = mapping_parse(options["mapping"])
         except ImportFileError as exc:
             raise CommandError(str(exc)) from exc
@@ -92,7 +98,12 @@ class Command(BaseCommand):
 
     def campaign(self, ref: str) -> Campaign:
         qs = Campaign.objects.select_related("organization")
-        found = list(qs.filter(pk=int(ref))) if ref.isdigit() else list(qs.filter(name=ref)[:2])
+        # isdigit() is also true for "²" or "٣", which int() may refuse; and an id
+        # beyond 64 bits is no campaign (PostgreSQL would refuse the query).
+        pk = int(ref) if ref.isascii() and ref.isdigit() and len(ref) < 19 else None
+        found = list(qs.filter(pk=pk)) if pk is not None else []
+        if not found:  # a campaign may be named "2024"
+            found = list(qs.filter(name=ref)[:2])
         if len(found) != 1:
             raise CommandError(
                 f"campaign {ref!r}: " + ("no such campaign" if not found else "several match; use the id")
@@ -158,7 +169,10 @@ class Command(BaseCommand):
         for line in dry_run_text(result):
             self.stdout.write(line)
         if options["export"]:
-            with options["export"].open("w", newline="", encoding="utf-8") as out:
-                dry_run_write_csv(result, out)
+            try:
+                with options["export"].open("w", newline="", encoding="utf-8") as out:
+                    dry_run_write_csv(result, out)
+            except OSError as exc:
+                raise CommandError(f"--export {options['export']}: cannot be written ({exc.strerror or exc})") from exc
             self.stdout.write(f"Per-row outcome written to {options['export']}")
         self.stdout.write("Dry run: nothing was written.")
