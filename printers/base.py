@@ -126,10 +126,21 @@ def load_webhook_body(model: type[_M], body: bytes | Any, *, vendor: str, what: 
             body = json.loads(body.decode("utf-8"))
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
             raise ValueError(f"{vendor} webhook body is not JSON: {exc}") from exc
+        except RecursionError:  # "[[[[…" a few thousand deep: json gives up with a RuntimeError
+            raise ValueError(f"{vendor} webhook body is nested too deeply to be one of its events") from None
     try:
         return model.model_validate(body)
     except ValueError as exc:  # pydantic's ValidationError
         raise ValueError(f"{vendor} webhook body is not {what}: {exc}") from exc
+    except RecursionError:
+        raise ValueError(f"{vendor} webhook body is nested too deeply to be {what}") from None
+
+
+def aware(moment: dt.datetime | None) -> dt.datetime | None:
+    """``moment`` with a timezone: a zone-less vendor time is read as UTC, never compared naive."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment
 
 
 class Printer:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -81,6 +82,8 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
             if when.tzinfo is None:
                 when = when.replace(tzinfo=dt.UTC)
             return max(0.0, when.timestamp() - current)
+        if not math.isfinite(value):  # "inf"/"nan" would stall or skip the retry: ignore it
+            continue
         if value > _EPOCH_THRESHOLD:
             value = value - current
         return max(0.0, value)

@@ -74,7 +74,12 @@ class LetterUpdated(BaseModel):
 
 
 def _epoch(value: int | None) -> dt.datetime | None:
-    return dt.datetime.fromtimestamp(value, dt.UTC) if value else None
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    except (OverflowError, OSError) as exc:  # 10**18 is no date: a malformed body, not a crash
+        raise ValueError(f"intelliprint webhook timestamp {value} is out of range") from exc
 
 
 class IntelliPrintPrinter(Printer):
@@ -139,7 +144,14 @@ class IntelliPrintPrinter(Printer):
         if not job.get("confirmed"):
             # The step a crash may have skipped: confirming twice is harmless,
             # creating twice would print twice.
-            job = self._call("POST", f"/prints/{self._id(job)}", json={"confirmed": True})
+            print_id = self._id(job)
+            try:
+                job = self._call("POST", f"/prints/{print_id}", json={"confirmed": True})
+            except PrinterError as exc:
+                if "already_confirmed" not in exc.code:
+                    raise
+                # Another attempt confirmed it meanwhile: that is our success.
+                job = self._call("GET", f"/prints/{print_id}")
         return self._submission(job)
 
     def lookup(self, reference: str) -> Submission | None:

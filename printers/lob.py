@@ -22,6 +22,7 @@ from printers.base import (
     SubmitRequest,
     WebhookRequest,
     WebhookVerificationError,
+    aware,
     load_webhook_body,
 )
 from printers.kinds import PrinterKind
@@ -87,7 +88,15 @@ class LobEvent(BaseModel):
 
 def metadata_for(request: SubmitRequest) -> dict[str, str]:
     """Our reference + metadata within Lob's limits, or a permanent error naming the breach."""
-    metadata = {"reference": request.reference, **{str(k): str(v) for k, v in request.metadata.items()}}
+    metadata = {str(k): str(v) for k, v in request.metadata.items()}
+    # lookup() finds the piece by metadata[reference]: a caller's "reference" must not replace ours,
+    # or reconciliation after the key expires finds nothing and a resubmit prints twice.
+    if metadata.get("reference", request.reference) != request.reference:
+        raise PrinterError(
+            f"lob metadata 'reference' {metadata['reference']!r} differs from the submission's {request.reference!r}",
+            permanent=True,
+        )
+    metadata = {"reference": request.reference, **metadata}
     if len(metadata) > MAX_METADATA_KEYS:
         raise PrinterError(f"lob metadata allows {MAX_METADATA_KEYS} keys, got {len(metadata)}", permanent=True)
     for key, value in metadata.items():
@@ -166,9 +175,16 @@ class LobPrinter(Printer):
 
     def submit(self, request: SubmitRequest) -> Submission:
         # Lob replays a known key with 200 and the existing postcard (vendors.md §1.3).
-        data = self._call(
-            "POST", "/postcards", json=self.payload(request), headers={"Idempotency-Key": request.idempotency_key}
-        )
+        try:
+            data = self._call(
+                "POST", "/postcards", json=self.payload(request), headers={"Idempotency-Key": request.idempotency_key}
+            )
+        except PrinterError as exc:
+            if exc.status_code != 409:
+                raise
+            # A conflict on create may be a request under the same key still in
+            # flight: the piece may exist, so the outcome is unknown, not failed.
+            raise PrinterError(exc.message, permanent=False, status_code=409, code=exc.code) from exc
         return self._submission(data, reference=request.reference)
 
     def lookup(self, reference: str) -> Submission | None:
@@ -194,7 +210,7 @@ class LobPrinter(Printer):
         if not secret:
             raise WebhookVerificationError("LOB_WEBHOOK_SECRET is not set: refusing every Lob webhook")
         timestamp = request.header("Lob-Signature-Timestamp")
-        signing.check_timestamp(timestamp, float(self.conf.get("webhook_tolerance_s") or DEFAULT_TOLERANCE_S))
+        signing.check_timestamp(timestamp, self.conf.get("webhook_tolerance_s") or DEFAULT_TOLERANCE_S)
         assert timestamp is not None  # check_timestamp raised otherwise
         signed = timestamp.strip().encode() + b"." + request.body
         signing.check_hmac_hex(secret, signed, request.header("Lob-Signature"))
@@ -229,7 +245,7 @@ def occurred_at(event: LobEvent) -> dt.datetime | None:
         for item in reversed(tracking):  # ascending by time: the latest match wins
             if isinstance(item, dict) and item.get("name") == name and item.get("time"):
                 try:
-                    return dt.datetime.fromisoformat(str(item["time"]).replace("Z", "+00:00"))
+                    return aware(dt.datetime.fromisoformat(str(item["time"]).replace("Z", "+00:00")))
                 except ValueError:
                     break
-    return event.date_created
+    return aware(event.date_created)

@@ -27,6 +27,7 @@ from printers.base import (
     SubmitRequest,
     WebhookRequest,
     WebhookVerificationError,
+    aware,
     load_webhook_body,
 )
 from printers.kinds import PrinterKind
@@ -139,7 +140,7 @@ class SandboxPrinter(Printer):
         if not secret:
             raise WebhookVerificationError("SANDBOX_WEBHOOK_SECRET is not set: refusing every sandbox webhook")
         timestamp, candidates = parse_signature_header(request.header(SIGNATURE_HEADER))
-        signing.check_timestamp(timestamp, float(self.conf.get("webhook_tolerance_s") or DEFAULT_TOLERANCE_S))
+        signing.check_timestamp(timestamp, self.conf.get("webhook_tolerance_s") or DEFAULT_TOLERANCE_S)
         expected = signing.hmac_sha256_hex(secret, f"{timestamp}.".encode() + request.body).encode()
         # Several v1 entries while a secret is being rotated: any one may match.
         if not any(hmac.compare_digest(expected, c.encode("utf-8", "replace")) for c in candidates):
@@ -154,7 +155,7 @@ class SandboxPrinter(Printer):
                 printer_id=piece.id,
                 vendor_status=piece.status,
                 status=self.convert_status(piece.status),
-                occurred_at=piece.occurred_at,
+                occurred_at=aware(piece.occurred_at),
                 event_id=event.id,
                 reference=piece.reference,
                 raw=event.model_dump(mode="json"),

@@ -52,14 +52,22 @@ def parse_timestamp(ts: str | None) -> float:
     return value / 1000 if value > _MS_THRESHOLD else value
 
 
-def check_timestamp(ts: str | None, tolerance_s: float, *, now: float | None = None) -> None:
-    """Raise unless ``ts`` (seconds or ms) lies within ``tolerance_s`` of now, either side."""
-    if not tolerance_s or tolerance_s <= 0:
+def check_timestamp(ts: str | None, tolerance_s: float | str, *, now: float | None = None) -> None:
+    """Raise unless ``ts`` (seconds or ms) lies within ``tolerance_s`` of now, either side.
+
+    ``tolerance_s`` comes from settings, possibly as text: anything but a finite positive
+    number ("abc", "nan", "inf", 0) refuses the webhook (NaN compares False both ways, so
+    it would otherwise accept every timestamp)."""
+    try:
+        tolerance = float(tolerance_s)
+    except (TypeError, ValueError):
+        tolerance = math.nan
+    if not math.isfinite(tolerance) or tolerance <= 0:
         raise WebhookVerificationError("webhook tolerance must be a positive number of seconds")
     when = parse_timestamp(ts)
     current = time.time() if now is None else now
     skew = when - current
-    if skew < -tolerance_s:
+    if skew < -tolerance:
         raise WebhookVerificationError(f"signature timestamp is stale ({-skew:.0f}s old)")
-    if skew > tolerance_s:
+    if skew > tolerance:
         raise WebhookVerificationError(f"signature timestamp is in the future ({skew:.0f}s ahead)")

@@ -193,7 +193,7 @@ class StannpPrinter(Printer):
         data = self._call("GET", f"/reporting/list/{start}/{end}/all/{quote(reference, safe='')}")
         singles = data.get("singles", []) if isinstance(data, dict) else []
         for item in singles:
-            if isinstance(item, dict) and reference in str(item.get("tags") or "").split(","):
+            if isinstance(item, dict) and reference in (t.strip() for t in str(item.get("tags") or "").split(",")):
                 return self._submission(item, reference=reference)
         return None
 
@@ -221,6 +221,8 @@ class StannpPrinter(Printer):
             body = form_to_nested(text) if "form-urlencoded" in content_type.lower() else json.loads(text)
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
             raise ValueError(f"stannp webhook body is not JSON or form data: {exc}") from exc
+        except RecursionError:  # "[[[[…" or "a[x[x[x…" thousands deep
+            raise ValueError("stannp webhook body is nested too deeply to be a Stannp envelope") from None
         envelope = load_webhook_body(StannpEnvelope, body, vendor="stannp", what="a Stannp envelope")
         if envelope.event != "mailpiece_status":
             return []

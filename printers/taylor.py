@@ -10,6 +10,7 @@ code -> status table is the spec's, overridable per deployment in
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
@@ -44,16 +45,18 @@ STATUS_MAP: dict[str, MailpieceStatus] = {
 }
 SIZES = frozenset({"4x6", "6x9", "6x11"})
 SIGNATURE_HEADER = "X-Taylor-Signature"
+STATUS_CODE = re.compile(r"[-+]?[0-9]+")
 DEFAULT_TOLERANCE_S = 300.0
 
 
 def status_code(value: Any) -> str:
-    """A status code as the table's key: 11, "11" and " 011" are all "11"."""
+    """A status code as the table's key: 11, "11" and " 011" are all "11".
+
+    Only plain ASCII digits are normalised: ``int()`` alone would also read
+    "1_2" or Arabic-Indic digits as 12 and turn garbage into Delivered."""
     text = str(value).strip()
-    try:
-        return str(int(text))
-    except ValueError:
-        return text
+    # The length cap keeps int() clear of its 4300-digit limit: convert_status never raises.
+    return str(int(text)) if len(text) <= 20 and STATUS_CODE.fullmatch(text) else text
 
 
 def load_status_map(override: Mapping[Any, Any] | None) -> dict[str, MailpieceStatus]:
@@ -175,8 +178,7 @@ class TaylorPrinter(Printer):
         if not secret:
             raise WebhookVerificationError("no Taylor webhook secret is configured: refusing every webhook")
         timestamp, signatures = parse_signature_header(request.header(SIGNATURE_HEADER))
-        tolerance = float(self.conf.get("webhook_tolerance_s") or DEFAULT_TOLERANCE_S)
-        signing.check_timestamp(timestamp, tolerance)
+        signing.check_timestamp(timestamp, self.conf.get("webhook_tolerance_s") or DEFAULT_TOLERANCE_S)
         signed = timestamp.encode() + b"." + request.body
         for signature in signatures:  # several v1 entries while a secret is rotated
             try:

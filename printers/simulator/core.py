@@ -6,6 +6,7 @@ Usage (tests use the ``simulator`` fixture in ``printers/tests/conftest.py``)::
     sim.url("lob")                     # "http://127.0.0.1:<port>/lob/v1"
     sim.inject("lob", 429)             # next Lob request answers 429 with rate-limit headers
     sim.inject("lob", Fault.timeout_after_create())  # handle, then hang past the client timeout
+    sim.inject("lob", Fault.status_after_create(503))  # handle (the piece exists), then answer 503
     sim.physical_pieces("lob", key)    # pieces created under an idempotency key (or reference)
     sim.advance(25 * 3600)             # jump the clock: idempotency keys expire after 24 h
     sim.fire_webhooks(lambda vendor: f"{live_server.url}/webhooks/{vendor}/",

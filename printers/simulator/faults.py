@@ -16,6 +16,8 @@ from typing import Any
 class Fault:
     """A fault for the next matching request: ``latency`` (sleep ``value`` s, then answer),
     ``status`` (answer ``int(value)`` without handling; 429 carries rate-limit headers),
+    ``status_after_create`` (handle, then answer ``int(value)`` anyway: a 5xx or 429 whose
+    piece exists, so a client that retries with a new key prints twice),
     ``timeout_after_create`` (handle, then hang ``value`` s and drop the connection) or
     ``drop_after_create`` (handle, then drop the connection at once)."""
 
@@ -32,6 +34,10 @@ class Fault:
     @classmethod
     def status(cls, code: int, **kw: Any) -> Fault:
         return cls("status", float(code), **kw)
+
+    @classmethod
+    def status_after_create(cls, code: int, **kw: Any) -> Fault:
+        return cls("status_after_create", float(code), **kw)
 
     @classmethod
     def timeout_after_create(cls, hang_s: float = 2.0, **kw: Any) -> Fault:

@@ -159,8 +159,12 @@ class LobHandler(VendorHandler):
         metadata = data.get("metadata") or {}
         if not isinstance(metadata, dict) or len(metadata) > 20:
             return "invalid", "metadata must be an object with at most 20 keys"
-        if any(not isinstance(v, str) or len(v) > 500 or len(str(k)) > 40 for k, v in metadata.items()):
-            return "invalid", "metadata keys <= 40 chars, values strings <= 500 chars"
+        if any(
+            not isinstance(v, str) or len(v) > 500 or len(str(k)) > 40 or any(c in f"{k}{v}" for c in '"\\')
+            for k, v in metadata.items()
+        ):
+            return "invalid", 'metadata keys <= 40 chars, values strings <= 500 chars, neither with " or \\'
+
         send_date = data.get("send_date")
         if send_date:
             try:

@@ -128,13 +128,7 @@ def _make_request_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 sim.requests.append(CapturedRequest(vendor, self.command, path, query, headers, body))
             fault = sim.take_fault(vendor, self.command, path)
             if fault and fault.kind == "status":
-                code = int(fault.value)
-                extra = rate_limit_headers(sim.now()) if code == 429 else {}
-                message = "Rate limit exceeded." if code == 429 else "Simulated failure."
-                err_code = "rate_limit_exceeded" if code == 429 else "service_unavailable"
-                self._send(
-                    code, {"Content-Type": "application/json", **extra}, handler.error_body(code, message, err_code)
-                )
+                self._send_fault_status(handler, int(fault.value))
                 return
             if fault and fault.kind == "latency":
                 time.sleep(fault.value)
@@ -147,7 +141,16 @@ def _make_request_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 time.sleep(fault.value)
                 self.close_connection = True
                 return  # the piece exists, the client never hears about it
+            if fault and fault.kind == "status_after_create":
+                self._send_fault_status(handler, int(fault.value))
+                return  # the piece exists, the client hears a failure
             self._send(status, out_headers, out_body)
+
+        def _send_fault_status(self, handler: Any, code: int) -> None:
+            extra = rate_limit_headers(sim.now()) if code == 429 else {}
+            message = "Rate limit exceeded." if code == 429 else "Simulated failure."
+            err_code = "rate_limit_exceeded" if code == 429 else "service_unavailable"
+            self._send(code, {"Content-Type": "application/json", **extra}, handler.error_body(code, message, err_code))
 
         def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
             self.send_response(status)

@@ -76,6 +76,7 @@ class StannpHandler(VendorHandler):
                 id=str(number),
                 reference=form.get("tags", "").split(",")[0],
                 request=form,
+                extra={"raw_body": body},
                 status="test" if test else "received",
                 physical=not test,  # test pieces are a sample PDF, never dispatched
             )
@@ -95,8 +96,9 @@ class StannpHandler(VendorHandler):
         piece, replay = self.sim.create_or_replay(self.name, key=key, build=build)
         if not replay:
             return self.json_response(200, piece.response)
-        if piece.request != form:
-            # Only an identical body is a repeat (vendors.md §2.2); refuse rather than guess.
+        if piece.extra.get("raw_body") != body:
+            # Only an identical body is a repeat (vendors.md §2.2), byte for byte: a client that
+            # reorders or re-encodes fields between retries must fail here, as it would at Stannp.
             return self.fail(400, "Idempotency key already used with a different request.")
         return self.json_response(409, piece.response)  # Stannp's replay: the original body, HTTP 409
 

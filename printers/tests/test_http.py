@@ -99,3 +99,9 @@ def test_it_uses_the_configured_timeout_by_default(simulator, settings):
     simulator.inject("sandbox", Fault.latency(0.4))
     with pytest.raises(PrinterError, match=r"timed out after 0\.1s"):
         http.request("GET", simulator.url("sandbox") + "/pieces")
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_it_ignores_a_non_finite_retry_header_and_reads_the_next_one(value):
+    assert http.retry_after_seconds({"Retry-After": value, "ratelimit-reset": "7"}, now=0) == 7.0
+    assert http.retry_after_seconds({"Retry-After": value}, now=0) is None

@@ -336,3 +336,22 @@ def test_it_verifies_and_parses_the_simulators_svix_webhooks(simulator: Simulato
         assert (event.printer_id, event.reference) == (created.printer_id, "pc:7:2001:0")
         statuses.append(event.status)
     assert statuses == [S.RECEIVED, S.PRODUCING, S.HANDED_OVER, S.IN_TRANSIT]
+
+
+def test_a_job_confirmed_by_a_concurrent_attempt_is_success_not_an_error(simulator: Simulator) -> None:
+    printer = get_printer("intelliprint")
+    real_request = http.request
+    raced = False
+
+    def confirm_first(method: str, url: str, **kwargs: Any) -> httpx.Response:
+        nonlocal raced
+        if method == "POST" and "/prints/print_" in url and not raced:
+            raced = True  # another worker confirms the same job just before us
+            real_request(method, url, **kwargs)
+        return real_request(method, url, **kwargs)
+
+    with mock.patch("printers.http.request", autospec=True, side_effect=confirm_first):
+        submission = printer.submit(submit_request())
+    assert submission.printer_id == simulator.pieces("intelliprint")[0].id
+    assert len(creates(simulator)) == 1
+    assert simulator.physical_pieces("intelliprint") == 1

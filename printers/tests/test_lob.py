@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mailpieces.status import MailpieceStatus as S
@@ -417,3 +418,67 @@ def test_it_falls_back_to_the_event_time_when_the_scan_time_is_unreadable():
     data["body"]["tracking_events"][-1]["time"] = "last tuesday"
     [event] = LobPrinter({}).parse_webhook(json.dumps(data).encode())
     assert event.occurred_at == dt.datetime.fromisoformat(data["date_created"])
+
+
+# ---------------------------------------------------------------- review regressions
+def test_it_refuses_caller_metadata_that_would_replace_the_reference_lookup_searches_by():
+    from printers.lob import metadata_for
+
+    with pytest.raises(PrinterError, match="reference") as info:
+        metadata_for(make_request(metadata={"reference": "pc:7:1:0", "recipient_id": "4242"}))
+    assert info.value.permanent
+    # Repeating our own reference is harmless.
+    assert metadata_for(make_request(metadata={"reference": "pc:7:4242:0"})) == {"reference": "pc:7:4242:0"}
+
+
+def test_a_5xx_after_the_piece_was_created_is_transient_and_the_same_key_makes_no_second_piece(lob, simulator):
+    simulator.inject("lob", Fault.status_after_create(503, method="POST"))
+    with pytest.raises(PrinterError) as info:
+        lob.submit(make_request())
+    assert (info.value.permanent, info.value.status_code) == (False, 503)
+    assert simulator.physical_pieces("lob") == 1  # Lob created it anyway
+    replay = lob.submit(make_request())
+    assert replay.printer_id == simulator.pieces("lob")[0].id
+    assert simulator.physical_pieces("lob") == 1
+
+
+@pytest.mark.parametrize("tolerance", ["abc", "nan", "inf", "-5"])
+def test_it_refuses_webhooks_with_a_verification_error_when_the_tolerance_setting_is_not_a_positive_number(
+    tolerance,
+):
+    body = b'{"id": "evt_1"}'
+    stamp = str(int((time.time() - 86_400 * 365) * 1000))  # a year old
+    headers = {"Lob-Signature-Timestamp": stamp, "Lob-Signature": hmac_sha256_hex(SECRET, stamp.encode() + b"." + body)}
+    printer = LobPrinter({"webhook_secret": SECRET, "webhook_tolerance_s": tolerance})
+    with pytest.raises(WebhookVerificationError, match="tolerance"):
+        printer.verify_webhook(WebhookRequest(body, headers))
+
+
+def test_the_simulator_catches_a_client_that_mints_a_new_key_per_retry(lob, simulator):
+    # The point of "5xx after create": a retry under a fresh key prints a second piece.
+    simulator.inject("lob", Fault.status_after_create(500, method="POST"))
+    with pytest.raises(PrinterError):
+        lob.submit(make_request())
+    lob.submit(make_request(idempotency_key="a-fresh-key"))
+    assert simulator.physical_pieces("lob") == 2
+
+
+@pytest.mark.parametrize("value", ['say "hi"', "back\\slash"])
+def test_the_simulator_refuses_metadata_with_quotes_or_backslashes_as_lob_does(simulator, value):
+    response = httpx.post(
+        simulator.url("lob") + "/postcards",
+        json={**LobPrinter({}).payload(make_request()), "metadata": {"note": value}},
+        auth=("test_lob_key", ""),
+    )
+    assert response.status_code == 422
+    assert simulator.physical_pieces("lob") == 0
+
+
+def test_a_409_on_create_is_an_unknown_outcome_not_a_failure(lob, simulator):
+    # Lob answers 409 while a request under the same key is still in flight.
+    simulator.inject("lob", 409)
+    with pytest.raises(PrinterError) as info:
+        lob.submit(make_request())
+    assert (info.value.permanent, info.value.status_code) == (False, 409)
+    assert lob.submit(make_request()).printer_id.startswith("psc_")
+    assert simulator.physical_pieces("lob") == 1

@@ -78,3 +78,14 @@ def test_it_requires_a_positive_tolerance(tolerance):
 def test_it_reads_milliseconds_as_seconds():
     assert parse_timestamp("1780000000123") == pytest.approx(1_780_000_000.123)
     assert parse_timestamp(" 1780000000 ") == 1_780_000_000
+
+
+@pytest.mark.parametrize("tolerance", [float("nan"), float("inf"), "abc", "nan", None])
+def test_it_refuses_a_tolerance_that_is_not_a_finite_number(tolerance):
+    # NaN compares False both ways: without this check it would accept a year-old timestamp.
+    with pytest.raises(WebhookVerificationError, match="tolerance"):
+        check_timestamp(str(int(NOW) - 365 * 86_400), tolerance, now=NOW)
+
+
+def test_it_accepts_a_tolerance_given_as_text():
+    check_timestamp(str(int(NOW) - 100), "300", now=NOW)

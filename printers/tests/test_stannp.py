@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -324,3 +325,33 @@ def test_it_verifies_and_parses_the_simulators_signed_webhooks(simulator: Simula
         assert event.reference == "pc:7:1042:0"
         statuses.append(event.status)
     assert statuses == [S.RECEIVED, S.RECEIVED, S.PRODUCING, S.HANDED_OVER, S.LOCAL_DELIVERY, S.DELIVERED]
+
+
+def test_a_5xx_after_the_piece_was_created_is_transient_and_the_409_replay_returns_it(simulator: Simulator) -> None:
+    printer = get_printer("stannp")
+    simulator.inject("stannp", Fault.status_after_create(502, method="POST"))
+    with pytest.raises(PrinterError) as lost:
+        printer.submit(submit_request())
+    assert (lost.value.permanent, lost.value.status_code) == (False, 502)
+    assert simulator.physical_pieces("stannp") == 1
+    replayed = printer.submit(submit_request())
+    assert replayed.printer_id == simulator.pieces("stannp")[0].id
+    assert simulator.physical_pieces("stannp") == 1
+
+
+def test_the_simulator_replays_only_a_byte_identical_body_as_stannp_does(simulator: Simulator) -> None:
+    # A client that re-orders (or re-encodes) its fields between retries must fail here
+    # as it would at Stannp; comparing parsed forms would let that bug through.
+    url, headers = simulator.url("stannp") + "/postcards/create", {"X-Idempotency-Key": "pc:7:1:0:key"}
+    form = [
+        ("size", "A6"),
+        ("front", "https://p.example/f.jpg"),
+        ("recipient[address1]", "1 A St"),
+        ("recipient[country]", "GB"),
+    ]
+    auth = ("k", "")
+    assert httpx.post(url, data=dict(form), headers=headers, auth=auth).status_code == 200
+    assert httpx.post(url, data=dict(form), headers=headers, auth=auth).status_code == 409
+    reordered = httpx.post(url, data=dict(reversed(form)), headers=headers, auth=auth)
+    assert reordered.status_code == 400
+    assert simulator.physical_pieces("stannp") == 1

@@ -311,3 +311,13 @@ def test_it_verifies_and_parses_the_simulators_signed_webhooks(simulator: Simula
     assert [e.status for e in events] == [S.PROCESSED, S.HANDED_OVER, S.PROCESSED, S.DELIVERED, S.DELIVERED]
     assert events[3].event_id == events[4].event_id  # a redelivery keeps its id: the inbox dedupes it
     assert {e.reference for e in events} == {"pc:7:3001:0"}
+
+
+@pytest.mark.parametrize("code", ["1_2", "\u0661\u0662", "\uff11\uff12"])
+def test_it_does_not_read_look_alike_codes_as_a_mapped_status(code: str) -> None:
+    # int() reads all three as 12 (Delivered); they are garbage, so Unknown.
+    assert TaylorPrinter.convert_status(code) == S.UNKNOWN
+
+
+def test_it_converts_a_code_of_thousands_of_digits_to_unknown_without_raising() -> None:
+    assert TaylorPrinter.convert_status("1" * 5000) == S.UNKNOWN
