@@ -14,6 +14,17 @@ pytestmark = pytest.mark.django_db
 S = CampaignRecipient.Status
 
 
+def change_form_data(r: CampaignRecipient) -> dict[str, object]:
+    """What the recipient change form posts when nothing is edited."""
+    return {
+        "campaign": r.campaign_id,
+        "first_name": r.first_name,
+        "json": "{}",
+        "transitions-TOTAL_FORMS": 0,
+        "transitions-INITIAL_FORMS": 0,
+    }
+
+
 @pytest.mark.parametrize(
     "model",
     [
@@ -55,14 +66,7 @@ def test_recipient_filters_by_status(admin_client):
 def test_a_posted_status_is_ignored(admin_client):
     r = CampaignRecipientFactory()
     url = reverse("admin:campaigns_campaignrecipient_change", args=[r.pk])
-    data = {
-        "campaign": r.campaign_id,
-        "status": "Sent",
-        "first_name": "X",
-        "json": "{}",
-        "transitions-TOTAL_FORMS": 0,
-        "transitions-INITIAL_FORMS": 0,
-    }
+    data = {**change_form_data(r), "status": "Sent", "first_name": "X"}
     admin_client.post(url, data)
     r.refresh_from_db()
     assert r.status == S.PENDING
@@ -71,14 +75,7 @@ def test_a_posted_status_is_ignored(admin_client):
 def test_the_transition_button_logs_the_admin_user(admin_client, admin_user):
     r = CampaignRecipientFactory(status=S.ERROR, error_message="x")
     url = reverse("admin:campaigns_campaignrecipient_change", args=[r.pk])
-    data = {
-        "campaign": r.campaign_id,
-        "first_name": r.first_name,
-        "json": "{}",
-        "transitions-TOTAL_FORMS": 0,
-        "transitions-INITIAL_FORMS": 0,
-        "_fsm_transition_to": "retry_proofing",
-    }
+    data = {**change_form_data(r), "_fsm_transition_to": "retry_proofing"}
     response = admin_client.post(url, data)
     assert response.status_code == HTTPStatus.FOUND
     r.refresh_from_db()
@@ -152,14 +149,7 @@ def test_a_button_pressed_on_a_stale_page_is_a_clean_message(admin_client):
     assert b"Retry from proofing" in admin_client.get(url).content
     # Meanwhile someone else retried it.
     CampaignRecipient.objects.filter(pk=r.pk).update(status=S.PROOFING_STAGED)
-    data = {
-        "campaign": r.campaign_id,
-        "first_name": r.first_name,
-        "json": "{}",
-        "transitions-TOTAL_FORMS": 0,
-        "transitions-INITIAL_FORMS": 0,
-        "_fsm_transition_to": "retry_proofing",
-    }
+    data = {**change_form_data(r), "_fsm_transition_to": "retry_proofing"}
     response = admin_client.post(url, data, follow=True)
     assert response.status_code == HTTPStatus.OK
     assert "is not allowed from ProofingStaged" in response.content.decode()
