@@ -11,6 +11,7 @@ from django.utils.html import format_html_join
 
 from campaigns.admin_import import CampaignImportAdminMixin
 from campaigns.models import BlocklistEntry, Campaign, CampaignRecipient, Organization, RecipientTransition
+from campaigns.revalidation import recipients_revalidate
 from campaigns.services import recipient_transition, recipients_bulk_transition
 from common.admin import BigTableAdminMixin, HistoryFSMAdminMixin, ReadOnlyHistoryAdmin, ReadOnlyHistoryInline
 from common.fsm import Actor
@@ -184,9 +185,24 @@ class CampaignRecipientAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
     actions = (
         _bulk_action("retry_proofing", "Retry from proofing"),
         _bulk_action("retry_sending", "Retry sending (keeps the proof)", only={"proof_url": ""}),
-        _bulk_action("revalidate", "Re-validate skipped/blacklisted"),
+        "revalidate",
         _bulk_action("archive", "Archive (exclude from campaign)"),
     )
+
+    @admin.action(
+        description="Re-validate skipped/blacklisted (check the data again, then qualify)", permissions=["change"]
+    )
+    def revalidate(self, request: HttpRequest, queryset: QuerySet[CampaignRecipient]) -> None:
+        selected = queryset.count()
+        outcome = recipients_revalidate(queryset=queryset, actor=Actor("admin", request.user))
+        moved = sum(outcome.values())
+        summary = ", ".join(f"{status}: {n}" for status, n in sorted(outcome.items())) or "nothing moved"
+        left = f" {selected - moved} left as they were (not eligible)." if selected - moved else ""
+        self.message_user(
+            request,
+            f"Re-validated {moved} recipient(s): {summary}.{left}",
+            level=messages.SUCCESS if moved else messages.WARNING,
+        )
 
     @admin.display(description="Why")
     def why(self, obj: CampaignRecipient) -> str:

@@ -11,6 +11,7 @@ from django.db import models
 
 from campaigns.enums import CampaignRecipientSkipReason, CampaignRecipientStatus, ErrorMessages
 from campaigns.validation import blocklist_entry_key, country_normalize
+from common.fsm import transition_sets
 from common.models import TransitionLog
 from printers.kinds import PrinterKind
 
@@ -130,6 +131,14 @@ class Campaign(models.Model):
         return self.name
 
 
+# Field values a transition sets besides the status.  A transition declares
+# them in its ``custom["sets"]`` and applies them with ``_apply_sets``; bulk
+# moves (``common.fsm.bulk_transition``) read the same dict, so a row moved in
+# bulk ends exactly like a row moved one by one.
+CLEAR_PROBLEM: dict[str, Any] = {"skip_reason": "", "error_message": "", "lease_until": None, "claim_token": None}
+RELEASE_LEASE: dict[str, Any] = {"lease_until": None}
+
+
 class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
     """One person of a campaign's audience, walked through the spec's machine.
 
@@ -222,9 +231,9 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
 
     # --- the seed's edges (spec 000) ------------------------------------------------
 
-    @fsm.transition(field=status, source=Status.PENDING, target=Status.PROOFING_STAGED)
+    @fsm.transition(field=status, source=Status.PENDING, target=Status.PROOFING_STAGED, custom={"sets": CLEAR_PROBLEM})
     def stage_proofing(self) -> None:
-        self._clear_problem()
+        self._apply_sets("stage_proofing")
 
     @fsm.transition(field=status, source=Status.PENDING, target=Status.ADDRESS_ENRICHABLE)
     def mark_enrichable(self) -> None:
@@ -279,15 +288,20 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         field=status,
         source=[Status.SENDING, Status.SCHEDULED],
         target=Status.SENT,
-        custom={"admin": False},
+        custom={"admin": False, "sets": RELEASE_LEASE},
     )
     def mark_sent(self) -> None:
-        self.lease_until = None
+        self._apply_sets("mark_sent")
 
-    @fsm.transition(field=status, source=Status.SENDING, target=Status.SENDING_STAGED, custom={"admin": False})
+    @fsm.transition(
+        field=status,
+        source=Status.SENDING,
+        target=Status.SENDING_STAGED,
+        custom={"admin": False, "sets": RELEASE_LEASE},
+    )
     def requeue_sending(self) -> None:
         """Transient printer failure: back to the queue with the same key."""
-        self.lease_until = None
+        self._apply_sets("requeue_sending")
 
     @fsm.transition(field=status, source=Status.SENT, target=Status.RECEIVED, custom={"admin": False})
     def mark_received(self) -> None:
@@ -320,38 +334,43 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         before a staged row is claimed."""
         self.error_message = message
 
-    @fsm.transition(field=status, source=Status.PROOFING, target=Status.PROOFING_STAGED, custom={"admin": False})
+    @fsm.transition(
+        field=status,
+        source=Status.PROOFING,
+        target=Status.PROOFING_STAGED,
+        custom={"admin": False, "sets": RELEASE_LEASE},
+    )
     def requeue_proofing(self) -> None:
         """The proofing lease ran out (worker died): stage again."""
-        self.lease_until = None
+        self._apply_sets("requeue_proofing")
 
     @fsm.transition(
         field=status,
         source=Status.ERROR,
         target=Status.PROOFING_STAGED,
-        custom={"label": "Retry from proofing"},
+        custom={"label": "Retry from proofing", "sets": CLEAR_PROBLEM},
     )
     def retry_proofing(self) -> None:
-        self._clear_problem()
+        self._apply_sets("retry_proofing")
 
     @fsm.transition(
         field=status,
         source=Status.ERROR,
         target=Status.SENDING_STAGED,
         conditions=[lambda r: bool(getattr(r, "proof_url", ""))],
-        custom={"label": "Retry sending (keeps the proof)"},
+        custom={"label": "Retry sending (keeps the proof)", "sets": CLEAR_PROBLEM},
     )
     def retry_sending(self) -> None:
-        self._clear_problem()
+        self._apply_sets("retry_sending")
 
     @fsm.transition(
         field=status,
         source=[Status.SKIPPED, Status.BLACKLISTED],
         target=Status.PENDING,
-        custom={"label": "Re-validate"},
+        custom={"label": "Re-validate", "sets": CLEAR_PROBLEM},
     )
     def revalidate(self) -> None:
-        self._clear_problem()
+        self._apply_sets("revalidate")
 
     @fsm.transition(
         field=status,
@@ -371,11 +390,9 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
     def archive(self) -> None:
         pass
 
-    def _clear_problem(self) -> None:
-        self.skip_reason = ""
-        self.error_message = ""
-        self.lease_until = None
-        self.claim_token = None
+    def _apply_sets(self, method: str) -> None:
+        for name, value in transition_sets(type(self), method).items():
+            setattr(self, name, value)
 
 
 class RecipientTransition(TransitionLog):

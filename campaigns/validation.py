@@ -282,9 +282,6 @@ def _clean(raw: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-ADDRESS_FIELDS = frozenset({"address1", "address2", "city", "state", "zip", "country"})
-
-
 def _skip_reason(errors: list[tuple[str, str]]) -> SkipReason:
     fields = {f for f, _ in errors}
     if "country" in fields:

@@ -28,6 +28,16 @@ def transition_table(model: Any, field: str = "status") -> dict[str, dict[str, s
     return table
 
 
+def transition_sets(model: Any, method: str, field: str = "status") -> dict[str, Any]:
+    """The field values ``method`` sets besides the status (its ``custom["sets"]``):
+    read by the method itself and by bulk moves, so both end the same."""
+    meta = getattr(model, method)._django_fsm
+    sets: dict[str, Any] = {}
+    for t in meta.transitions.values():
+        sets.update(t.custom.get("sets") or {})
+    return sets
+
+
 def edges(model: type[models.Model], field: str = "status") -> set[tuple[str, str]]:
     """Every (source, target) pair the model's FSM allows."""
     return {
@@ -203,7 +213,7 @@ def bulk_transition(
             ids = list(rows.order_by("pk").values_list("pk", flat=True))
             if not ids:
                 continue
-            fields = {"status": target, "updated": now, **(updates or {})}
+            fields = {"status": target, "updated": now, **transition_sets(model, method), **(updates or {})}
             for chunk_start in range(0, len(ids), 500):
                 chunk = ids[chunk_start : chunk_start + 500]
                 n = model.objects.filter(pk__in=chunk, status=source).update(**fields)

@@ -159,3 +159,18 @@ def test_a_blocklist_entry_derives_its_key_and_refuses_a_variant_duplicate():
     assert entry.key
     with pytest.raises(IntegrityError), transaction.atomic():
         BlocklistEntryFactory(organization=entry.organization, address1="12 oak st.", zip="62701", country="USA")
+
+
+@pytest.mark.parametrize("method", ["retry_proofing", "revalidate", "stage_proofing"])
+def test_a_bulk_move_ends_like_a_move_one_by_one(method):
+    source = {"retry_proofing": S.ERROR, "revalidate": S.SKIPPED, "stage_proofing": S.PENDING}[method]
+    problem = {"error_message": "Failed to make proof for this recipient", "skip_reason": "NoAddress"}
+    one = CampaignRecipientFactory(status=source, **problem)
+    many = CampaignRecipientFactory(status=source, **problem)
+    recipient_transition(recipient=one, method=method, actor=Actor("admin"))
+    recipients_bulk_transition(queryset=CampaignRecipient.objects.filter(pk=many.pk), method=method, actor=Actor("a"))
+    one.refresh_from_db()
+    many.refresh_from_db()
+    fields = ("status", "error_message", "skip_reason", "lease_until", "claim_token")
+    assert [getattr(many, f) for f in fields] == [getattr(one, f) for f in fields]
+    assert (many.error_message, many.skip_reason) == ("", "")
