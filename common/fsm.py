@@ -10,13 +10,11 @@ same graph, the same log, no per-row queries.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from django.db import connection, connections, models, router, transaction
 from django.utils import timezone
 from django_fsm import ConcurrentTransition
-
-_H = TypeVar("_H", bound=models.Model)
 
 
 def transition_table(model: Any, field: str = "status") -> dict[str, dict[str, str]]:
@@ -69,30 +67,6 @@ class Actor:
 
     def __repr__(self) -> str:
         return f"Actor({self.source!r}, user={self.user!r})"
-
-
-def history_row(
-    history: type[_H],
-    *,
-    obj_field: str,
-    obj_id: int,
-    from_status: str,
-    to_status: str,
-    actor: Actor,
-    reason: str = "",
-    payload: Mapping[str, Any] | None = None,
-    at: Any = None,
-) -> _H:
-    return history(
-        **{f"{obj_field}_id": obj_id},
-        from_status=from_status,
-        to_status=to_status,
-        source=actor.source,
-        acting_user=actor.user,
-        reason=reason[:500],
-        payload=dict(payload or {}),
-        created=at or timezone.now(),
-    )
 
 
 def insert_history(
@@ -166,16 +140,16 @@ def run_transition(
         before = obj.status
         result = getattr(obj, method)(**kwargs)
         obj.save(update_fields=list(update_fields) if update_fields is not None else None)
-        history_row(
+        insert_history(
             history,
             obj_field=obj_field,
-            obj_id=obj.pk,
+            ids=[obj.pk],
             from_status=before,
             to_status=obj.status,
             actor=actor,
             reason=reason,
             payload=payload,
-        ).save()
+        )
     return result
 
 
