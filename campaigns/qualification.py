@@ -31,8 +31,8 @@ from django.db import transaction
 
 from campaigns.holdout import holdout_bucket, holdout_threshold
 from campaigns.models import BlocklistEntry, Campaign, CampaignRecipient
+from campaigns.selectors import campaign_printer_class
 from campaigns.services import recipients_bulk_transition
-from campaigns.sync import campaign_printer_class
 from campaigns.validation import blocklist_address_key, blocklist_email_key, blocklist_entry_key
 from common.fsm import Actor
 

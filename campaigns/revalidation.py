@@ -18,8 +18,8 @@ from django.db import models
 
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.qualification import campaign_qualify
+from campaigns.selectors import campaign_countries
 from campaigns.services import recipients_bulk_transition
-from campaigns.sync import campaign_countries
 from campaigns.validation import RECIPIENT_FIELDS, recipient_validate
 from common.fsm import Actor
 

@@ -23,6 +23,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRecipient
+from campaigns.selectors import campaign_countries
 from campaigns.services import recipients_record_created
 from campaigns.validation import RECIPIENT_FIELDS, ValidatedRow, recipient_validate, storable
 from common.fsm import Actor
@@ -81,24 +82,6 @@ class ImportReport:
             "errors": self.errors,
             "qualification": self.qualification,
         }
-
-
-def campaign_printer_class(campaign: Campaign) -> Any:
-    """The campaign printer's class, or None while that printer module is not
-    installed (then only the generic checks run)."""
-    try:
-        from printers.registry import get_printer_class
-
-        return get_printer_class(campaign.printer)
-    except ImportError:
-        return None
-
-
-def campaign_countries(campaign: Campaign) -> frozenset[str] | None:
-    """The ISO countries the campaign's printer mails to (None: printer unknown
-    here, so the country is only checked for being a real country)."""
-    countries = getattr(campaign_printer_class(campaign), "countries", None)
-    return frozenset(countries) if countries is not None else None
 
 
 def _chunks(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:

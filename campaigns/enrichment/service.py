@@ -32,8 +32,8 @@ from campaigns.enrichment.base import (
     get_enrichment_client,
 )
 from campaigns.models import Campaign, CampaignRecipient
+from campaigns.selectors import campaign_countries
 from campaigns.services import recipients_bulk_transition
-from campaigns.sync import campaign_countries
 from campaigns.validation import recipient_validate
 from common.fsm import Actor
 

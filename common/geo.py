@@ -1,0 +1,83 @@
+"""Places, as people write them: the one country table and the US state list.
+
+Every part of the project that reads a country (validation, the blocklist, the
+printers' approval models) goes through :func:`country_normalize`, so "USA",
+"United States" and "us" are one country everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+
+# ISO 3166-1 alpha-2, officially assigned codes.
+_ISO2_CODES = """
+AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ
+CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO
+FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE
+JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO
+MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW
+PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM
+TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
+"""
+_ISO2 = frozenset(_ISO2_CODES.split())
+# Spellings seen in real audience files (keys are normalised with _squash).
+_COUNTRY_ALIASES = {
+    "usa": "US",
+    "us": "US",
+    "unitedstates": "US",
+    "unitedstatesofamerica": "US",
+    "america": "US",
+    "uk": "GB",
+    "unitedkingdom": "GB",
+    "greatbritain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northernireland": "GB",
+    "gbr": "GB",
+    "can": "CA",
+    "canada": "CA",
+    "ireland": "IE",
+    "irl": "IE",
+    "france": "FR",
+    "fra": "FR",
+    "germany": "DE",
+    "deu": "DE",
+    "deutschland": "DE",
+    "spain": "ES",
+    "esp": "ES",
+    "italy": "IT",
+    "ita": "IT",
+    "netherlands": "NL",
+    "nld": "NL",
+    "australia": "AU",
+    "aus": "AU",
+    "newzealand": "NZ",
+    "nzl": "NZ",
+    "mexico": "MX",
+    "mex": "MX",
+}
+
+
+def _squash(value: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", value.casefold())
+
+
+def country_normalize(value: str) -> str | None:
+    """ISO alpha-2 for a country as people write it ("usa", "United Kingdom",
+    "gb"), or None when it is not recognised."""
+    squashed = _squash(value)
+    if squashed in _COUNTRY_ALIASES:
+        return _COUNTRY_ALIASES[squashed]
+    upper = squashed.upper()
+    return upper if upper in _ISO2 else None
+
+
+# USPS two-letter codes: the 50 states, DC, the territories and the armed-forces
+# "states" (AA, AE, AP), which are all valid in the state field of a US address.
+US_STATES = frozenset(
+    (  # noqa: SIM905 - a table reads better as text
+        "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK "
+        "OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC AS GU MP PR VI UM FM MH PW AA AE AP"
+    ).split()
+)
