@@ -1,31 +1,40 @@
-"""Vendor handlers: the ``VendorHandler`` base class and the vendor name → handler registry.
+"""Vendor handlers: the ``VendorHandler`` base class and the explicit vendor registry.
 
-Handler modules (``printers/simulator/<vendor>.py``) call ``register_vendor`` at import;
-each ``Simulator`` instantiates the registered handlers when it is created.
+``VENDORS`` maps a vendor name to the dotted path of its handler class, which
+lives in the printer's own folder (``printers/<vendor>/simulator.py``).  Nothing
+registers itself at import: a ``Simulator`` imports the handlers it serves when
+it is created, so adding a simulated printer is one line here.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from printers.simulator.store import Piece
-from printers.simulator.webhooks import WebhookEvent, current_event
+from printers.simulator.store import Piece, PieceStore
+from printers.simulator.webhooks import WebhookEvent
 
 if TYPE_CHECKING:
     from printers.simulator.server import Simulator
 
-_HANDLERS: dict[str, type[VendorHandler]] = {}
+VENDORS: dict[str, str] = {
+    "sandbox": "printers.sandbox.simulator.SandboxHandler",
+    "lob": "printers.lob.simulator.LobHandler",
+    "stannp": "printers.stannp.simulator.StannpHandler",
+    "intelliprint": "printers.intelliprint.simulator.IntelliPrintHandler",
+    "taylor": "printers.taylor.simulator.TaylorHandler",
+}
 
 
-def register_vendor(name: str, handler_cls: type[VendorHandler]) -> None:
-    """Make ``/<name>/...`` served by ``handler_cls`` in every simulator started afterwards."""
-    _HANDLERS[name] = handler_cls
-
-
-def registered_vendors() -> dict[str, type[VendorHandler]]:
-    return dict(_HANDLERS)
+def load_handler(spec: str | type[VendorHandler]) -> type[VendorHandler]:
+    """The handler class a registry entry names, imported on first use."""
+    if not isinstance(spec, str):
+        return spec
+    module_name, _, class_name = spec.rpartition(".")
+    handler_cls: type[VendorHandler] = getattr(import_module(module_name), class_name)
+    return handler_cls
 
 
 class VendorHandler:
@@ -38,19 +47,21 @@ class VendorHandler:
         self.sim = sim
 
     @property
-    def secret(self) -> str:
-        return self.sim.secrets.get(self.name, "")
+    def store(self) -> PieceStore:
+        """The simulator's pieces, idempotency keys and clock."""
+        return self.sim.store
 
     @property
-    def event(self) -> WebhookEvent:
-        return current_event.get()
+    def secret(self) -> str:
+        return self.sim.secrets.get(self.name, "")
 
     def handle(
         self, method: str, path: str, query: dict[str, list[str]], headers: Mapping[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
         raise NotImplementedError
 
-    def webhook(self, piece: Piece, status: str) -> tuple[bytes, dict[str, str]]:
+    def webhook(self, piece: Piece, event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
+        """The signed body and headers of ``event`` (its ``status`` in the vendor's vocabulary) for ``piece``."""
         raise NotImplementedError
 
     def error_body(self, status: int, message: str, code: str) -> bytes:

@@ -1,6 +1,8 @@
 """The simulator's HTTP server: ``Simulator`` and the request handler that routes to vendors.
 
-``/<vendor>/<rest>`` goes to the registered handler for ``vendor`` with ``path = "/<rest>"``;
+``Simulator`` composes its parts: a ``PieceStore`` (``store``), the vendor handlers
+named in the registry, ``WebhookTimelines`` (``webhooks``) and fault queues.
+``/<vendor>/<rest>`` goes to the handler for ``vendor`` with ``path = "/<rest>"``;
 every request is captured, and a queued fault is applied around the handler call.
 """
 
@@ -8,16 +10,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from printers.simulator.faults import Fault, FaultQueue, rate_limit_headers
-from printers.simulator.registry import registered_vendors
-from printers.simulator.store import KEY_TTL_S
-from printers.simulator.webhooks import WebhookTimelines
+from printers.simulator.registry import VENDORS, VendorHandler, load_handler
+from printers.simulator.store import KEY_TTL_S, Piece, PieceStore
+from printers.simulator.webhooks import Delivery, WebhookStep, WebhookTimelines
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,10 @@ class CapturedRequest:
     body: bytes
 
 
-class Simulator(WebhookTimelines):
-    """The server plus a thread-safe store of pieces, keys, faults and captured requests."""
+class Simulator:
+    """The HTTP server around a store of pieces and keys (``store``), the vendor handlers,
+    fault queues and captured requests.  The store's test-facing queries are
+    forwarded below so tests read ``sim.physical_pieces(...)``."""
 
     def __init__(
         self,
@@ -42,21 +46,66 @@ class Simulator(WebhookTimelines):
         host: str = "127.0.0.1",
         port: int = 0,
         vendors: Iterable[str] | None = None,
+        handlers: Mapping[str, str | type[VendorHandler]] | None = None,
     ) -> None:
-        from printers.simulator import load_handlers
-
-        load_handlers()
-        super().__init__(clock=clock, key_ttl_s=key_ttl_s)
+        """``handlers`` maps vendor names to handler classes or dotted paths (default:
+        the registry's ``VENDORS``); ``vendors`` serves only those names.  Only the
+        handlers served are imported."""
+        self.store = PieceStore(clock=clock, key_ttl_s=key_ttl_s)
         self.secrets = dict(secrets or {})
+        self._lock = threading.RLock()  # guards captured requests and the fault queues
         self._faults = FaultQueue(self._lock)
         self.requests: list[CapturedRequest] = []
-        registry = registered_vendors()
+        registry = dict(VENDORS if handlers is None else handlers)
         names = set(vendors) if vendors is not None else set(registry)
-        self.handlers = {n: cls(self) for n, cls in registry.items() if n in names}
+        self.handlers: dict[str, VendorHandler] = {
+            name: load_handler(spec)(self) for name, spec in registry.items() if name in names
+        }
+        self.webhooks = WebhookTimelines(self.store, self.handlers)
         self._server = ThreadingHTTPServer((host, port), _make_request_handler(self))
         self._server.daemon_threads = True
         self._server.block_on_close = False  # a hung "timeout after create" thread must not block stop()
         self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ the store, for tests
+    def now(self) -> float:
+        return self.store.now()
+
+    def advance(self, seconds: float) -> None:
+        """Jump the simulator clock (idempotency-key expiry, event times)."""
+        self.store.advance(seconds)
+
+    def piece(self, vendor: str, piece_id: str) -> Piece | None:
+        return self.store.piece(vendor, piece_id)
+
+    def pieces(self, vendor: str) -> list[Piece]:
+        return self.store.pieces(vendor)
+
+    def update(self, vendor: str, piece_id: str, **changes: Any) -> Piece:
+        return self.store.update(vendor, piece_id, **changes)
+
+    def physical_pieces(self, vendor: str, key: str | None = None) -> int:
+        """Pieces that would print: all of ``vendor``'s, or those under ``key`` (idempotency key or reference)."""
+        return self.store.physical_pieces(vendor, key)
+
+    def total_physical_pieces(self) -> int:
+        return self.store.total_physical_pieces()
+
+    # ------------------------------------------------------------------ webhooks
+    def timeline(
+        self, vendor: str, piece_id: str, statuses: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[WebhookStep]:
+        """See :meth:`WebhookTimelines.timeline`."""
+        return self.webhooks.timeline(vendor, piece_id, statuses, **kwargs)
+
+    def build_webhooks(self, target: Callable[[str], str] | str, steps: Iterable[WebhookStep]) -> list[Delivery]:
+        return self.webhooks.build_webhooks(target, steps)
+
+    def fire_webhooks(
+        self, target: Callable[[str], str] | str, steps: Iterable[WebhookStep], **kwargs: Any
+    ) -> list[Delivery]:
+        """See :meth:`WebhookTimelines.fire_webhooks`."""
+        return self.webhooks.fire_webhooks(target, steps, **kwargs)
 
     # ------------------------------------------------------------------ lifecycle
     @property

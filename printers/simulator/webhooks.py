@@ -2,14 +2,13 @@
 
 A timeline is a list of ``WebhookStep``; duplicates, reordering and missing events are
 expressed in it, so tests can replay what real printers do to our webhook endpoints.
-Each step is rendered (and signed) by the vendor handler's ``webhook()``.
+Each step is rendered (and signed) by the vendor handler's ``webhook(piece, event)``.
 """
 
 from __future__ import annotations
 
-import contextvars
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,15 +22,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class WebhookEvent:
-    """The event a handler's ``webhook()`` is rendering (read it as ``self.event``)."""
+    """The event a handler's ``webhook()`` renders: passed to it as an argument."""
 
     id: str
-    status: str
+    status: str  # in the vendor's vocabulary
     occurred_at: dt.datetime
-
-
-# The event being rendered: set around each ``handler.webhook()`` call, read by ``VendorHandler.event``.
-current_event: contextvars.ContextVar[WebhookEvent] = contextvars.ContextVar("simulator_webhook_event")
 
 
 @dataclass(frozen=True)
@@ -55,10 +50,12 @@ class Delivery:
     response_text: str = ""
 
 
-class WebhookTimelines(PieceStore):
+class WebhookTimelines:
     """The simulator's webhook half: builds timelines from stored pieces and fires them."""
 
-    handlers: dict[str, VendorHandler]
+    def __init__(self, store: PieceStore, handlers: Mapping[str, VendorHandler]) -> None:
+        self.store = store
+        self.handlers = handlers
 
     def timeline(
         self,
@@ -74,7 +71,7 @@ class WebhookTimelines(PieceStore):
         """Steps for one piece: ``statuses`` (default: the handler's lifecycle) happen
         ``spacing_s`` apart; indices in ``duplicates`` are delivered twice, ``missing``
         never, and ``order`` (a permutation of indices) sets the delivery order."""
-        piece = self.piece(vendor, piece_id)
+        piece = self.store.piece(vendor, piece_id)
         if piece is None:
             raise KeyError(f"{vendor} piece {piece_id!r} does not exist in the simulator")
         names = list(statuses if statuses is not None else self.handlers[vendor].lifecycle)
@@ -91,13 +88,9 @@ class WebhookTimelines(PieceStore):
         out: list[Delivery] = []
         for step in steps:
             handler = self.handlers[step.vendor]
-            piece = self.update(step.vendor, step.piece_id, status=step.status)
-            event = WebhookEvent(self.new_id("evt_"), step.status, dt.datetime.fromtimestamp(step.at, tz=dt.UTC))
-            token = current_event.set(event)
-            try:
-                body, headers = handler.webhook(piece, step.status)
-            finally:
-                current_event.reset(token)
+            piece = self.store.update(step.vendor, step.piece_id, status=step.status)
+            event = WebhookEvent(self.store.new_id("evt_"), step.status, dt.datetime.fromtimestamp(step.at, tz=dt.UTC))
+            body, headers = handler.webhook(piece, event)
             url = target(step.vendor) if callable(target) else target
             out.extend(Delivery(step, url, body, headers) for _ in range(step.repeat))
         return out

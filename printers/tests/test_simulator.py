@@ -11,8 +11,7 @@ import httpx
 import pytest
 from django.core.management import call_command
 
-from printers.simulator import Fault, Piece, Simulator, VendorHandler, register_vendor
-from printers.simulator import core as sim_core
+from printers.simulator import Fault, Piece, Simulator, VendorHandler
 
 
 class EchoHandler(VendorHandler):
@@ -24,27 +23,26 @@ class EchoHandler(VendorHandler):
     def handle(self, method, path, query, headers, body):
         if path == "/boom":
             raise RuntimeError("handler bug")
-        piece, replay = self.sim.create_or_replay(
+        piece, replay = self.store.create_or_replay(
             self.name,
             key=headers.get("x-key"),
-            build=lambda: Piece(vendor=self.name, id=self.sim.new_id("e_"), reference=body.decode()),
+            build=lambda: Piece(vendor=self.name, id=self.store.new_id("e_"), reference=body.decode()),
         )
         return self.json_response(200, {"id": piece.id, "replay": replay})
 
-    def webhook(self, piece, status):
-        return json.dumps({"id": self.event.id, "piece": piece.id, "status": status}).encode(), {"X-Sig": self.secret}
+    def webhook(self, piece, event):
+        body = {"id": event.id, "piece": piece.id, "status": event.status}
+        return json.dumps(body).encode(), {"X-Sig": self.secret}
 
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    register_vendor("echo", EchoHandler)
     clock = [1_000_000.0]
-    simulator = Simulator(secrets={"echo": "s3cret"}, clock=lambda: clock[0], vendors=["echo"]).start()
+    simulator = Simulator(secrets={"echo": "s3cret"}, clock=lambda: clock[0], handlers={"echo": EchoHandler}).start()
     try:
         yield simulator
     finally:
         simulator.stop()
-        sim_core._HANDLERS.pop("echo", None)
 
 
 def post(sim: Simulator, key: str = "k1", body: str = "ref-1") -> httpx.Response:

@@ -50,7 +50,7 @@ class Command(BaseCommand):
 
                 threading.Thread(target=run, daemon=True).start()
 
-            sim.on_create.append(walk)
+            sim.store.on_create.append(walk)
         self.stdout.write(f"printer simulator on {sim.base_url} ({', '.join(sorted(sim.handlers))}); Ctrl-C to stop")
         try:
             sim.serve_forever()

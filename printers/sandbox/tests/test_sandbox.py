@@ -2,32 +2,26 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mailpieces.status import MailpieceStatus as S
+from printers import testing
 from printers.base import Address, PrinterError, SubmitRequest, WebhookRequest, WebhookVerificationError
 from printers.registry import get_printer
-from printers.sandbox import SandboxPrinter, sign
+from printers.sandbox.client import SandboxPrinter, sign
 from printers.simulator import Fault
+from printers.testing import fixtures_dir
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sandbox"
+FIXTURES = fixtures_dir("sandbox")
+SANDBOX_TO = Address(name="Ann Lee", address1="185 Berry St", city="San Francisco", state="CA", zip="94107")
 SECRET = "test-sandbox-secret"
 BODY = (FIXTURES / "piece_status_changed.json").read_bytes()
 
 
-def make_request(**changes) -> SubmitRequest:
-    fields = {
-        "reference": "pc:7:4242:0",
-        "idempotency_key": "pc-7-4242-0",
-        "to": Address(name="Ann Lee", address1="185 Berry St", city="San Francisco", state="CA", zip="94107"),
-        "front": "https://assets.example/front/4242.png",
-        "back": "https://assets.example/back/7.png",
-        "metadata": {"recipient_id": "4242"},
-        **changes,
-    }
-    return SubmitRequest(**fields)
+def make_request(**changes: Any) -> SubmitRequest:
+    return testing.make_request(**{"to": SANDBOX_TO, "metadata": {"recipient_id": "4242"}, **changes})
 
 
 @pytest.fixture
@@ -43,7 +37,7 @@ def test_it_creates_a_piece_with_our_wire_format(sandbox, simulator):
     assert submission.printer_id.startswith("sbx_")
     [sent] = simulator.captured("sandbox", "POST")
     assert sent.path == "/v1/pieces"
-    assert sent.headers["idempotency-key"] == "pc-7-4242-0"
+    assert sent.headers["idempotency-key"] == "pc:7:4242:0:key"
     body = json.loads(sent.body)
     assert body["reference"] == "pc:7:4242:0"
     assert body["to"]["zip"] == "94107"
@@ -52,7 +46,7 @@ def test_it_creates_a_piece_with_our_wire_format(sandbox, simulator):
 
 def test_it_replays_the_same_key_to_the_same_piece(sandbox, simulator):
     assert sandbox.submit(make_request()).printer_id == sandbox.submit(make_request()).printer_id
-    assert simulator.physical_pieces("sandbox", "pc-7-4242-0") == 1
+    assert simulator.physical_pieces("sandbox", "pc:7:4242:0:key") == 1
 
 
 def test_a_timeout_after_create_is_transient_and_the_replay_makes_no_second_piece(sandbox, simulator):

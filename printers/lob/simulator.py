@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from printers.signing import hmac_sha256_hex
-from printers.simulator.core import Piece, VendorHandler, register_vendor
+from printers.simulator.core import Piece, VendorHandler, WebhookEvent
 
 Response = tuple[int, dict[str, str], bytes]
 ZIP = re.compile(r"^\d{5}(-\d{4})?$")
@@ -64,7 +64,7 @@ class LobHandler(VendorHandler):
             return self._create(query, headers, body)
         if len(parts) == 2 and method == "GET":
             return self._list(query)
-        piece = self.sim.piece(self.name, parts[2]) if len(parts) == 3 else None
+        piece = self.store.piece(self.name, parts[2]) if len(parts) == 3 else None
         if piece is None:
             return self.error(404, "postcard not found", "not_found")
         if method == "GET":
@@ -74,7 +74,7 @@ class LobHandler(VendorHandler):
                 return self.error(404, "postcard not found", "not_found")
             if piece.status not in ("", "postcard.created", "postcard.rendered_pdf", "postcard.rendered_thumbnails"):
                 return self.error(422, "postcard can no longer be cancelled", "conflict")
-            self.sim.update(self.name, piece.id, cancelled=True, physical=False, status="postcard.deleted")
+            self.store.update(self.name, piece.id, cancelled=True, physical=False, status="postcard.deleted")
             return self.json_response(200, {"id": piece.id, "deleted": True})
         return self.error(405, f"{method} not allowed", "bad_request")
 
@@ -108,14 +108,14 @@ class LobHandler(VendorHandler):
         def build() -> Piece:
             return Piece(
                 vendor=self.name,
-                id=self.sim.new_id("psc_"),
+                id=self.store.new_id("psc_"),
                 reference=metadata.get("reference", ""),
                 metadata=metadata,
                 request=data,
                 status="postcard.created",
             )
 
-        piece, _replay = self.sim.create_or_replay(self.name, key=key, build=build)
+        piece, _replay = self.store.create_or_replay(self.name, key=key, build=build)
         return self.json_response(200, self._postcard(piece))
 
     @staticmethod
@@ -180,7 +180,7 @@ class LobHandler(VendorHandler):
         filters = {k[len("metadata[") : -1]: v[0] for k, v in query.items() if k.startswith("metadata[")}
         items = [
             self._postcard(p)
-            for p in sorted(self.sim.pieces(self.name), key=lambda p: p.created_at, reverse=True)
+            for p in sorted(self.store.pieces(self.name), key=lambda p: p.created_at, reverse=True)
             if all(p.metadata.get(k) == v for k, v in filters.items())
         ]
         limit = int((query.get("limit") or ["10"])[0])
@@ -208,8 +208,8 @@ class LobHandler(VendorHandler):
             "deleted": piece.cancelled,
         }
 
-    def webhook(self, piece: Piece, status: str) -> tuple[bytes, dict[str, str]]:
-        event = self.event
+    def webhook(self, piece: Piece, event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
+        status = event.status
         if status.endswith(".deleted"):
             body: dict[str, Any] = {"id": piece.id, "deleted": True}  # no metadata (vendors.md §1.5)
         else:
@@ -218,7 +218,7 @@ class LobHandler(VendorHandler):
                 tracking = piece.extra.setdefault("tracking_events", [])
                 tracking.append(
                     {
-                        "id": self.sim.new_id("evnt_"),
+                        "id": self.store.new_id("evnt_"),
                         "type": "normal",
                         "name": name,
                         "location": None if name == "Mailed" else "94107",
@@ -247,6 +247,3 @@ class LobHandler(VendorHandler):
             "Lob-Signature": signature,
             "Lob-Signature-Timestamp": timestamp,
         }
-
-
-register_vendor("lob", LobHandler)

@@ -16,9 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mailpieces.status import MailpieceStatus
 from printers import http, signing
-from printers.approval_rules import SandboxRecipientApproval
 from printers.base import (
     Printer,
     PrinterError,
@@ -31,9 +29,9 @@ from printers.base import (
     load_webhook_body,
 )
 from printers.kinds import PrinterKind
+from printers.sandbox.approval import SANDBOX_COUNTRIES, SandboxRecipientApproval
+from printers.sandbox.status import STATUS_MAP
 
-# The sandbox speaks our own vocabulary: every status maps to itself.
-STATUS_MAP: dict[str, MailpieceStatus] = {status.value: status for status in MailpieceStatus}
 SIGNATURE_HEADER = "X-Postcards-Signature"
 DEFAULT_TOLERANCE_S = 300
 DEFAULT_BASE_URL = "http://127.0.0.1:8765/sandbox/v1"
@@ -85,7 +83,7 @@ class SandboxPrinter(Printer):
     label = "Sandbox (local simulator)"
     approval_model = SandboxRecipientApproval
     status_map = STATUS_MAP
-    countries = frozenset({"US", "GB", "CA"})
+    countries = SANDBOX_COUNTRIES
     requires_api_key = False
 
     def __init__(self, conf: Mapping[str, Any]) -> None:

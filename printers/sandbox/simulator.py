@@ -12,8 +12,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from printers.sandbox import sign
-from printers.simulator.core import Piece, VendorHandler, register_vendor
+from printers.sandbox.client import sign
+from printers.simulator.core import Piece, VendorHandler, WebhookEvent
 
 Response = tuple[int, dict[str, str], bytes]
 REQUIRED = ("reference", "to", "front", "back")
@@ -41,9 +41,9 @@ class SandboxHandler(VendorHandler):
             return self._create(headers, body)
         if len(parts) == 2 and method == "GET":
             reference = (query.get("reference") or [""])[0]
-            items = [self._piece(p) for p in self.sim.pieces(self.name) if not reference or p.reference == reference]
+            items = [self._piece(p) for p in self.store.pieces(self.name) if not reference or p.reference == reference]
             return self.json_response(200, {"data": items})
-        piece = self.sim.piece(self.name, parts[2]) if len(parts) == 3 else None
+        piece = self.store.piece(self.name, parts[2]) if len(parts) == 3 else None
         if piece is None:
             return self.error(404, "no such piece", "not_found")
         if method == "GET":
@@ -51,7 +51,7 @@ class SandboxHandler(VendorHandler):
         if method == "DELETE":
             if piece.status not in CANCELLABLE:
                 return self.error(409, f"piece is {piece.status}: too late to cancel", "not_cancellable")
-            piece = self.sim.update(self.name, piece.id, status="Cancelled", cancelled=True, physical=False)
+            piece = self.store.update(self.name, piece.id, status="Cancelled", cancelled=True, physical=False)
             return self.json_response(200, self._piece(piece))
         return self.error(405, f"{method} not allowed", "method_not_allowed")
 
@@ -72,14 +72,14 @@ class SandboxHandler(VendorHandler):
         def build() -> Piece:
             return Piece(
                 vendor=self.name,
-                id=self.sim.new_id("sbx_"),
+                id=self.store.new_id("sbx_"),
                 reference=str(data["reference"]),
                 metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
                 request=data,
                 status="Received",
             )
 
-        piece, replay = self.sim.create_or_replay(self.name, key=headers.get("idempotency-key"), build=build)
+        piece, replay = self.store.create_or_replay(self.name, key=headers.get("idempotency-key"), build=build)
         return self.json_response(
             200 if replay else 201, self._piece(piece), {"Idempotent-Replayed": str(replay).lower()}
         )
@@ -97,9 +97,8 @@ class SandboxHandler(VendorHandler):
             "created_at": _iso(piece.created_at),
         }
 
-    def webhook(self, piece: Piece, status: str) -> tuple[bytes, dict[str, str]]:
-        event = self.event
-        data = {**self._piece(piece), "status": status, "occurred_at": event.occurred_at.isoformat()}
+    def webhook(self, piece: Piece, event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
+        data = {**self._piece(piece), "status": event.status, "occurred_at": event.occurred_at.isoformat()}
         body = json.dumps(
             {"id": event.id, "type": "piece.status_changed", "created_at": _iso(time.time()), "data": data}
         )
@@ -109,6 +108,3 @@ class SandboxHandler(VendorHandler):
             "Content-Type": "application/json",
             "X-Postcards-Signature": sign(self.secret, int(time.time()), raw),
         }
-
-
-register_vendor("sandbox", SandboxHandler)

@@ -3,7 +3,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -13,13 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailpieces.status import MailpieceStatus as S
-from printers.base import Address, PrinterError, SubmitRequest, WebhookRequest, WebhookVerificationError
+from printers.base import PrinterError, SubmitRequest, WebhookRequest, WebhookVerificationError
 from printers.registry import get_printer, printer_conf
 from printers.signing import hmac_sha256_hex
 from printers.simulator import Fault, Simulator
-from printers.stannp import STATUS_MAP, StannpPrinter, form_to_nested
+from printers.stannp.client import StannpPrinter, form_to_nested
+from printers.stannp.status import STATUS_MAP
+from printers.testing import UK_ADDRESS, make_request, read_fixture
 
-FIXTURES = Path(__file__).parent / "fixtures" / "stannp"
 FORM = "application/x-www-form-urlencoded"
 
 # Our states were modelled on Stannp: every native name maps 1:1; both vocabularies.
@@ -42,7 +42,7 @@ STATUS_ROWS = [
 
 
 def fixture(name: str) -> bytes:
-    return (FIXTURES / f"{name}.json").read_bytes()
+    return read_fixture("stannp", name)
 
 
 def secret() -> str:
@@ -58,16 +58,10 @@ def signed(body: bytes, header: str = "X-Stannp-Signature", key: str | None = No
 
 
 def submit_request(reference: str = "pc:7:1042:0", **changes: Any) -> SubmitRequest:
-    values: dict[str, Any] = {
-        "reference": reference,
-        "idempotency_key": f"{reference}:key",
-        "to": Address(name="Ada Lovelace", address1="14 Grassmarket", city="Edinburgh", zip="EH1 1YZ", country="GB"),
-        "front": "https://proofs.example/front.jpg",
-        "back": "https://proofs.example/back.jpg",
-        "size": "A6",
-        "metadata": {"recipient_id": "1042", "campaign_id": "88"},
-    }
-    return SubmitRequest(**{**values, **changes})
+    return make_request(
+        reference,
+        **{"to": UK_ADDRESS, "size": "A6", "metadata": {"recipient_id": "1042", "campaign_id": "88"}, **changes},
+    )
 
 
 # ---------------------------------------------------------------------- status map

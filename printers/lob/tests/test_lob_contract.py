@@ -10,7 +10,6 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.conf import settings
@@ -18,9 +17,10 @@ from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from printers.base import Address, SubmitRequest
+from printers.base import Address
 from printers.registry import get_printer
 from printers.simulator.core import CapturedRequest
+from printers.testing import make_request
 
 LOB_HOST = "https://api.lob.com"
 
@@ -66,21 +66,6 @@ class OpenAPIRequest:
                 query=ImmutableMultiDict(query), header=Headers(captured.headers), cookie=ImmutableMultiDict(), path={}
             ),
         )
-
-
-def make_request(**changes: Any) -> SubmitRequest:
-    fields: dict[str, Any] = {
-        "reference": "pc:7:4242:0",
-        "idempotency_key": "pc-7-4242-0",
-        "to": Address(
-            name="Ann Lee", address1="185 Berry St", address2="Ste 6100", city="San Francisco", state="CA", zip="94107"
-        ),
-        "front": "https://assets.example/front/4242.png",
-        "back": "https://assets.example/back/7.png",
-        "metadata": {"recipient_id": "4242", "campaign_id": "7"},
-        **changes,
-    }
-    return SubmitRequest(**fields)
 
 
 def validate_all(lob_api: OpenAPI, captured: list[CapturedRequest]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from printers.signing import hmac_sha256_hex
-from printers.simulator.core import Piece, VendorHandler, register_vendor
+from printers.simulator.core import Piece, VendorHandler, WebhookEvent
 
 Response = tuple[int, dict[str, str], bytes]
 # Statuses in which Stannp still lets a piece be cancelled.
@@ -48,7 +48,7 @@ class StannpHandler(VendorHandler):
         if method == "POST" and parts == ["v1", "postcards", "create"]:
             return self.create(headers, body)
         if method == "GET" and parts[:3] == ["v1", "postcards", "get"] and len(parts) == 4:
-            piece = self.sim.piece(self.name, parts[3])
+            piece = self.store.piece(self.name, parts[3])
             return self.json_response(200, {"success": True, "data": self.view(piece)}) if piece else self.missing()
         if method == "POST" and parts == ["v1", "postcards", "cancel"]:
             return self.cancel(_form(body).get("id", ""))
@@ -85,7 +85,7 @@ class StannpHandler(VendorHandler):
                 "data": {
                     "pdf": f"https://simulator.invalid/stannp/{number}.pdf",
                     "id": number,  # an int here, a string in webhooks: Stannp's type drift
-                    "created": dt.datetime.fromtimestamp(self.sim.now(), dt.UTC).isoformat(),
+                    "created": dt.datetime.fromtimestamp(self.store.now(), dt.UTC).isoformat(),
                     "format": form["size"],
                     "cost": "0.61",
                     "status": piece.status,
@@ -93,7 +93,7 @@ class StannpHandler(VendorHandler):
             }
             return piece
 
-        piece, replay = self.sim.create_or_replay(self.name, key=key, build=build)
+        piece, replay = self.store.create_or_replay(self.name, key=key, build=build)
         if not replay:
             return self.json_response(200, piece.response)
         if piece.extra.get("raw_body") != body:
@@ -103,18 +103,18 @@ class StannpHandler(VendorHandler):
         return self.json_response(409, piece.response)  # Stannp's replay: the original body, HTTP 409
 
     def cancel(self, piece_id: str) -> Response:
-        piece = self.sim.piece(self.name, piece_id)
+        piece = self.store.piece(self.name, piece_id)
         if piece is None:
             return self.missing()
         if piece.status not in CANCELLABLE:
             return self.fail(400, "This mailpiece can no longer be cancelled.")
-        self.sim.update(self.name, piece_id, status="cancelled", cancelled=True, physical=False)
+        self.store.update(self.name, piece_id, status="cancelled", cancelled=True, physical=False)
         return self.json_response(200, {"success": True, "data": 1})
 
     def report(self, *, status: str, tag: str) -> Response:
         singles = [
             self.view(p)
-            for p in self.sim.pieces(self.name)
+            for p in self.store.pieces(self.name)
             if (status == "all" or p.status == status) and (not tag or tag in str(p.request.get("tags", "")))
         ]
         return self.json_response(200, {"success": True, "data": {"singles": singles}})
@@ -137,19 +137,16 @@ class StannpHandler(VendorHandler):
             "address": form.get("recipient[address1]", ""),
         }
 
-    def webhook(self, piece: Piece, status: str) -> tuple[bytes, dict[str, str]]:
-        item = {**self.view(piece), "status": status}
+    def webhook(self, piece: Piece, event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
+        item = {**self.view(piece), "status": event.status}
         if item["id"].isdigit():
             item["id"] = int(item["id"])  # ids drift between int and str
         envelope = {
             "webhook_id": 1,
             "event": "mailpiece_status",
-            "created": _stamp(self.event.occurred_at),
+            "created": _stamp(event.occurred_at),
             "retries": "0",
             "mailpieces": [item],
         }
         body = self.json_response(200, envelope)[2]
         return body, {"Content-Type": "application/json", "X-Stannp-Signature": hmac_sha256_hex(self.secret, body)}
-
-
-register_vendor("stannp", StannpHandler)

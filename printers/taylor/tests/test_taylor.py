@@ -5,7 +5,6 @@ import copy
 import datetime as dt
 import json
 import time
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -20,9 +19,11 @@ from printers.base import Address, PrinterError, SubmitRequest, WebhookRequest, 
 from printers.registry import get_printer, printer_conf
 from printers.signing import hmac_sha256_hex
 from printers.simulator import Fault, Simulator
-from printers.taylor import STATUS_MAP, TaylorPrinter
+from printers.taylor.client import TaylorPrinter
+from printers.taylor.status import STATUS_MAP
+from printers.testing import make_request, read_fixture
 
-FIXTURES = Path(__file__).parent / "fixtures" / "taylor"
+SPRINGFIELD = Address(name="Ada Byron", address1="1 Main St", city="Springfield", state="IL", zip="62701")
 
 STATUS_ROWS = [
     # The spec's rows.
@@ -43,7 +44,7 @@ STATUS_ROWS = [
 
 
 def fixture(name: str) -> bytes:
-    return (FIXTURES / f"{name}.json").read_bytes()
+    return read_fixture("taylor", name)
 
 
 def offline(**conf: Any) -> TaylorPrinter:
@@ -67,16 +68,12 @@ def with_status_map(settings: Any, table: dict[str, str] | None) -> None:
 
 
 def submit_request(reference: str = "pc:7:3001:0", **changes: Any) -> SubmitRequest:
-    values: dict[str, Any] = {
-        "reference": reference,
-        "idempotency_key": f"{reference}:key",
-        "to": Address(name="Ada Byron", address1="1 Main St", city="Springfield", state="IL", zip="62701"),
-        "front": "https://proofs.example/front.png",
-        "back": "https://proofs.example/back.png",
+    values = {
+        "to": SPRINGFIELD,
         "mail_date": dt.date(2026, 12, 1),
         "metadata": {"recipient_id": "3001", "campaign_id": "88"},
     }
-    return SubmitRequest(**{**values, **changes})
+    return make_request(reference, **{**values, **changes})
 
 
 # ---------------------------------------------------------------------- status map

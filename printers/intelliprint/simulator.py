@@ -14,7 +14,7 @@ from typing import Any
 
 from svix.webhooks import Webhook
 
-from printers.simulator.core import Piece, VendorHandler, register_vendor
+from printers.simulator.core import Piece, VendorHandler, WebhookEvent
 
 Response = tuple[int, dict[str, str], bytes]
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error"}
@@ -40,7 +40,7 @@ class IntelliPrintHandler(VendorHandler):
             return self.search(query)
         if len(parts) != 3 or parts[:2] != ["v1", "prints"]:
             return self.error(404, f"No route for {method} {path}.", "not_found")
-        piece = self.sim.piece(self.name, parts[2])
+        piece = self.store.piece(self.name, parts[2])
         if piece is None or piece.extra.get("deleted"):
             return self.error(404, "No such print job.", "resource_missing")
         if method == "GET":
@@ -68,17 +68,17 @@ class IntelliPrintHandler(VendorHandler):
         confirmed = data.get("confirmed") is True
 
         def build() -> Piece:
-            job_id = self.sim.new_id("print_")
+            job_id = self.store.new_id("print_")
             job = {
                 "object": "print",
                 "id": job_id,
-                "created": int(self.sim.now()),
+                "created": int(self.store.now()),
                 "testmode": bool(data.get("testmode")),
                 "confirmed": confirmed,
                 "type": data.get("type", "letter"),
                 "reference": str(data.get("reference") or ""),
                 "metadata": data.get("metadata") or {},
-                "letters": [{"id": self.sim.new_id("ltr_"), "status": "waiting_to_print" if confirmed else "draft"}],
+                "letters": [{"id": self.store.new_id("ltr_"), "status": "waiting_to_print" if confirmed else "draft"}],
                 "cost": {"amount": 61_000_000, "currency": "GBP"},  # GBP x 10^8
             }
             return Piece(
@@ -93,7 +93,7 @@ class IntelliPrintHandler(VendorHandler):
             )
 
         # No idempotency key: every POST is a new job, exactly like the real API.
-        piece, _ = self.sim.create_or_replay(self.name, key=None, build=build)
+        piece, _ = self.store.create_or_replay(self.name, key=None, build=build)
         return self.json_response(200, piece.response)
 
     def search(self, query: dict[str, list[str]]) -> Response:
@@ -101,7 +101,7 @@ class IntelliPrintHandler(VendorHandler):
         testmode = query.get("testmode", ["false"])[-1] == "true"
         jobs = [
             p.response
-            for p in self.sim.pieces(self.name)
+            for p in self.store.pieces(self.name)
             if not p.extra.get("deleted")
             and (reference is None or p.reference == reference)
             and p.response["testmode"] == testmode  # testmode jobs are hidden unless asked for
@@ -117,22 +117,22 @@ class IntelliPrintHandler(VendorHandler):
             return self.error(400, "A confirmed print job cannot be updated.", "print_already_confirmed")
         if data.get("confirmed") is True:
             job = {**job, "confirmed": True, "letters": [{**x, "status": "waiting_to_print"} for x in job["letters"]]}
-            self.sim.update(self.name, piece.id, response=job, physical=True, status="waiting_to_print")
+            self.store.update(self.name, piece.id, response=job, physical=True, status="waiting_to_print")
         return self.json_response(200, job)
 
     def delete(self, piece: Piece) -> Response:
         job = piece.response
         if not job["confirmed"]:
-            self.sim.update(self.name, piece.id, extra={**piece.extra, "deleted": True})
+            self.store.update(self.name, piece.id, extra={**piece.extra, "deleted": True})
             return self.json_response(200, {"id": piece.id, "object": "print", "deleted": True})
         if piece.status not in ("waiting_to_print", "cancelled"):
             return self.error(400, "Printing has started: this job can no longer be cancelled.", "not_cancellable")
         job = {**job, "letters": [{**x, "status": "cancelled"} for x in job["letters"]]}
-        self.sim.update(self.name, piece.id, response=job, status="cancelled", cancelled=True, physical=False)
+        self.store.update(self.name, piece.id, response=job, status="cancelled", cancelled=True, physical=False)
         return self.json_response(200, job)
 
-    def webhook(self, piece: Piece, status: str) -> tuple[bytes, dict[str, str]]:
-        job, event = piece.response, self.event
+    def webhook(self, piece: Piece, event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
+        job, status = piece.response, event.status
         postage = (piece.request or {}).get("postage") or {}
         when = int(event.occurred_at.timestamp())
         letter: dict[str, Any] = {
@@ -162,6 +162,3 @@ class IntelliPrintHandler(VendorHandler):
             "svix-signature": signature,
         }
         return body, headers
-
-
-register_vendor("intelliprint", IntelliPrintHandler)

@@ -4,7 +4,6 @@ import contextlib
 import datetime as dt
 import json
 import time
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -17,11 +16,13 @@ from svix.webhooks import Webhook
 from mailpieces.status import MailpieceStatus as S
 from printers import http
 from printers.base import Address, PrinterError, SubmitRequest, WebhookRequest, WebhookVerificationError
-from printers.intelliprint import STATUS_MAP, IntelliPrintPrinter
+from printers.intelliprint.client import IntelliPrintPrinter
+from printers.intelliprint.status import STATUS_MAP
 from printers.registry import get_printer, printer_conf
 from printers.simulator import Fault, Simulator
+from printers.testing import make_request, read_fixture
 
-FIXTURES = Path(__file__).parent / "fixtures" / "intelliprint"
+WHITBY = Address(name="Grace Hopper", address1="2 Pier Road", city="Whitby", zip="YO21 3PU", country="GB")
 OTHER_SECRET = "whsec_c29tZW9uZS1lbHNlcy1zZWNyZXQta2V5LTEyMzQ="
 
 STATUS_ROWS = [
@@ -46,7 +47,7 @@ STATUS_ROWS = [
 
 
 def fixture(name: str) -> bytes:
-    return (FIXTURES / f"{name}.json").read_bytes()
+    return read_fixture("intelliprint", name)
 
 
 def offline(**conf: Any) -> IntelliPrintPrinter:
@@ -60,17 +61,13 @@ def svix_headers(body: bytes, *, secret: str | None = None, at: float | None = N
 
 
 def submit_request(reference: str = "pc:7:2001:0", **changes: Any) -> SubmitRequest:
-    values: dict[str, Any] = {
-        "reference": reference,
-        "idempotency_key": f"{reference}:key",
-        "to": Address(name="Grace Hopper", address1="2 Pier Road", city="Whitby", zip="YO21 3PU", country="GB"),
-        "front": "https://proofs.example/front.pdf",
-        "back": "https://proofs.example/back.pdf",
+    values = {
+        "to": WHITBY,
         "size": "A6",
         "mail_date": dt.date(2026, 12, 1),
         "metadata": {"recipient_id": "2001", "campaign_id": "88"},
     }
-    return SubmitRequest(**{**values, **changes})
+    return make_request(reference, **{**values, **changes})
 
 
 # ---------------------------------------------------------------------- status map

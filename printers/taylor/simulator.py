@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from printers.signing import hmac_sha256_hex
-from printers.simulator.core import Piece, VendorHandler, register_vendor
+from printers.simulator.core import Piece, VendorHandler, WebhookEvent
 
 Response = tuple[int, dict[str, str], bytes]
 RECEIVED = 0  # our contract's code for "accepted, not in production yet": the only cancellable one
@@ -31,7 +31,7 @@ class TaylorHandler(VendorHandler):
             return self.create(headers, body)
         if parts == ["v1", "mailpieces"] and method == "GET":
             reference = query.get("reference", [""])[-1]
-            found = [p.response for p in self.sim.pieces(self.name) if p.reference == reference]
+            found = [p.response for p in self.store.pieces(self.name) if p.reference == reference]
             return self.json_response(200, {"data": found})
         if len(parts) == 3 and parts[:2] == ["v1", "mailpieces"] and method == "DELETE":
             return self.cancel(parts[2])
@@ -49,7 +49,7 @@ class TaylorHandler(VendorHandler):
             return self.error(422, "reference and to.address1 are required.", "invalid_mailpiece")
 
         def build() -> Piece:
-            piece_id, reference = self.sim.new_id("tay_"), str(data["reference"])
+            piece_id, reference = self.store.new_id("tay_"), str(data["reference"])
             response = {
                 "id": piece_id,
                 "reference": reference,
@@ -58,33 +58,30 @@ class TaylorHandler(VendorHandler):
             }
             return Piece(self.name, piece_id, reference=reference, request=data, response=response, status="0")
 
-        piece, replay = self.sim.create_or_replay(self.name, key=key, build=build)
+        piece, replay = self.store.create_or_replay(self.name, key=key, build=build)
         if replay and piece.request != data:
             return self.error(422, "This Idempotency-Key was used with another body.", "idempotency_key_reused")
         return self.json_response(200 if replay else 201, piece.response)
 
     def cancel(self, piece_id: str) -> Response:
-        piece = self.sim.piece(self.name, piece_id)
+        piece = self.store.piece(self.name, piece_id)
         if piece is None:
             return self.error(404, "No such mailpiece.", "not_found")
         if piece.status != str(RECEIVED):
             return self.error(409, "Production has started: the mailpiece can no longer be cancelled.", "too_late")
-        self.sim.update(self.name, piece_id, cancelled=True, physical=False, status="cancelled")
+        self.store.update(self.name, piece_id, cancelled=True, physical=False, status="cancelled")
         return self.json_response(200, {"id": piece_id, "cancelled": True})
 
-    def webhook(self, piece: Piece, status: str) -> tuple[bytes, dict[str, str]]:
-        event = {
-            "id": self.event.id.replace("evt_", "tev_"),
+    def webhook(self, piece: Piece, event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
+        payload = {
+            "id": event.id.replace("evt_", "tev_"),
             "type": "mailpiece.status",
             "mailpiece_id": piece.id,
             "reference": piece.reference,
-            "status": int(status),
-            "occurred_at": self.event.occurred_at.isoformat().replace("+00:00", "Z"),
+            "status": int(event.status),
+            "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
         }
-        body = json.dumps(event).encode()
+        body = json.dumps(payload).encode()
         stamp = str(int(time.time()))  # the receiver checks it against its own clock
         signature = hmac_sha256_hex(self.secret, stamp.encode() + b"." + body)
         return body, {"Content-Type": "application/json", "X-Taylor-Signature": f"t={stamp},v1={signature}"}
-
-
-register_vendor("taylor", TaylorHandler)

@@ -17,7 +17,6 @@ from svix.webhooks import Webhook
 
 from mailpieces.status import MailpieceStatus
 from printers import http
-from printers.approval_rules import INTELLIPRINT_COUNTRIES, IntelliprintRecipientApproval
 from printers.base import (
     Printer,
     PrinterError,
@@ -28,30 +27,12 @@ from printers.base import (
     WebhookVerificationError,
     load_webhook_body,
 )
+from printers.intelliprint.approval import INTELLIPRINT_COUNTRIES, IntelliprintRecipientApproval
+from printers.intelliprint.status import STATUS_MAP
 from printers.kinds import PrinterKind
 
 S = MailpieceStatus
 
-STATUS_MAP: dict[str, MailpieceStatus] = {
-    # The spec's rows.
-    "waiting_to_print": S.RECEIVED,
-    "rendered": S.SENT,
-    "failed": S.ERROR,
-    # The spec lists invalid_address under Cancelled and Error: we chose Error,
-    # because the recipient needs a fixed address, not a silent stop.
-    "invalid_address": S.ERROR,
-    # IntelliPrint's public vocabulary.  Its "sent" (posted into Royal Mail) is
-    # not our Sent (which the spec gives to "rendered"); nothing maps to
-    # Delivered: untracked Royal Mail post has no delivery scan.
-    "draft": S.SUBMITTED,
-    "printing": S.PRODUCING,
-    "enclosing": S.PRODUCING,
-    "shipping": S.HANDED_OVER,
-    "sent": S.IN_TRANSIT,
-    "returned": S.RETURNED,
-    "failed_wrong_address": S.ERROR,
-    "cancelled": S.CANCELLED,
-}
 # Sizes we accept, as IntelliPrint's postcard envelopes.
 ENVELOPES = {"A6": "postcard_a6", "4x6": "postcard_a6", "A5": "postcard_a5", "6x9": "postcard_a5"}
 

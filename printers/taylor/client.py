@@ -10,18 +10,15 @@ code -> status table is the spec's, overridable per deployment in
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from mailpieces.status import MailpieceStatus
 from printers import http, signing
-from printers.approval_rules import TAYLOR_COUNTRIES, TaylorRecipientApproval
 from printers.base import (
     Printer,
     PrinterError,
@@ -33,44 +30,14 @@ from printers.base import (
     load_webhook_body,
 )
 from printers.kinds import PrinterKind
+from printers.taylor.approval import TAYLOR_COUNTRIES, TaylorRecipientApproval
+from printers.taylor.status import STATUS_MAP, load_status_map, status_code
 
 S = MailpieceStatus
 
-STATUS_MAP: dict[str, MailpieceStatus] = {
-    "9": S.PROCESSED,
-    "10": S.PROCESSED,
-    "11": S.HANDED_OVER,
-    "12": S.DELIVERED,
-    "-1": S.ERROR,
-}
 SIZES = frozenset({"4x6", "6x9", "6x11"})
 SIGNATURE_HEADER = "X-Taylor-Signature"
-STATUS_CODE = re.compile(r"[-+]?[0-9]+")
 DEFAULT_TOLERANCE_S = 300.0
-
-
-def status_code(value: Any) -> str:
-    """A status code as the table's key: 11, "11" and " 011" are all "11".
-
-    Only plain ASCII digits are normalised: ``int()`` alone would also read
-    "1_2" or Arabic-Indic digits as 12 and turn garbage into Delivered."""
-    text = str(value).strip()
-    # The length cap keeps int() clear of its 4300-digit limit: convert_status never raises.
-    return str(int(text)) if len(text) <= 20 and STATUS_CODE.fullmatch(text) else text
-
-
-def load_status_map(override: Mapping[Any, Any] | None) -> dict[str, MailpieceStatus]:
-    """The spec's table with ``override`` laid over it (map a code to "Unknown" to drop it)."""
-    table = dict(STATUS_MAP)
-    for code, name in (override or {}).items():
-        try:
-            table[status_code(code)] = MailpieceStatus(name)
-        except ValueError:
-            raise ImproperlyConfigured(
-                f"PRINTERS_CONF['taylor']['status_map'][{code!r}] = {name!r} is not a mailpiece status; "
-                f"use one of {', '.join(MailpieceStatus.values)}"
-            ) from None
-    return table
 
 
 class TaylorEvent(BaseModel):

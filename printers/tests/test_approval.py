@@ -5,14 +5,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from printers.approval_rules import (
-    IntelliprintRecipientApproval,
-    LobRecipientApproval,
-    SandboxRecipientApproval,
-    StannpRecipientApproval,
-    TaylorRecipientApproval,
-)
 from printers.base import Printer
+from printers.intelliprint.approval import IntelliprintRecipientApproval
+from printers.lob.approval import LobRecipientApproval
+from printers.sandbox.approval import SandboxRecipientApproval
+from printers.stannp.approval import StannpRecipientApproval
+from printers.taylor.approval import TaylorRecipientApproval
 
 US = {
     "first_name": "Ann",

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from mailpieces.status import MailpieceStatus
 from printers import http, signing
-from printers.approval_rules import STANNP_COUNTRIES, StannpRecipientApproval
 from printers.base import (
     Printer,
     PrinterError,
@@ -26,25 +25,11 @@ from printers.base import (
     load_webhook_body,
 )
 from printers.kinds import PrinterKind
+from printers.stannp.approval import STANNP_COUNTRIES, StannpRecipientApproval
+from printers.stannp.status import STATUS_MAP
 
 S = MailpieceStatus
 
-# Our mailpiece states were modelled on Stannp, so its names map 1:1.  Both
-# vocabularies appear: the reporting API says printing/handed_over, the webhook
-# guide producing/dispatched.
-STATUS_MAP: dict[str, MailpieceStatus] = {
-    "received": S.RECEIVED,
-    "producing": S.PRODUCING,
-    "printing": S.PRODUCING,
-    "handed_over": S.HANDED_OVER,
-    "dispatched": S.HANDED_OVER,
-    "in_transit": S.IN_TRANSIT,
-    "local_delivery": S.LOCAL_DELIVERY,
-    "delivered": S.DELIVERED,
-    "returned": S.RETURNED,
-    "cancelled": S.CANCELLED,
-    "test": S.TEST,
-}
 # UK/EU and US/CA formats; a key works in one region only, so the region's API rejects the others.
 SIZES = frozenset({"A6", "A5", "A5-ENV", "A5-PORT", "4x6", "6x9", "6x11"})
 SIGNATURE_HEADERS = ("X-Stannp-Signature", "X-Stannp-Sigature")  # the second is a typo in Stannp's older docs

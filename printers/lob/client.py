@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mailpieces.status import MailpieceStatus
 from printers import http, signing
-from printers.approval_rules import LOB_COUNTRIES, LobRecipientApproval
 from printers.base import (
     Printer,
     PrinterError,
@@ -26,33 +25,11 @@ from printers.base import (
     load_webhook_body,
 )
 from printers.kinds import PrinterKind
+from printers.lob.approval import LOB_COUNTRIES, LobRecipientApproval
+from printers.lob.status import STATUS_MAP
 
 S = MailpieceStatus
 
-# Spec 001 rows first, then the rest of Lob's postcard vocabulary (vendors.md §1.5).
-STATUS_MAP: dict[str, MailpieceStatus] = {
-    "postcard.created": S.PRODUCING,
-    "postcard.mailed": S.HANDED_OVER,
-    "postcard.in_transit": S.IN_TRANSIT,
-    "postcard.processed_for_delivery": S.LOCAL_DELIVERY,
-    "postcard.in_local_area": S.LOCAL_DELIVERY,
-    "postcard.delivered": S.DELIVERED,
-    "postcard.returned_to_sender": S.RETURNED,
-    "postcard.deleted": S.CANCELLED,
-    # Extensions.  Rendering happens while the piece is in production.
-    "postcard.rendered_pdf": S.PRODUCING,
-    "postcard.rendered_thumbnails": S.PRODUCING,
-    # A re-route or an exit scan means the piece is still travelling.
-    "postcard.re-routed": S.IN_TRANSIT,
-    "postcard.international_exit": S.IN_TRANSIT,
-    "postcard.failed": S.ERROR,
-    "postcard.rejected": S.ERROR,
-    # Engagement, not progress: recorded, never applied.
-    "postcard.viewed": S.UNKNOWN,
-    "postcard.informed_delivery.email_sent": S.UNKNOWN,
-    "postcard.informed_delivery.email_opened": S.UNKNOWN,
-    "postcard.informed_delivery.email_clicked_through": S.UNKNOWN,
-}
 # Event type -> tracking event name whose ``time`` says when it happened.
 TRACKING_NAMES = {
     "postcard.mailed": "Mailed",
