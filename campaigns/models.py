@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -10,9 +11,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from campaigns.enums import CampaignRecipientSkipReason, CampaignRecipientStatus, ErrorMessages
+from campaigns.recipient_json import PROBLEM_KEYS, SKIP_DETAILS, skip_details
 from campaigns.validation import blocklist_entry_key, country_normalize
-from common.fsm import transition_sets
-from common.models import TransitionLog
+from common.fsm import apply_sets, transition_sets
+from common.models import TransitionLog, WithoutKeys
 from printers.kinds import PrinterKind
 
 __all__ = [
@@ -132,11 +134,38 @@ class Campaign(models.Model):
 
 
 # Field values a transition sets besides the status.  A transition declares
-# them in its ``custom["sets"]`` and applies them with ``_apply_sets``; bulk
-# moves (``common.fsm.bulk_transition``) read the same dict, so a row moved in
-# bulk ends exactly like a row moved one by one.
-CLEAR_PROBLEM: dict[str, Any] = {"skip_reason": "", "error_message": "", "lease_until": None, "claim_token": None}
+# them in its ``custom["sets"]`` (a dict, or a function of the transition's
+# keyword arguments) and applies them with ``_apply_sets``; bulk moves
+# (``common.fsm.bulk_transition``) compute the same values from the same
+# arguments, so a row moved in bulk ends exactly like a row moved one by one.
+# Clearing a problem clears every trace of it, the json's problem keys too.
+CLEAR_PROBLEM: dict[str, Any] = {
+    "skip_reason": "",
+    "error_message": "",
+    "lease_until": None,
+    "claim_token": None,
+    "json": WithoutKeys(*PROBLEM_KEYS),
+}
 RELEASE_LEASE: dict[str, Any] = {"lease_until": None}
+RELEASE_CLAIM: dict[str, Any] = {"lease_until": None, "claim_token": None}
+
+
+def _skip_sets(*, skip_reason: str) -> dict[str, Any]:
+    # Required and checked against the spec's list: a skip without a reason,
+    # one by one or in bulk, raises instead of leaving the reason blank.  A
+    # skip from AddressEnriching also ends the enrichment claim.
+    return {"skip_reason": CampaignRecipientSkipReason(skip_reason), **RELEASE_CLAIM}
+
+
+def _claim_sets(*, claim_token: uuid.UUID, lease_until: dt.datetime) -> dict[str, Any]:
+    # A worker claims rows by moving them into a working state stamped with
+    # its token and lease (reliability §2): the sweeper re-rings rows whose
+    # lease ran out, and the token guards the worker's later writes.
+    return {"claim_token": claim_token, "lease_until": lease_until}
+
+
+# ``why`` for a CapExceeded skip: the reason records no details of its own.
+CAP_EXCEEDED_WHY = "the organization's recipient cap is used up"
 
 
 class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
@@ -216,14 +245,11 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
             return "Control group (holdout)"
         if self.status != self.Status.SKIPPED:
             return ""
-        details = [
-            *(str(e.get("message", "")) for e in self.json.get("validation_errors") or [] if isinstance(e, dict)),
-            *(str(e.get("msg", "")) for e in self.json.get("approval_errors") or [] if isinstance(e, dict)),
-        ]
-        enrichment = self.json.get("enrichment")
-        if isinstance(enrichment, dict):
-            details.append(str(enrichment.get("error") or enrichment.get("detail") or ""))
-        details = [d for d in details if d]
+        # Only the details of the current reason: a row re-validated and then
+        # skipped for another reason never shows the old reason's details.
+        details = skip_details(self.json, self.skip_reason)
+        if not details and self.skip_reason == self.SkipReason.CAP_EXCEEDED:
+            details = [CAP_EXCEEDED_WHY]
         if not details:
             return self.skip_reason or "Skipped"
         more = f" (+{len(details) - 1} more)" if len(details) > 1 else ""
@@ -243,21 +269,27 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         field=status,
         source=[Status.PENDING, Status.ADDRESS_ENRICHING],
         target=Status.SKIPPED,
-        custom={"admin": False},
+        custom={"admin": False, "sets": _skip_sets},
     )
     def skip(self, *, skip_reason: str, details: Any = None) -> None:
         # ``skip_reason`` (not ``reason``): the services' ``reason`` is the history note.
-        self.skip_reason = CampaignRecipientSkipReason(skip_reason)
+        # ``details`` is per object only: a bulk move refuses it.
+        self._apply_sets("skip", skip_reason=skip_reason)
         if details is not None:
-            self.json = {**self.json, "skip_details": details}
+            self.json = {**self.json, SKIP_DETAILS: details}
 
     @fsm.transition(field=status, source=Status.PENDING, target=Status.HOLDOUT, custom={"admin": False})
     def hold_out(self) -> None:
         pass
 
-    @fsm.transition(field=status, source=Status.PROOFING_STAGED, target=Status.PROOFING, custom={"admin": False})
-    def start_proofing(self) -> None:
-        pass
+    @fsm.transition(
+        field=status,
+        source=Status.PROOFING_STAGED,
+        target=Status.PROOFING,
+        custom={"admin": False, "sets": _claim_sets},
+    )
+    def start_proofing(self, *, claim_token: uuid.UUID, lease_until: dt.datetime) -> None:
+        self._apply_sets("start_proofing", claim_token=claim_token, lease_until=lease_until)
 
     @fsm.transition(field=status, source=Status.PROOFING, target=Status.PROOFED, custom={"admin": False})
     def mark_proofed(self, *, proof_url: str = "") -> None:
@@ -280,9 +312,14 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
     def schedule(self) -> None:
         pass
 
-    @fsm.transition(field=status, source=Status.SENDING_STAGED, target=Status.SENDING, custom={"admin": False})
-    def start_sending(self) -> None:
-        pass
+    @fsm.transition(
+        field=status,
+        source=Status.SENDING_STAGED,
+        target=Status.SENDING,
+        custom={"admin": False, "sets": _claim_sets},
+    )
+    def start_sending(self, *, claim_token: uuid.UUID, lease_until: dt.datetime) -> None:
+        self._apply_sets("start_sending", claim_token=claim_token, lease_until=lease_until)
 
     @fsm.transition(
         field=status,
@@ -308,14 +345,22 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         pass
 
     @fsm.transition(
-        field=status, source=Status.ADDRESS_ENRICHABLE, target=Status.ADDRESS_ENRICHING, custom={"admin": False}
+        field=status,
+        source=Status.ADDRESS_ENRICHABLE,
+        target=Status.ADDRESS_ENRICHING,
+        custom={"admin": False, "sets": _claim_sets},
     )
-    def start_enriching(self) -> None:
-        pass
+    def start_enriching(self, *, claim_token: uuid.UUID, lease_until: dt.datetime) -> None:
+        self._apply_sets("start_enriching", claim_token=claim_token, lease_until=lease_until)
 
-    @fsm.transition(field=status, source=Status.ADDRESS_ENRICHING, target=Status.PENDING, custom={"admin": False})
+    @fsm.transition(
+        field=status,
+        source=Status.ADDRESS_ENRICHING,
+        target=Status.PENDING,
+        custom={"admin": False, "sets": RELEASE_CLAIM},
+    )
     def mark_enriched(self) -> None:
-        pass
+        self._apply_sets("mark_enriched")
 
     # --- additions: see docs/state-machines.md ----------------------------------------
 
@@ -382,17 +427,18 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
             Status.BLACKLISTED,
             Status.ADDRESS_ENRICHABLE,
             Status.PROOFED,
-            Status.SCHEDULED,
         ],
+        # Not from Scheduled: the printer may already hold the piece (Lob's
+        # send_date), so archiving here would hide a card that still mails.
+        # Cancelling at the printer first comes with the mailing stage.
         target=Status.ARCHIVED,
         custom={"label": "Archive (exclude from campaign)"},
     )
     def archive(self) -> None:
         pass
 
-    def _apply_sets(self, method: str) -> None:
-        for name, value in transition_sets(type(self), method).items():
-            setattr(self, name, value)
+    def _apply_sets(self, method: str, **kwargs: Any) -> None:
+        apply_sets(self, transition_sets(type(self), method, **kwargs))
 
 
 class RecipientTransition(TransitionLog):

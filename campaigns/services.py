@@ -47,11 +47,18 @@ def recipients_bulk_transition(
     actor: Actor,
     reason: str = "",
     payload: Mapping[str, Any] | None = None,
-    updates: Mapping[str, Any] | None = None,
+    **transition_kwargs: Any,
 ) -> list[int]:
     """Move every eligible recipient of ``queryset`` along ``method``'s edges in
     one CAS per source state; ineligible rows are left alone.  Returns the ids
-    moved.  ``updates`` are extra field values set in the same UPDATE."""
+    moved.
+
+    ``transition_kwargs`` are the method's own keyword arguments (``skip``'s
+    ``skip_reason``, a claim's ``claim_token`` and ``lease_until``): the UPDATE
+    sets what the method's declared sets compute from them.  A missing required
+    argument, or one the method applies one object at a time only (``skip``'s
+    ``details``), raises ``common.fsm.TransitionArgumentError`` before any row
+    moves."""
     return bulk_transition(
         queryset,
         method,
@@ -60,7 +67,7 @@ def recipients_bulk_transition(
         actor=actor,
         reason=reason,
         payload=payload,
-        updates=updates,
+        **transition_kwargs,
     )
 
 

@@ -2,14 +2,17 @@
 
 Per-object transitions run the django-fsm-2 method, save with the
 ``ConcurrentTransitionMixin`` guard and write the history row in one
-transaction.  Bulk moves are one compare-and-swap UPDATE whose allowed sources
-come from the FSM's own table, plus one ``bulk_create`` of history rows: the
-same graph, the same log, no per-row queries.
+transaction.  Bulk moves are one compare-and-swap UPDATE per source state,
+with the sources read from the FSM's own table, plus one ``INSERT … SELECT``
+of history rows: the same graph, the same log, no per-row queries.  What a
+transition sets besides the status is declared once (``custom["sets"]``) and
+applied by both paths.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db import connection, connections, models, router, transaction
@@ -26,14 +29,82 @@ def transition_table(model: Any, field: str = "status") -> dict[str, dict[str, s
     return table
 
 
-def transition_sets(model: Any, method: str, field: str = "status") -> dict[str, Any]:
-    """The field values ``method`` sets besides the status (its ``custom["sets"]``):
-    read by the method itself and by bulk moves, so both end the same."""
+# What a transition sets besides the status, declared once in the
+# transition's ``custom["sets"]``: either a mapping of field values, or a
+# callable taking the transition's keyword arguments and returning them.  The
+# per-object method applies it (``apply_sets``) and ``bulk_transition`` puts
+# the same values in its UPDATE, so both paths end the same.
+Sets = Mapping[str, Any] | Callable[..., Mapping[str, Any]]
+
+
+class FieldEdit:
+    """A value in a transition's sets that edits the field's current value
+    instead of replacing it (e.g. removing keys from a JSON object).  It knows
+    how to do so on an instance (``apply``) and inside an UPDATE
+    (``expression``), which is what lets the bulk path match the per-object one."""
+
+    def apply(self, current: Any) -> Any:
+        raise NotImplementedError
+
+    def expression(self, field: str) -> Any:
+        raise NotImplementedError
+
+
+class TransitionArgumentError(TypeError):
+    """The keyword arguments given to a transition do not fit what its sets
+    declare: a required one is missing, or one cannot be applied in bulk."""
+
+
+def _declared_sets(model: Any, method: str) -> Sets | None:
     meta = getattr(model, method)._django_fsm
-    sets: dict[str, Any] = {}
-    for t in meta.transitions.values():
-        sets.update(t.custom.get("sets") or {})
-    return sets
+    declared = {id(s): s for t in meta.transitions.values() if (s := t.custom.get("sets")) is not None}
+    if len(declared) > 1:
+        # One method, one declaration: two would let the sources of one method
+        # end differently, which no caller expects.
+        raise ValueError(f"{model.__name__}.{method} declares different sets per source")
+    return next(iter(declared.values()), None)
+
+
+def transition_sets(model: Any, method: str, /, **kwargs: Any) -> dict[str, Any]:
+    """The field values ``method`` sets besides the status, computed from the
+    transition's keyword arguments ``kwargs``.
+
+    Raises ``TransitionArgumentError`` when ``kwargs`` do not match the
+    declaration: a missing required argument, or one the sets do not take
+    (an argument the method only applies one object at a time)."""
+    declared = _declared_sets(model, method)
+    if not callable(declared):
+        if kwargs:
+            raise TransitionArgumentError(
+                f"{model.__name__}.{method} sets no values from arguments, so it cannot take {sorted(kwargs)}"
+            )
+        return dict(declared or {})
+    try:
+        inspect.signature(declared).bind(**kwargs)
+    except TypeError as exc:
+        raise TransitionArgumentError(f"{model.__name__}.{method}: {exc}") from None
+    return dict(declared(**kwargs))
+
+
+def apply_sets(obj: Any, values: Mapping[str, Any]) -> None:
+    """Set ``values`` (from ``transition_sets``) on ``obj``, the per-object path."""
+    for name, value in values.items():
+        setattr(obj, name, value.apply(getattr(obj, name)) if isinstance(value, FieldEdit) else value)
+
+
+def _bulk_sets(model: Any, method: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``transition_sets`` for an UPDATE, refusing arguments the per-object
+    method takes but the sets cannot express (they would be dropped silently)."""
+    declared = _declared_sets(model, method)
+    takes = set(inspect.signature(declared).parameters) if callable(declared) else set()
+    per_object = sorted(set(kwargs) - takes)
+    if per_object:
+        raise TransitionArgumentError(
+            f"{model.__name__}.{method} applies {per_object} one object at a time only, "
+            f"so a bulk move cannot take it; bulk moves accept {sorted(takes) or 'no arguments'}"
+        )
+    values = transition_sets(model, method, **kwargs)
+    return {name: value.expression(name) if isinstance(value, FieldEdit) else value for name, value in values.items()}
 
 
 def edges(model: type[models.Model], field: str = "status") -> set[tuple[str, str]]:
@@ -63,7 +134,7 @@ class Actor:
 
     def __init__(self, source: str, user: Any = None) -> None:
         self.source = source
-        self.user = user if getattr(user, "is_authenticated", False) else None
+        self.user = user if user is not None and user.is_authenticated else None
 
     def __repr__(self) -> str:
         return f"Actor({self.source!r}, user={self.user!r})"
@@ -162,16 +233,21 @@ def bulk_transition(
     actor: Actor,
     reason: str = "",
     payload: Mapping[str, Any] | None = None,
-    updates: Mapping[str, Any] | None = None,
+    **transition_kwargs: Any,
 ) -> list[int]:
     """Move every row of ``queryset`` that may take ``method`` to its target.
 
     One conditional UPDATE per source state (so each history row knows its
     ``from``) on rows locked first: rows another worker holds or moved
-    meanwhile are simply not touched.  Returns the ids that moved.
+    meanwhile are simply not touched.  The UPDATE sets what the method's
+    declared sets compute from ``transition_kwargs``, exactly what the method
+    sets one object at a time.  Returns the ids that moved.
     """
     model: Any = queryset.model
     table = transition_table(model)[method]
+    # Computed before anything moves: a missing or per-object-only argument
+    # fails the call whole, even when no row is eligible.
+    sets = _bulk_sets(model, method, transition_kwargs)
     moved: list[int] = []
     now = timezone.now()
     with transaction.atomic():
@@ -187,7 +263,7 @@ def bulk_transition(
             ids = list(rows.order_by("pk").values_list("pk", flat=True))
             if not ids:
                 continue
-            fields = {"status": target, "updated": now, **transition_sets(model, method), **(updates or {})}
+            fields = {"status": target, "updated": now, **sets}
             for chunk_start in range(0, len(ids), 500):
                 chunk = ids[chunk_start : chunk_start + 500]
                 n = model.objects.filter(pk__in=chunk, status=source).update(**fields)

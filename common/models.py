@@ -1,7 +1,86 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.conf import settings
 from django.db import models
+
+from common.fsm import FieldEdit
+
+# A key path inside a JSON object: ("validation_errors",) or ("enrichment", "error").
+JSONPath = tuple[str, ...]
+
+
+class JSONRemove(models.Func):
+    """``expression`` without the given key paths, computed by the database:
+    ``JSON_REMOVE`` on SQLite (and MySQL), ``-``/``#-`` on PostgreSQL.  Absent
+    keys are no-ops, and so is a path through something that is not an
+    object, so the same UPDATE fits every row."""
+
+    output_field = models.JSONField()
+
+    def __init__(self, expression: Any, paths: Sequence[JSONPath]) -> None:
+        if not paths or not all(paths):
+            raise ValueError("JSONRemove needs at least one non-empty key path")
+        if any('"' in key for path in paths for key in path):
+            # SQLite's quoted path labels have no escape for a double quote.
+            raise ValueError("JSONRemove cannot remove a key holding a double quote")
+        self.paths = tuple(tuple(p) for p in paths)
+        super().__init__(expression)
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
+        sql, params = compiler.compile(self.source_expressions[0])
+        # Each key quoted ("$."a.b""), so a dot or a "$" in a key is not path syntax.
+        json_paths = ["$" + "".join(f'."{key}"' for key in path) for path in self.paths]
+        return f"JSON_REMOVE({sql}, {', '.join(['%s'] * len(json_paths))})", [*params, *json_paths]
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        out = list(params)
+        # PostgreSQL raises where SQLite shrugs (removing a key from a
+        # scalar, or a text key from an array): each step only runs where its
+        # parent is an object, else the value is kept as it is.
+        top = [p[0] for p in self.paths if len(p) == 1]
+        if top:
+            sql, out = (
+                f"(CASE WHEN jsonb_typeof({sql}) = 'object' THEN {sql} - %s::text[] ELSE {sql} END)",
+                [*out, *out, list(top), *out],
+            )
+        for path in (p for p in self.paths if len(p) > 1):
+            sql, out = (
+                f"(CASE WHEN jsonb_typeof({sql} #> %s::text[]) = 'object' THEN {sql} #- %s::text[] ELSE {sql} END)",
+                [*out, list(path[:-1]), *out, list(path), *out],
+            )
+        return sql, out
+
+
+def _without(value: Any, path: JSONPath) -> Any:
+    if not isinstance(value, dict) or path[0] not in value:
+        return value
+    if len(path) == 1:
+        return {k: v for k, v in value.items() if k != path[0]}
+    return {**value, path[0]: _without(value[path[0]], path[1:])}
+
+
+class WithoutKeys(FieldEdit):
+    """A transition's sets value: the JSON field minus these key paths, on an
+    instance (a new dict; the old one is not mutated) and in a bulk UPDATE
+    (``JSONRemove``)."""
+
+    def __init__(self, *paths: JSONPath) -> None:
+        self.paths = paths
+
+    def apply(self, current: Any) -> Any:
+        for path in self.paths:
+            current = _without(current, path)
+        return current
+
+    def expression(self, field: str) -> Any:
+        return JSONRemove(models.F(field), self.paths)
+
+    def __repr__(self) -> str:
+        return f"WithoutKeys{self.paths!r}"
 
 
 class TransitionLog(models.Model):

@@ -57,8 +57,12 @@ ERROR_BEFORE_RANK = RANK[S.DELIVERED]
 
 
 def can_move(current: str, target: str) -> bool:
-    """True when a piece in ``current`` may be moved to ``target``."""
-    if current == target or current in TERMINAL:
+    """True when a piece in ``current`` may be moved to ``target``.
+
+    A repeated status is never a move: every rule below refuses it (ranks
+    strictly increase; Unknown, Submitted and the terminal states are never
+    targets of themselves), so it needs no rule of its own."""
+    if current in TERMINAL:
         return False
     if target in (S.UNKNOWN, S.SUBMITTED):
         # An unknown vendor status is recorded, never applied; Submitted is
@@ -77,6 +81,6 @@ def can_move(current: str, target: str) -> bool:
 def coerce(value: str | None) -> MailpieceStatus:
     """The status named ``value``, or Unknown for anything invalid (spec: Unknown)."""
     try:
-        return MailpieceStatus(value or "")
-    except ValueError:
+        return MailpieceStatus(value)  # type: ignore[arg-type]  # None raises ValueError like any invalid value
+    except ValueError:  # None and "" included
         return MailpieceStatus.UNKNOWN

@@ -138,7 +138,7 @@ def test_bulk_takes_each_source_state_of_a_multi_source_method():
 
 def test_bulk_sources_come_from_the_fsm_table():
     assert sources_of(CampaignRecipient, "archive") == sorted(
-        ["Pending", "Skipped", "Holdout", "Error", "Blacklisted", "AddressEnrichable", "Proofed", "Scheduled"]
+        ["Pending", "Skipped", "Holdout", "Error", "Blacklisted", "AddressEnrichable", "Proofed"]
     )
     assert target_of(CampaignRecipient, "archive") == "Archived"
 
@@ -161,16 +161,60 @@ def test_a_blocklist_entry_derives_its_key_and_refuses_a_variant_duplicate():
         BlocklistEntryFactory(organization=entry.organization, address1="12 oak st.", zip="62701", country="USA")
 
 
-@pytest.mark.parametrize("method", ["retry_proofing", "revalidate", "stage_proofing"])
-def test_a_bulk_move_ends_like_a_move_one_by_one(method):
-    source = {"retry_proofing": S.ERROR, "revalidate": S.SKIPPED, "stage_proofing": S.PENDING}[method]
-    problem = {"error_message": "Failed to make proof for this recipient", "skip_reason": "NoAddress"}
+PROBLEM_JSON = {
+    "extra": {"tier": "gold"},
+    "source_row": {"city": "x" * 300},
+    "validation_errors": [{"field": "zip", "message": "zip is empty"}],
+    "approval_errors": [{"loc": ["zip"], "msg": "bad zip", "type": "lob_zip"}],
+    "skip_details": {"zip": "empty"},
+    "altered_fields": ["city"],
+    "enrichment": {"backend": "local", "outcome": "matched", "error": "HTTP 503"},
+}
+# What clearing the problem leaves: the data received and where the address
+# came from, never a trace of the problem.
+CLEARED_JSON = {
+    "extra": {"tier": "gold"},
+    "source_row": {"city": "x" * 300},
+    "enrichment": {"backend": "local", "outcome": "matched"},
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "source"),
+    [
+        ("retry_proofing", S.ERROR),
+        ("retry_sending", S.ERROR),
+        ("revalidate", S.SKIPPED),
+        ("revalidate", S.BLACKLISTED),
+        ("stage_proofing", S.PENDING),
+    ],
+)
+def test_a_bulk_move_ends_like_a_move_one_by_one(method, source):
+    problem = {
+        "error_message": "Failed to make proof for this recipient",
+        "skip_reason": "NoAddress",
+        "proof_url": "https://proofs.example/1.png",
+        "json": PROBLEM_JSON,
+    }
     one = CampaignRecipientFactory(status=source, **problem)
     many = CampaignRecipientFactory(status=source, **problem)
     recipient_transition(recipient=one, method=method, actor=Actor("admin"))
     recipients_bulk_transition(queryset=CampaignRecipient.objects.filter(pk=many.pk), method=method, actor=Actor("a"))
     one.refresh_from_db()
     many.refresh_from_db()
-    fields = ("status", "error_message", "skip_reason", "lease_until", "claim_token")
+    fields = ("status", "error_message", "skip_reason", "lease_until", "claim_token", "json")
     assert [getattr(many, f) for f in fields] == [getattr(one, f) for f in fields]
-    assert (many.error_message, many.skip_reason) == ("", "")
+    assert (many.error_message, many.skip_reason, many.json) == ("", "", CLEARED_JSON)
+
+
+def test_archiving_a_scheduled_recipient_is_refused_one_by_one_and_in_bulk():
+    # The printer may already hold a scheduled piece (Lob's send_date):
+    # archiving would hide a card that still goes out.
+    scheduled = CampaignRecipientFactory(status=S.SCHEDULED)
+    with pytest.raises(fsm.TransitionNotAllowed):
+        recipient_transition(recipient=scheduled, method="archive", actor=Actor("admin"))
+    moved = recipients_bulk_transition(
+        queryset=CampaignRecipient.objects.filter(pk=scheduled.pk), method="archive", actor=Actor("admin")
+    )
+    scheduled.refresh_from_db()
+    assert (moved, scheduled.status) == ([], S.SCHEDULED)

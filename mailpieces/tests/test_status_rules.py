@@ -66,6 +66,37 @@ def test_the_progress_chain_allows_skips_forward():
             assert can_move(source, target) is True, (source, target)
 
 
+# Where the statuses the seed diagram leaves out sit: Sent (IntelliPrint
+# "rendered") after Received and before Producing; Processed (Taylor 9/10)
+# after Producing and before HandedOver (Taylor 11).  docs/state-machines.md
+# says the same.
+PROGRESS_ORDER = [
+    "Submitted",
+    "Received",
+    "Sent",
+    "Producing",
+    "Processed",
+    "HandedOver",
+    "InTransit",
+    "LocalDelivery",
+    "Delivered",
+    "Returned",
+    "Cancelled",
+]
+
+
+def test_sent_and_processed_sit_between_their_neighbours():
+    assert sorted(RANK, key=RANK.__getitem__) == PROGRESS_ORDER
+    for i, earlier in enumerate(PROGRESS_ORDER):
+        for later in PROGRESS_ORDER[i + 1 :]:
+            assert (can_move(earlier, later), can_move(later, earlier)) == (True, False), (earlier, later)
+
+
+@pytest.mark.parametrize("status", ALL)
+def test_a_repeated_status_is_never_a_move(status):
+    assert can_move(status, status) is False
+
+
 def test_nothing_returns_to_submitted():
     assert [s for s in ALL if can_move(s, "Submitted")] == []
 
