@@ -5,23 +5,30 @@ every string, ``address1``/``zip``/``country`` required and non-empty, at
 least one of ``first_name``/``last_name``, no asterisks in names.
 ``recipient_validate`` wraps it with the two checks that need the campaign
 (the printer's countries and address enrichment) and turns every failure into
-plain words and a skip reason.  The natural key and the blocklist key live here
-too, because both are defined by the same normalisation.
+plain words, a skip reason and what goes into ``recipient.json``;
+``recipient_recheck`` is the same check for a stored recipient (re-validation).
+The natural key and the blocklist keys are in ``campaigns.keys``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from campaigns.enums import CampaignRecipientSkipReason as SkipReason
-from common.geo import country_normalize
+from campaigns.keys import blocklist_address_key as blocklist_address_key  # re-exported for older imports
+from campaigns.keys import blocklist_email_key as blocklist_email_key
+from campaigns.keys import blocklist_entry_key as blocklist_entry_key
+from campaigns.keys import natural_key
+from campaigns.recipient_json import ALTERED_FIELDS, SOURCE_ROW, VALIDATION_ERRORS
+from common.geo import country_normalize, us_state_normalize
+from common.text import ESCAPED, UNSTORABLE, has_asterisk, storable, strip_invisible
 
 # Columns of CampaignRecipient an import may fill, with the model's max lengths:
 # a longer value is a validation error, never a truncation or a database error.
@@ -39,102 +46,60 @@ RECIPIENT_FIELDS: dict[str, int] = {
     "email": 254,
 }
 ADDRESS_FIELDS = frozenset({"address1", "address2", "city", "state", "zip"})
-# Characters no database column can hold: PostgreSQL refuses NUL in text and
-# jsonb (SQLite takes it, so only production would fail), and a lone surrogate
-# cannot be encoded as UTF-8 by either driver.
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# A postcode as every printer takes it: ASCII letters and digits, spaces and
+# hyphens, at least one letter or digit ("\d" would take Arabic-Indic digits).
+POSTCODE = re.compile(r"[0-9A-Za-z -]*[0-9A-Za-z][0-9A-Za-z -]*")
 
 
-def storable(value: str) -> str:
-    """``value`` with every unstorable character written out as an escape
-    (``\\x00``, ``\\udc80``): what was received stays readable in json."""
-    if not UNSTORABLE.search(value):
+# The rules of the validator, as plain functions: the model's validators only
+# call them (mutation testing reaches plain functions, not decorated methods).
+
+
+def _text_rule(value: Any) -> Any:
+    """Every field, before its type check: no unstorable character, None is
+    empty, whitespace and invisible characters stripped at both ends."""
+    if isinstance(value, str):
+        if UNSTORABLE.search(value):
+            raise ValueError("contains a NUL byte or an invalid character")
+        return strip_invisible(value)
+    return "" if value is None else value
+
+
+def _name_rule(value: str) -> str:
+    if has_asterisk(value):
+        raise ValueError("contains an asterisk")
+    return value
+
+
+def _postcode_rule(value: str) -> str:
+    if not value.isascii():
+        value = unicodedata.normalize("NFKC", value)  # full-width digits are digits
+    if not POSTCODE.fullmatch(value):
+        raise ValueError("may hold only the digits 0-9, the letters A-Z, spaces and hyphens")
+    return value
+
+
+def _country_rule(value: str) -> str:
+    iso = country_normalize(value)
+    if iso is None:
+        raise ValueError(f"{value!r} is not a recognised country")
+    return iso
+
+
+def _state_rule(value: str, country: object) -> str:
+    # An empty state passes: the spec's validator does not require one (the
+    # printers that do refuse it at approval, with their own words).
+    if not value or country != "US":
         return value
-    return UNSTORABLE.sub(
-        lambda m: f"\\x{ord(m.group()):02x}" if m.group() == "\x00" else f"\\u{ord(m.group()):04x}",
-        value,
-    )
-
-
-def text_normalize(value: str) -> str:
-    """NFKC, casefolded, whitespace collapsed: the form keys are built from."""
-    return " ".join(unicodedata.normalize("NFKC", value).casefold().split())
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def natural_key(data: Mapping[str, str]) -> str:
-    """64 hex chars identifying a recipient inside its campaign.
-
-    The source's external id when there is one, else the normalised first
-    name, last name, address1, zip and country.  Both are hashed so the key
-    has a fixed length and no PII shows in indexes or logs.
-    """
-    external_id = data.get("external_id", "")
-    if external_id:
-        return _digest("id", external_id.strip())
-    country = data.get("country", "")
-    return _digest(
-        "addr",
-        *(text_normalize(data.get(f, "")) for f in ("first_name", "last_name", "address1", "zip")),
-        country_normalize(country) or text_normalize(country),
-    )
-
-
-_ADDRESS_WORDS = {
-    "street": "st",
-    "avenue": "ave",
-    "road": "rd",
-    "drive": "dr",
-    "boulevard": "blvd",
-    "lane": "ln",
-    "court": "ct",
-    "place": "pl",
-    "apartment": "apt",
-    "suite": "ste",
-    "north": "n",
-    "south": "s",
-    "east": "e",
-    "west": "w",
-}
-
-
-def _address_normalize(value: str) -> str:
-    words = re.sub(r"[.,#;:'\"]", " ", text_normalize(value)).split()
-    return " ".join(_ADDRESS_WORDS.get(w, w) for w in words)
-
-
-def _zip_normalize(value: str, country: str) -> str:
-    squashed = re.sub(r"[\s-]", "", value).upper()
-    # ZIP+4 and ZIP name the same mailbox for the blocklist.
-    return squashed[:5] if country == "US" else squashed
-
-
-def blocklist_address_key(*, address1: str, zip: str, country: str) -> str:
-    """Blocklist key of a postal address: address1 casefolded, punctuation
-    dropped, common street words abbreviated ("Street" = "St."), the zip without
-    spaces or dashes (US: first five digits) and the alpha-2 country (empty
-    country counts as US, the usual case of a file without a country column)."""
-    iso = country_normalize(country) or ("US" if not country.strip() else text_normalize(country))
-    return _digest("block-addr", _address_normalize(address1), _zip_normalize(zip, iso), iso)
-
-
-def blocklist_email_key(email: str) -> str:
-    return _digest("block-email", email.strip().casefold())
-
-
-def blocklist_entry_key(*, address1: str = "", zip: str = "", country: str = "", email: str = "") -> str:
-    """The ``BlocklistEntry.key`` to store: the email key when the entry names an
-    email, else the address key."""
-    if email.strip():
-        return blocklist_email_key(email)
-    return blocklist_address_key(address1=address1, zip=zip, country=country)
+    code = us_state_normalize(value)
+    if code is None:
+        raise ValueError(f"{value!r} is not a US state")
+    return code
 
 
 class RecipientDataValidator(BaseModel):
-    """The spec's sync-time validator; field names are CampaignRecipient's."""
+    """The spec's sync-time validator; field names are CampaignRecipient's.
+    ``country`` comes before ``state``: the state rule reads the country."""
 
     model_config = ConfigDict(str_strip_whitespace=True, extra="ignore", coerce_numbers_to_str=True)
 
@@ -145,32 +110,35 @@ class RecipientDataValidator(BaseModel):
     address1: str = Field(min_length=1, max_length=200)
     address2: str = Field(default="", max_length=200)
     city: str = Field(default="", max_length=100)
+    country: str = Field(min_length=1, max_length=100)
     state: str = Field(default="", max_length=100)
     zip: str = Field(min_length=1, max_length=20)
-    country: str = Field(min_length=1, max_length=100)
     email: str = Field(default="", max_length=254)
 
     @field_validator("*", mode="before")
     @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
-        if isinstance(value, str) and UNSTORABLE.search(value):
-            raise ValueError("contains a NUL byte or an invalid character")
-        return "" if value is None else value
+    def _text(cls, value: Any) -> Any:
+        return _text_rule(value)
 
     @field_validator("first_name", "last_name")
     @classmethod
-    def _no_asterisks(cls, value: str) -> str:
-        if "*" in value:
-            raise ValueError("contains an asterisk")
-        return value
+    def _name(cls, value: str) -> str:
+        return _name_rule(value)
+
+    @field_validator("zip")
+    @classmethod
+    def _postcode(cls, value: str) -> str:
+        return _postcode_rule(value)
 
     @field_validator("country")
     @classmethod
-    def _known_country(cls, value: str) -> str:
-        iso = country_normalize(value)
-        if iso is None:
-            raise ValueError(f"{value!r} is not a recognised country")
-        return iso
+    def _country(cls, value: str) -> str:
+        return _country_rule(value)
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, value: str, info: ValidationInfo) -> str:
+        return _state_rule(value, info.data.get("country"))
 
     @model_validator(mode="after")
     def _has_a_name(self) -> RecipientDataValidator:
@@ -182,41 +150,67 @@ class RecipientDataValidator(BaseModel):
 @dataclass(slots=True)
 class ValidatedRow:
     """A row ready to store: the cleaned fields, and (when it failed) the skip
-    reason and the errors in plain words."""
+    reason, the errors in plain words and ``json``, everything about the row
+    that goes into ``recipient.json``: validation_errors, source_row (what was
+    received, untruncated) and altered_fields (the fields stored differently
+    from what was received)."""
 
     data: dict[str, str]
     natural_key: str
     skip_reason: str = ""
     errors: list[dict[str, str]] = field(default_factory=list)
+    json: dict[str, Any] = field(default_factory=dict)
 
 
 def _describe(err: Mapping[str, Any]) -> tuple[str, str]:
     loc = err.get("loc") or ()
     # The only model-level rule is the name rule.
     name = str(loc[0]) if loc else "name"
-    kind = err.get("type", "")
-    if kind == "missing" or (kind == "string_too_short" and err.get("ctx", {}).get("min_length") == 1):
+    kind = err["type"]
+    if kind in ("missing", "string_too_short"):  # every minimum length is 1
         return name, f"{name} is empty"
     if kind == "string_too_long":
         return name, f"{name} is longer than {err['ctx']['max_length']} characters"
-    if kind in ("string_type", "model_attributes_type"):
+    if kind == "string_type":
         return name, f"{name} is not text"
-    message = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
+    message = str(err["msg"]).removeprefix("Value error, ")
     return name, message if not loc else f"{name} {message}"
 
 
-def _clean(raw: Mapping[str, Any]) -> dict[str, str]:
-    """Best-effort stripped strings of the known fields, for rows that failed
-    (what was received is kept, cut to the column length; the full source row
-    goes to ``json["source_row"]``)."""
-    out: dict[str, str] = {}
-    for name, limit in RECIPIENT_FIELDS.items():
+def stored_copy(name: str, value: Any) -> str:
+    """What a failed row keeps of ``value`` in column ``name``: text with
+    unstorable characters written out, stripped, cut to the column length."""
+    text = "" if value is None else str(value)
+    return strip_invisible(strip_invisible(storable(text))[: RECIPIENT_FIELDS[name]])
+
+
+def _as_read(value: Any) -> str | None:
+    """``value`` as the validator reads it: text stripped, a number as text;
+    None for anything else (a list, a bool: not text)."""
+    if isinstance(value, str):
+        return strip_invisible(value)
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _clean(raw: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Best-effort stored copy of the known fields of a row that failed, and
+    the names of the fields whose copy differs from what was received (cut,
+    escaped or not text: the full row goes to ``json["source_row"]``).  Only
+    unaltered values are normalised, so a copy can be recognised later."""
+    data: dict[str, str] = {}
+    altered: list[str] = []
+    for name in RECIPIENT_FIELDS:
         value = raw.get(name)
-        out[name] = storable("" if value is None else str(value)).strip()[:limit]
-    iso = country_normalize(out["country"])
-    if iso:
-        out["country"] = iso
-    return out
+        data[name] = stored_copy(name, value)
+        if value is not None and data[name] != _as_read(value):
+            altered.append(name)
+    if "country" not in altered:
+        data["country"] = country_normalize(data["country"]) or data["country"]
+    if data["country"] == "US" and "state" not in altered:
+        data["state"] = us_state_normalize(data["state"]) or data["state"]
+    return data, altered
 
 
 def _skip_reason(errors: list[tuple[str, str]]) -> SkipReason:
@@ -228,6 +222,20 @@ def _skip_reason(errors: list[tuple[str, str]]) -> SkipReason:
     if fields & ADDRESS_FIELDS:
         return SkipReason.INTERNATIONAL
     return SkipReason.NO_ADDRESS
+
+
+def _failed(
+    data: dict[str, str], errors: list[tuple[str, str]], source: Mapping[str, Any], altered: Collection[str] = ()
+) -> ValidatedRow:
+    listed = [{"field": f, "message": m} for f, m in errors]
+    json: dict[str, Any] = {VALIDATION_ERRORS: [{k: storable(v) for k, v in e.items()} for e in listed]}
+    # What was received, untruncated: a skipped row loses nothing.
+    received = {k: storable(str(source[k])) for k in RECIPIENT_FIELDS if source.get(k) not in (None, "")}
+    if received:
+        json[SOURCE_ROW] = received
+    if altered:
+        json[ALTERED_FIELDS] = list(altered)
+    return ValidatedRow(data, natural_key(data), str(_skip_reason(errors)), listed, json)
 
 
 def recipient_validate(
@@ -251,8 +259,8 @@ def recipient_validate(
     try:
         model = RecipientDataValidator.model_validate(raw)
     except ValidationError as exc:
-        errors = [_describe(e) for e in exc.errors(include_url=False, include_input=False)]
-        data = _clean(raw)
+        errors = [_describe(e) for e in exc.errors()]
+        data, altered = _clean(raw)
         # pydantic skips the "after" model validator once a field failed.
         if not data["first_name"] and not data["last_name"] and all(f != "name" for f, _ in errors):
             errors.append(("name", "first_name and last_name are both empty"))
@@ -261,20 +269,51 @@ def recipient_validate(
             # them); a zip too long is still an error, never a silent cut.
             errors = [(f, m) for f, m in errors if not (f in ("address1", "zip") and m == f"{f} is empty")]
         if errors:
-            reason = _skip_reason(errors)
-            return ValidatedRow(
-                data=data,
-                natural_key=natural_key(data),
-                skip_reason=str(reason),
-                errors=[{"field": f, "message": m} for f, m in errors],
-            )
+            return _failed(data, errors, raw, altered)
     else:
         data = model.model_dump()
     if countries is not None and data["country"] not in countries:
-        return ValidatedRow(
-            data=data,
-            natural_key=natural_key(data),
-            skip_reason=str(SkipReason.INTERNATIONAL),
-            errors=[{"field": "country", "message": f"country {data['country']} is not mailed by this printer"}],
-        )
+        return _failed(data, [("country", f"country {data['country']} is not mailed by this printer")], raw)
     return ValidatedRow(data=data, natural_key=natural_key(data))
+
+
+def _altered_message(name: str, received: str) -> str:
+    limit = RECIPIENT_FIELDS[name]
+    if len(strip_invisible(received)) > limit:
+        return f"{name} was cut to {limit} characters on import: edit it"
+    if ESCAPED.search(received):
+        return f"{name} held a NUL byte or an invalid character, written out as text on import: edit it"
+    return f"{name} was not text and was stored as text on import: edit it"
+
+
+def recipient_recheck(
+    data: Mapping[str, str],
+    *,
+    stored: Mapping[str, Any],
+    countries: Collection[str] | None = None,
+    enrichment: bool = False,
+) -> ValidatedRow:
+    """Validate a stored recipient again (re-validation).  ``stored`` is its
+    ``recipient.json`` as it was before the re-validation: a field listed in
+    ``altered_fields`` whose value is still the altered copy of what was
+    received fails until a person edits it; an edited field is checked like
+    any other.  A failure keeps the original ``source_row``."""
+    source: Mapping[str, Any] = stored.get(SOURCE_ROW) or {}
+    listed = stored.get(ALTERED_FIELDS)
+    still: list[tuple[str, str]] = []
+    for name in listed if isinstance(listed, list) else []:
+        if name not in RECIPIENT_FIELDS:
+            continue
+        received = source.get(name)
+        if received is None:  # what was received is lost: it cannot be told apart from an edit
+            still.append((name, f"{name} was changed on import: edit it"))
+        elif data.get(name, "") == stored_copy(name, received):
+            still.append((name, _altered_message(name, str(received))))
+    row = recipient_validate(data, countries=countries, enrichment=enrichment)
+    if not still and not row.skip_reason:
+        return row
+    errors = still + [(e["field"], e["message"]) for e in row.errors]
+    failed = _failed(row.data, errors, {}, [name for name, _ in still])
+    if source:
+        failed.json[SOURCE_ROW] = dict(source)
+    return failed

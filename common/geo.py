@@ -8,6 +8,7 @@ printers' approval models) goes through :func:`country_normalize`, so "USA",
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # ISO 3166-1 alpha-2, officially assigned codes.
 _ISO2_CODES = """
@@ -60,7 +61,8 @@ _COUNTRY_ALIASES = {
 
 
 def _squash(value: str) -> str:
-    return re.sub(r"[^0-9a-z]", "", value.casefold())
+    # NFKC first: a full-width "US" (U+FF35 U+FF33) is "US", not nothing.
+    return re.sub(r"[^0-9a-z]", "", unicodedata.normalize("NFKC", value).casefold())
 
 
 def country_normalize(value: str) -> str | None:
@@ -81,3 +83,77 @@ US_STATES = frozenset(
         "OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC AS GU MP PR VI UM FM MH PW AA AE AP"
     ).split()
 )
+
+# Full names as people write them (keys are normalised with _squash).
+_US_STATE_NAMES = {
+    "alabama": "AL",
+    "alaska": "AK",
+    "arizona": "AZ",
+    "arkansas": "AR",
+    "california": "CA",
+    "colorado": "CO",
+    "connecticut": "CT",
+    "delaware": "DE",
+    "florida": "FL",
+    "georgia": "GA",
+    "hawaii": "HI",
+    "idaho": "ID",
+    "illinois": "IL",
+    "indiana": "IN",
+    "iowa": "IA",
+    "kansas": "KS",
+    "kentucky": "KY",
+    "louisiana": "LA",
+    "maine": "ME",
+    "maryland": "MD",
+    "massachusetts": "MA",
+    "michigan": "MI",
+    "minnesota": "MN",
+    "mississippi": "MS",
+    "missouri": "MO",
+    "montana": "MT",
+    "nebraska": "NE",
+    "nevada": "NV",
+    "newhampshire": "NH",
+    "newjersey": "NJ",
+    "newmexico": "NM",
+    "newyork": "NY",
+    "northcarolina": "NC",
+    "northdakota": "ND",
+    "ohio": "OH",
+    "oklahoma": "OK",
+    "oregon": "OR",
+    "pennsylvania": "PA",
+    "rhodeisland": "RI",
+    "southcarolina": "SC",
+    "southdakota": "SD",
+    "tennessee": "TN",
+    "texas": "TX",
+    "utah": "UT",
+    "vermont": "VT",
+    "virginia": "VA",
+    "washington": "WA",
+    "westvirginia": "WV",
+    "wisconsin": "WI",
+    "wyoming": "WY",
+    "districtofcolumbia": "DC",
+    "washingtondc": "DC",
+    "americansamoa": "AS",
+    "guam": "GU",
+    "northernmarianaislands": "MP",
+    "puertorico": "PR",
+    "virginislands": "VI",
+    "usvirginislands": "VI",
+}
+
+
+def us_state_normalize(value: str) -> str | None:
+    """The USPS code of a US state as people write it ("il", "Illinois",
+    "New York"), or None when it names no state, territory or military "state"."""
+    if value in US_STATES:  # the usual case, already a code
+        return value
+    squashed = _squash(value)
+    if squashed in _US_STATE_NAMES:
+        return _US_STATE_NAMES[squashed]
+    upper = squashed.upper()
+    return upper if upper in US_STATES else None

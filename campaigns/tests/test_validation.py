@@ -8,15 +8,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from campaigns.enums import CampaignRecipientSkipReason as SkipReason
-from campaigns.validation import (
-    RecipientDataValidator,
-    blocklist_address_key,
-    blocklist_email_key,
-    blocklist_entry_key,
-    country_normalize,
-    natural_key,
-    recipient_validate,
-)
+from campaigns.keys import blocklist_address_key, blocklist_email_key, blocklist_entry_key, natural_key
+from campaigns.validation import RecipientDataValidator, recipient_validate
+from common.geo import country_normalize
 
 
 def row(**overrides: Any) -> dict[str, Any]:
