@@ -1,31 +1,36 @@
-"""Run every benchmark of bench/ and print one line per metric.
+"""Run every benchmark of bench/ on SQLite and on PostgreSQL; one line per metric.
 
 Each ``bench/bench_*.py`` exposes ``run() -> list[dict]``; a metric dict has
-``name``, ``value``, ``unit``, ``baseline`` (measured in the same run, so the
-ratio survives a shared 2-core machine) and ``goal`` (the highest acceptable
-value/baseline ratio), plus optional ``notes``.  Results also go to
-bench/results.json (not committed).  Exit status 1 when a goal is missed.
+``name``, ``value``, ``unit``, ``baseline`` (measured in the same run on the
+same database, so the ratio survives a shared 2-core machine) and ``goal``
+(the highest acceptable value/baseline ratio), plus optional ``notes``.
+
+Django's settings are fixed once per process, so each (benchmark, database)
+pair runs in a child process: SQLite on a throwaway file, PostgreSQL on
+``DATABASE_URL`` when it names a PostgreSQL database, else on a database this
+run creates on 127.0.0.1:5432 and drops afterwards.  When PostgreSQL cannot be
+reached its lines say "skipped".  Results also go to bench/results.json (not
+committed).  Exit status 1 when a goal is missed.
+
+``python bench/run.py [bench_import ...] [--db sqlite|postgresql]``
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
+import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-
-def load(path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load benchmark {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432"
+DATABASES = ("sqlite", "postgresql")
+RESULT_MARK = "BENCH-RESULT "
 
 
 def evaluate(metric: dict[str, Any]) -> dict[str, Any]:
@@ -35,23 +40,106 @@ def evaluate(metric: dict[str, Any]) -> dict[str, Any]:
     return {**metric, "ratio": round(ratio, 3), "ok": ratio <= float(metric["goal"])}
 
 
+def _is_postgres(url: str) -> bool:
+    return url.startswith(("postgres://", "postgresql://"))
+
+
+@contextmanager
+def postgres_url() -> Iterator[str]:
+    """``DATABASE_URL`` when it is PostgreSQL, else a fresh database created
+    here and dropped on the way out.  Raises ``OSError`` when the server
+    cannot be reached."""
+    import psycopg
+
+    given = os.environ.get("DATABASE_URL", "")
+    server = given if _is_postgres(given) else f"{DEFAULT_SERVER}/postgres"
+    try:
+        admin = psycopg.connect(server, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        where = server.rsplit("@", 1)[-1]  # never print a password
+        raise OSError(f"PostgreSQL not reachable at {where}: {str(exc).strip().splitlines()[0]}") from exc
+    if _is_postgres(given):
+        admin.close()
+        yield given
+        return
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"{DEFAULT_SERVER}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_child(path: Path, database: str, url: str = "") -> list[dict[str, Any]]:
+    """Run one benchmark module in a child process on one database."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if url:
+        env["DATABASE_URL"] = url
+    code = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location({path.stem!r}, {str(path)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        f"print({RESULT_MARK!r} + json.dumps(module.run()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=HERE.parent, stdout=subprocess.PIPE, text=True, check=False
+    )
+    lines = []
+    for line in done.stdout.splitlines():
+        if line.startswith(RESULT_MARK):
+            lines.append(line)
+        else:
+            print(line)  # whatever the benchmark said on its way
+    if done.returncode or not lines:
+        raise RuntimeError(f"{path.stem} on {database} failed (exit status {done.returncode}); see its output above")
+    metrics: list[dict[str, Any]] = json.loads(lines[-1][len(RESULT_MARK) :])
+    return [{**m, "name": f"{m['name']}[{database}]", "database": database} for m in metrics]
+
+
+def _print(row: dict[str, Any]) -> None:
+    mark = "ok" if row["ok"] else "MISSED"
+    print(
+        f"{row['name']}: {row['value']:.4g} {row['unit']} | baseline {row['baseline']:.4g} {row['unit']}"
+        f" | ratio {row['ratio']:.2f} (goal <= {row['goal']}) {mark}",
+        flush=True,
+    )
+
+
 def main(argv: list[str]) -> int:
+    databases = list(DATABASES)
+    if "--db" in argv:
+        at = argv.index("--db")
+        databases = [argv[at + 1]]
+        argv = argv[:at] + argv[at + 2 :]
     only = set(argv)
     paths = sorted(p for p in HERE.glob("bench_*.py") if not only or p.stem in only)
     results: dict[str, dict[str, Any]] = {}
+    failed = False
     if not paths:
         print("no benchmarks in bench/ yet")
-    for path in paths:
-        for metric in load(path).run():
-            row = evaluate(metric)
-            results[row["name"]] = row
-            mark = "ok" if row["ok"] else "MISSED"
-            print(
-                f"{row['name']}: {row['value']:.4g} {row['unit']} | baseline {row['baseline']:.4g} {row['unit']}"
-                f" | ratio {row['ratio']:.2f} (goal <= {row['goal']}) {mark}"
-            )
+    for database in databases:
+        for path in paths:
+            try:
+                if database == "sqlite":
+                    metrics = run_child(path, database)
+                else:
+                    with postgres_url() as url:
+                        metrics = run_child(path, database, url)
+            except OSError as exc:
+                print(f"{path.stem}[{database}]: skipped ({exc})", flush=True)
+                continue
+            except RuntimeError as exc:
+                print(f"{path.stem}[{database}]: FAILED ({exc})", flush=True)
+                failed = True
+                continue
+            for metric in metrics:
+                row = evaluate(metric)
+                results[row["name"]] = row
+                _print(row)
     (HERE / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    return 0 if all(r["ok"] for r in results.values()) else 1
+    return 0 if not failed and all(r["ok"] for r in results.values()) else 1
 
 
 if __name__ == "__main__":

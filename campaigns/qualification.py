@@ -16,21 +16,25 @@ The cap comes last on purpose: only a recipient that would really be mailed
 uses a slot, so a blocked, unapprovable or held-out row never takes the place
 of a mailable one.  The slots already used are the campaign's recipients that
 are staged or further along (see ``CAP_COUNTED``); the remaining slots go to
-the lowest ids first, so which rows exceed the cap is deterministic.
-Every move is a bulk transition along the model's FSM edges, with history.
+the lowest ids first, so which rows exceed the cap is deterministic.  The cap
+holds when qualifications run at once (an import and a re-validation, two
+workers): each batch counts the used slots and stages in one transaction
+that holds the org's lock.  Every move is a bulk transition along the
+model's FSM edges, with history.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, router, transaction
+from django.db.models import F, Lookup, QuerySet
 
 from campaigns.holdout import holdout_bucket, holdout_threshold
-from campaigns.models import BlocklistEntry, Campaign, CampaignRecipient
+from campaigns.models import BlocklistEntry, Campaign, CampaignRecipient, Organization
 from campaigns.selectors import campaign_printer_class
 from campaigns.services import recipients_bulk_transition
 from campaigns.validation import blocklist_address_key, blocklist_email_key, blocklist_entry_key
@@ -96,66 +100,136 @@ def _approval_check(campaign: Campaign) -> Callable[[dict[str, Any]], list[dict[
     return printer.approval_errors if printer is not None else None
 
 
-def _pending_batches(campaign: Campaign, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+def _pending_batches(
+    campaign: Campaign, batch_size: int, only_ids: Collection[int] | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    pending = CampaignRecipient.objects.filter(campaign=campaign, status=Status.PENDING).order_by("id")
+    if only_ids is not None:
+        # In id chunks: a long IN list would pass SQLite's parameter limit.
+        ids = sorted(set(only_ids))
+        for start in range(0, len(ids), batch_size):
+            batch = list(pending.filter(pk__in=ids[start : start + batch_size]).values(*_LOADED))
+            if batch:
+                yield batch
+        return
     last = 0
-    while True:
-        batch = list(
-            CampaignRecipient.objects.filter(campaign=campaign, status=Status.PENDING, id__gt=last)
-            .order_by("id")
-            .values(*_LOADED)[:batch_size]
-        )
-        if not batch:
-            return
+    while batch := list(pending.filter(id__gt=last).values(*_LOADED)[:batch_size]):
         yield batch
         last = batch[-1]["id"]
 
 
 def campaign_qualify(
-    *, campaign: Campaign, actor: Actor, dry_run: bool = False, batch_size: int = 2000, keep_decisions: bool = False
+    *,
+    campaign: Campaign,
+    actor: Actor,
+    dry_run: bool = False,
+    batch_size: int = 2000,
+    keep_decisions: bool = False,
+    only_ids: Collection[int] | None = None,
 ) -> QualifyResult:
-    """Move the campaign's Pending recipients on (see the module docstring).
-    ``dry_run`` runs it all in a transaction that is rolled back."""
+    """Move the campaign's Pending recipients on (see the module docstring);
+    with ``only_ids``, only those of them.  ``dry_run`` runs it all in a
+    transaction that is rolled back.  Safe inside a caller's transaction."""
     if batch_size < 1:  # a batch of 0 rows would end the loop at once: nothing qualified
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     if dry_run:
         with transaction.atomic():
-            result = _qualify(campaign, actor, batch_size, keep_decisions)
+            result = _qualify(campaign, actor, batch_size, keep_decisions, only_ids)
             transaction.set_rollback(True)
         return result
-    return _qualify(campaign, actor, batch_size, keep_decisions)
+    return _qualify(campaign, actor, batch_size, keep_decisions, only_ids)
 
 
-def _qualify(campaign: Campaign, actor: Actor, batch_size: int, keep_decisions: bool) -> QualifyResult:
+def _qualify(
+    campaign: Campaign, actor: Actor, batch_size: int, keep_decisions: bool, only_ids: Collection[int] | None
+) -> QualifyResult:
     result = QualifyResult(decisions={} if keep_decisions else None)
     blocked = org_blocklist_keys(campaign)
     approve = _approval_check(campaign)
     threshold = holdout_threshold(campaign.holdout_percent)
     seed = str(campaign.holdout_seed)  # a fresh Campaign holds a UUID object until reloaded
-    cap = campaign.organization.recipient_cap
-    remaining = None if cap is None else cap - campaign.recipients.filter(status__in=CAP_COUNTED).count()
-    staged_label = _TARGETS["stage_proofing"]
-    for batch in _pending_batches(campaign, batch_size):
-        decisions: dict[int, Decision] = {}
-        planned = 0
+    for batch in _pending_batches(campaign, batch_size, only_ids):
+        decided: dict[int, Decision] = {}
+        mailable: list[int] = []  # in id order: the cap's slots go to the lowest ids
         for row in batch:
             decision = _decide(row, campaign, blocked, approve, seed, threshold)
-            if decision is None:  # mailable: the cap decides
-                if remaining is not None and remaining <= 0:
-                    decision = Decision("skip", SkipReason.CAP_EXCEEDED)
-                else:
-                    decision = Decision("stage_proofing")
-                    planned += 1
-                    remaining = None if remaining is None else remaining - 1
-            decisions[row["id"]] = decision
-        staged_before = result.moved[staged_label]
-        _apply(decisions, actor, result)
-        if remaining is not None:
-            # A row moved by someone else meanwhile was not staged: its cap
-            # slot goes back to the rows after it.
-            remaining += planned - (result.moved[staged_label] - staged_before)
+            if decision is None:
+                mailable.append(row["id"])
+            else:
+                decided[row["id"]] = decision
+        with transaction.atomic():
+            # Mailable rows first: the org's lock is the first lock this transaction takes.
+            capped = _stage_within_cap(campaign, mailable, actor, result) if mailable else {}
+            _apply(decided, actor, result)
         if result.decisions is not None:
-            result.decisions.update(decisions)
+            result.decisions.update(decided)
+            result.decisions.update(capped)
     return result
+
+
+def _stage_within_cap(campaign: Campaign, ids: list[int], actor: Actor, result: QualifyResult) -> dict[int, Decision]:
+    """Stage ``ids`` while the cap has slots, skip the rest as CapExceeded.
+
+    Runs inside the batch's transaction, and the slots are counted after the
+    org's row is locked (PostgreSQL: ``SELECT … FOR UPDATE``; SQLite: the
+    IMMEDIATE transaction already holds the database's write lock), so two
+    qualifications never hand out the same slot: the second one counts what
+    the first one staged.  A row another worker moved meanwhile is not staged
+    and its slot goes to the next row.
+    """
+    cap = (
+        Organization.objects.select_for_update()
+        .values_list("recipient_cap", flat=True)
+        .get(pk=campaign.organization_id)
+    )
+    decisions: dict[int, Decision] = {}
+    todo = ids
+    remaining = 0
+    if cap is not None:
+        remaining = cap - CampaignRecipient.objects.filter(campaign=campaign, status__in=CAP_COUNTED).count()
+    while todo and (cap is None or remaining > 0):
+        take, todo = (todo, []) if cap is None else (todo[:remaining], todo[remaining:])
+        decisions.update(dict.fromkeys(take, Decision("stage_proofing")))
+        staged = _move(take, "stage_proofing", "", actor)
+        result.moved[_TARGETS["stage_proofing"]] += len(staged)
+        if cap is not None:
+            remaining -= len(staged)
+    if todo:
+        exceeded = Decision("skip", SkipReason.CAP_EXCEEDED)
+        decisions.update(dict.fromkeys(todo, exceeded))
+        result.moved[f"Skipped:{SkipReason.CAP_EXCEEDED}"] += len(_move(todo, "skip", SkipReason.CAP_EXCEEDED, actor))
+    return decisions
+
+
+class _EqualsAny(Lookup):
+    """``column = ANY(%s)`` with the ids as one array parameter (PostgreSQL):
+    an IN list binds one placeholder per id, and building and parsing a
+    2000-placeholder statement costs several times its execution."""
+
+    lookup_name = "equals_any"
+    prepare_rhs = False
+
+    # The stubs type parameters as str | int; this one is a list (an array).
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, Any]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))
+
+
+def _recipients(ids: list[int]) -> QuerySet[CampaignRecipient]:
+    if connections[router.db_for_write(CampaignRecipient)].vendor == "postgresql":
+        return CampaignRecipient.objects.filter(_EqualsAny(F("pk"), ids))
+    return CampaignRecipient.objects.filter(pk__in=ids)
+
+
+def _move(ids: list[int], method: str, skip_reason: str, actor: Actor) -> list[int]:
+    extra: dict[str, Any] = {"skip_reason": str(skip_reason)} if skip_reason else {}
+    return recipients_bulk_transition(
+        queryset=_recipients(ids),
+        method=method,
+        actor=actor,
+        reason="qualification" + (f": {skip_reason}" if skip_reason else ""),
+        **extra,
+    )
 
 
 def _decide(
@@ -189,22 +263,14 @@ def _apply(decisions: dict[int, Decision], actor: Actor, result: QualifyResult) 
     groups: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
     for pk, decision in decisions.items():
         groups[(decision.method, decision.skip_reason)].append(pk)
-    with transaction.atomic():
-        for (method, reason), ids in groups.items():
-            moved = recipients_bulk_transition(
-                queryset=CampaignRecipient.objects.filter(pk__in=ids),
-                method=method,
-                actor=actor,
-                reason="qualification" + (f": {reason}" if reason else ""),
-                updates={"skip_reason": str(reason)} if reason else None,
-            )
-            label = f"Skipped:{reason}" if reason else _TARGETS[method]
-            result.moved[label] += len(moved)
-            if reason == SkipReason.PRINTER_APPROVAL_FAILED and moved:
-                rows = list(CampaignRecipient.objects.filter(pk__in=moved).only("id", "json"))
-                for r in rows:
-                    r.json = {**r.json, "approval_errors": decisions[r.pk].approval_errors}
-                CampaignRecipient.objects.bulk_update(rows, ["json"], batch_size=500)
+    for (method, reason), ids in groups.items():
+        moved = _move(ids, method, reason, actor)
+        result.moved[f"Skipped:{reason}" if reason else _TARGETS[method]] += len(moved)
+        if reason == SkipReason.PRINTER_APPROVAL_FAILED and moved:
+            rows = list(CampaignRecipient.objects.filter(pk__in=moved).only("id", "json"))
+            for r in rows:
+                r.json = {**r.json, "approval_errors": decisions[r.pk].approval_errors}
+            CampaignRecipient.objects.bulk_update(rows, ["json"], batch_size=500)
 
 
 _TARGETS = {

@@ -11,15 +11,16 @@ an integration (a CRM push, an API) is another.
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
 from typing import Any, cast
 
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRecipient
@@ -31,6 +32,9 @@ from common.fsm import Actor
 Status = CampaignRecipient.Status
 
 MAX_REPORTED_LINES = 1000  # the report keeps the first N problem lines and counts them all
+# Rows an import must create before it refreshes the planner's statistics
+# (PostgreSQL): a few rows change nothing the planner relies on.
+ANALYZE_AFTER = 1000
 
 
 class SyncError(Exception):
@@ -84,6 +88,30 @@ class ImportReport:
         }
 
 
+class CreatedIds:
+    """The ids this import created, to tell a repeat within the input from a
+    recipient that was already there (another import may create rows at the
+    same time, so no id range can say it).  Sorted 8-byte integers: 800 kB for
+    a million rows, where a set would take tens of MB."""
+
+    def __init__(self) -> None:
+        self._ids = array("q")
+
+    def add(self, ids: Iterable[int]) -> None:
+        new = sorted(ids)
+        if new and self._ids and new[0] < self._ids[-1]:
+            # Interleaved with another import's ids: rare, so a full re-sort is fine.
+            self._ids = array("q", sorted([*self._ids, *new]))
+        else:
+            self._ids.extend(new)
+
+    def __contains__(self, pk: object) -> bool:
+        if not isinstance(pk, int):
+            return False
+        at = bisect_left(self._ids, pk)
+        return at < len(self._ids) and self._ids[at] == pk
+
+
 def _chunks(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
     it = iter(rows)
     while batch := list(islice(it, size)):
@@ -133,27 +161,66 @@ def _new(raw: Mapping[str, Any], row: ValidatedRow) -> NewRecipient:
         payload.setdefault("extra", {}).update(
             {storable(str(k)): "" if v is None else storable(str(v)) for k, v in unknown.items()}
         )
-    if row.skip_reason:
-        payload["validation_errors"] = [{k: storable(v) for k, v in e.items()} for e in row.errors]
-        # What was received, untruncated: a skipped row loses nothing.
-        payload["source_row"] = {k: storable(str(raw[k])) for k in RECIPIENT_FIELDS if raw.get(k) not in (None, "")}
+    # What validation says about the row (its errors, what was received):
+    # shaped by the validation module, which owns those keys.
+    payload.update(row.json)
     status = Status.SKIPPED if row.skip_reason else Status.PENDING
     return NewRecipient(row.natural_key, row.data, str(status), row.skip_reason, payload)
 
 
 def _insert(campaign: Campaign, rows: list[NewRecipient]) -> None:
-    """One multi-row INSERT (executemany) and one SELECT for the new ids.
+    """Insert ``rows`` and set their ids; must run inside a transaction.
+
+    PostgreSQL: the ids are drawn from the table's sequence first, then one
+    ``COPY`` carries every row (no round trip per row, no read-back).
+    SQLite: one ``executemany`` (in-process, already as fast as it gets), then
+    the ids are read back by natural key.  Both are exact while other imports
+    insert at the same time: a sequence never hands out an id twice, and the
+    unique (campaign, natural key) constraint makes each key's row this
+    insert's own (an id watermark would catch the other import's rows too).
 
     Columns are read from the model, and every column not coming from the row
     gets its model default (auto_now fields: now), prepared once per batch with
     the field's own ``get_db_prep_save``: a field added later is filled the
-    same way ``bulk_create`` would fill it.  Must run inside a transaction.
+    same way ``bulk_create`` would fill it.
     """
     if not rows:
         return
     connection = connections[router.db_for_write(CampaignRecipient)]
     meta = CampaignRecipient._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
+    params = _row_params(campaign, rows, fields, connection)
+    qn = connection.ops.quote_name
+    # Only quoted model identifiers are interpolated; every value is a parameter.
+    table, pk = qn(meta.db_table), qn(meta.pk.column)
+    columns = ", ".join(qn(f.column) for f in fields)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [meta.db_table, meta.pk.column, len(rows)],
+            )
+            for r, (pk_value,) in zip(rows, cursor.fetchall(), strict=True):
+                r.pk = pk_value
+            # The raw psycopg cursor: its errors are wrapped by hand, so a key
+            # conflict is Django's IntegrityError as with executemany.
+            with (
+                connection.wrap_database_errors,
+                cursor.cursor.copy(f"COPY {table} ({pk}, {columns}) FROM STDIN") as copy,
+            ):
+                for r, values in zip(rows, params, strict=True):
+                    copy.write_row((r.pk, *values))
+            return
+        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})", params)  # noqa: S608
+    ids = _ids_by_key(campaign, [r.natural_key for r in rows])
+    for r in rows:
+        r.pk = ids[r.natural_key]
+
+
+def _row_params(
+    campaign: Campaign, rows: list[NewRecipient], fields: list[Any], connection: Any
+) -> list[tuple[Any, ...]]:
+    """Each row's column values, prepared for ``connection``, in ``fields`` order."""
     now = timezone.now()
     constant: dict[str, Any] = {}
     for f in fields:
@@ -164,14 +231,8 @@ def _insert(campaign: Campaign, rows: list[NewRecipient]) -> None:
         else:
             value = f.get_default()
         constant[f.attname] = f.get_db_prep_save(value, connection)
-    json_field = meta.get_field("json")
+    json_field = CampaignRecipient._meta.get_field("json")
     row_values = itemgetter(*(f.attname for f in fields))
-    qn = connection.ops.quote_name
-    # Only quoted model identifiers are interpolated; every value is a parameter.
-    sql = (
-        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))})"
-    )
     params = []
     for r in rows:
         values = {
@@ -184,13 +245,64 @@ def _insert(campaign: Campaign, rows: list[NewRecipient]) -> None:
         if r.json:
             values["json"] = json_field.get_db_prep_save(r.json, connection)
         params.append(row_values(values))
-    before = CampaignRecipient.objects.aggregate(m=Max("id"))["m"] or 0
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-    # New ids are above the previous maximum (cheaper than an IN list of every key).
-    ids = dict(CampaignRecipient.objects.filter(campaign=campaign, id__gt=before).values_list("natural_key", "id"))
-    for r in rows:
-        r.pk = ids[r.natural_key]
+    return params
+
+
+def _ids_by_key(campaign: Campaign, keys: Collection[str]) -> dict[str, int]:
+    """``{natural key: id}`` of the campaign's recipients among ``keys``."""
+    connection = connections[router.db_for_write(CampaignRecipient)]
+    if connection.vendor == "postgresql":
+        # One array parameter: an IN list of 2000 placeholders costs more to
+        # build and parse than the lookup itself on the unique index.
+        meta = CampaignRecipient._meta
+        qn = connection.ops.quote_name
+        key, pk, campaign_col = (qn(meta.get_field(name).column) for name in ("natural_key", "id", "campaign"))
+        sql = (
+            f"SELECT {key}, {pk} FROM {qn(meta.db_table)} "  # noqa: S608
+            f"WHERE {campaign_col} = %s AND {key} = ANY(%s)"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [campaign.pk, list(keys)])
+            return dict(cursor.fetchall())
+    found: dict[str, int] = {}
+    ordered = list(keys)
+    for start in range(0, len(ordered), 500):  # within SQLite's parameter limit
+        chunk = ordered[start : start + 500]
+        found.update(
+            CampaignRecipient.objects.filter(campaign=campaign, natural_key__in=chunk).values_list("natural_key", "id")
+        )
+    return found
+
+
+INSERT_ATTEMPTS = 5
+Trail = list[tuple[int | None, str, str, NewRecipient | int | None]]
+
+
+def _plan(
+    batch: list[Mapping[str, Any]], validated: list[ValidatedRow], existing: dict[str, int], created_ids: CreatedIds
+) -> tuple[list[NewRecipient], Counter[str], Trail]:
+    """What to insert, and what each row of ``batch`` is."""
+    seen: set[str] = set()
+    new: list[NewRecipient] = []
+    counts: Counter[str] = Counter()
+    # The last item is a recipient id, or the new row (its id is known after the insert).
+    trail: Trail = []
+    for raw, row in zip(batch, validated, strict=True):
+        key = row.natural_key
+        if key in existing:
+            # A row this very import created is a repeat within the input.
+            kind = "duplicate_in_file" if existing[key] in created_ids else "already_present"
+            counts[kind] += 1
+            trail.append((raw.get("_line"), key, kind, existing[key]))
+        elif key in seen:
+            counts["duplicate_in_file"] += 1
+            trail.append((raw.get("_line"), key, "duplicate_in_file", None))
+        else:
+            seen.add(key)
+            item = _new(raw, row)
+            new.append(item)
+            trail.append((raw.get("_line"), key, "created", item))
+    return new, counts, trail
 
 
 def _sync_batch(
@@ -198,49 +310,34 @@ def _sync_batch(
     campaign: Campaign,
     batch: list[Mapping[str, Any]],
     countries: frozenset[str] | None,
-    watermark: int,
+    created_ids: CreatedIds,
     actor: Actor,
     report: ImportReport,
 ) -> None:
     validated = [recipient_validate(raw, countries=countries, enrichment=campaign.address_enrichment) for raw in batch]
-    for attempt in range(2):
-        existing = dict(
-            CampaignRecipient.objects.filter(
-                campaign=campaign, natural_key__in={v.natural_key for v in validated}
-            ).values_list("natural_key", "id")
-        )
-        seen: set[str] = set()
-        new: list[NewRecipient] = []
-        counts: Counter[str] = Counter()
-        # The last item is a recipient id, or the new row (its id is known after the insert).
-        trail: list[tuple[int | None, str, str, NewRecipient | int | None]] = []
-        for raw, row in zip(batch, validated, strict=True):
-            key = row.natural_key
-            if key in existing:
-                # Ids above the watermark were created by this very import.
-                kind = "duplicate_in_file" if existing[key] > watermark else "already_present"
-                counts[kind] += 1
-                trail.append((raw.get("_line"), key, kind, existing[key]))
-            elif key in seen:
-                counts["duplicate_in_file"] += 1
-                trail.append((raw.get("_line"), key, "duplicate_in_file", None))
-            else:
-                seen.add(key)
-                item = _new(raw, row)
-                new.append(item)
-                trail.append((raw.get("_line"), key, "created", item))
+    keys = {v.natural_key for v in validated}
+    for attempt in range(1, INSERT_ATTEMPTS + 1):
         try:
+            # Looked up inside the insert's transaction: on SQLite the write
+            # lock is held, so nobody inserts in between; on PostgreSQL a
+            # concurrent import of the same keys makes the insert fail, and
+            # the next attempt finds its rows.
             with transaction.atomic(using=router.db_for_write(CampaignRecipient)):
+                existing = _ids_by_key(campaign, keys)
+                new, counts, trail = _plan(batch, validated, existing, created_ids)
                 _insert(campaign, new)
                 # The history helper reads only pk, status and skip_reason.
                 created = cast("list[CampaignRecipient]", new)
                 recipients_record_created(recipients=created, actor=actor, reason=f"import: {report.source}"[:500])
         except IntegrityError:
-            # A concurrent import created some of these keys: look again, once.
-            if attempt:
+            # Each failed attempt means another import committed some of
+            # these keys, which the next attempt sees: progress, so a few
+            # attempts end any race; more would hide a real fault.
+            if attempt == INSERT_ATTEMPTS:
                 raise
             continue
         break
+    created_ids.add(item.pk for item in new if item.pk is not None)
     report.created += len(new)
     report.already_present += counts["already_present"]
     report.duplicates_in_file += counts["duplicate_in_file"]
@@ -309,16 +406,39 @@ def _run(
     progress: Callable[[ImportReport], None] | None,
 ) -> None:
     countries = campaign_countries(campaign)
-    watermark = CampaignRecipient.objects.aggregate(m=Max("id"))["m"] or 0
+    created_ids = CreatedIds()
     for batch in _chunks(rows, batch_size):
         report.rows_read += len(batch)
         _sync_batch(
-            campaign=campaign, batch=batch, countries=countries, watermark=watermark, actor=actor, report=report
+            campaign=campaign, batch=batch, countries=countries, created_ids=created_ids, actor=actor, report=report
         )
         if progress:
             progress(report)
+    if report.created >= ANALYZE_AFTER and not report.dry_run:
+        _refresh_statistics()
     report.status = "complete"
     report.finished = timezone.now().isoformat()
+
+
+def _refresh_statistics() -> None:
+    """``ANALYZE`` the recipients table after a large import (PostgreSQL).
+
+    Autovacuum refreshes the planner's statistics only later, and until then
+    it plans from the table as it was: qualification, which runs right after,
+    then walks every Pending row of the table for each batch of ids instead of
+    looking the ids up (measured: 11 s for one batch of 2000 on a freshly
+    loaded table, 7 ms once analyzed).  Bounded cost: PostgreSQL samples a
+    fixed number of rows whatever the table's size."""
+    connection = connections[router.db_for_write(CampaignRecipient)]
+    if connection.vendor != "postgresql":
+        return  # SQLite's planner reads no statistics unless asked to keep them
+    with connection.cursor() as cursor:
+        # Only the columns qualification filters on: the sample is the same,
+        # the work per column is not.
+        qn = connection.ops.quote_name
+        meta = CampaignRecipient._meta
+        columns = ", ".join(qn(meta.get_field(name).column) for name in ("campaign", "status"))
+        cursor.execute(f"ANALYZE {qn(meta.db_table)} ({columns})")
 
 
 def campaign_save_import_report(*, campaign: Campaign, report: ImportReport) -> None:

@@ -16,8 +16,9 @@ from campaigns.tests.factories import (
 )
 from campaigns.validation import blocklist_entry_key
 from common.fsm import Actor
-from printers.approval_rules import IntelliprintRecipientApproval, LobRecipientApproval
 from printers.base import Printer
+from printers.intelliprint.approval import IntelliprintRecipientApproval
+from printers.lob.approval import LobRecipientApproval
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor("test")
@@ -194,10 +195,31 @@ def test_a_cap_slot_is_not_lost_when_a_row_moves_away_mid_run(monkeypatch: pytes
     first, second, third = CampaignRecipientFactory.create_batch(3, campaign=campaign)
     batches = list(qualification._pending_batches(campaign, 2))  # read before the row moves
     recipients_bulk_transition(queryset=CampaignRecipient.objects.filter(pk=first.pk), method="archive", actor=ACTOR)
-    monkeypatch.setattr(qualification, "_pending_batches", lambda campaign, batch_size: iter(batches))
+    monkeypatch.setattr(qualification, "_pending_batches", lambda campaign, batch_size, only_ids=None: iter(batches))
 
     campaign_qualify(campaign=campaign, actor=ACTOR, batch_size=2)
 
     assert status_of(first)[0] == Status.ARCHIVED
     assert status_of(second)[0] == Status.PROOFING_STAGED
     assert status_of(third)[0] == Status.PROOFING_STAGED  # the slot first could not use
+
+
+def test_only_the_given_pending_recipients_are_qualified() -> None:
+    campaign = CampaignFactory()
+    chosen, other = CampaignRecipientFactory.create_batch(2, campaign=campaign)
+    done = CampaignRecipientFactory(campaign=campaign, status=Status.HOLDOUT)
+    result = campaign_qualify(campaign=campaign, actor=ACTOR, only_ids=[chosen.pk, done.pk], batch_size=1)
+    assert result.as_dict() == {"ProofingStaged": 1}
+    assert [status_of(r)[0] for r in (chosen, other, done)] == [Status.PROOFING_STAGED, Status.PENDING, Status.HOLDOUT]
+
+
+def test_it_runs_inside_a_callers_transaction_and_rolls_back_with_it() -> None:
+    from django.db import transaction
+
+    org = OrganizationFactory(recipient_cap=1)
+    r = CampaignRecipientFactory(campaign=CampaignFactory(organization=org))
+    with transaction.atomic():
+        assert campaign_qualify(campaign=r.campaign, actor=ACTOR).as_dict() == {"ProofingStaged": 1}
+        transaction.set_rollback(True)
+    assert status_of(r)[0] == Status.PENDING
+    assert not RecipientTransition.objects.filter(recipient=r).exists()
