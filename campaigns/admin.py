@@ -123,6 +123,20 @@ def _bulk_action(method: str, description: str, *, only: dict[str, Any] | None =
     return action
 
 
+# Set by the stages, never typed in: shown read-only, folded away.
+PIPELINE_FIELDS = (
+    "claim_token",
+    "lease_until",
+    "attempt",
+    "submission_gen",
+    "idempotency_key",
+    "proof_url",
+    "discount_code",
+    "created",
+    "updated",
+)
+
+
 @admin.register(CampaignRecipient)
 class CampaignRecipientAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
     fsm_service = recipient_transition
@@ -142,44 +156,13 @@ class CampaignRecipientAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
     )
     list_select_related = ("campaign",)
     raw_id_fields = ("campaign",)
-    readonly_fields = (
-        "status",
-        "why",
-        "skip_reason",
-        "error_message",
-        "natural_key",
-        "claim_token",
-        "lease_until",
-        "attempt",
-        "submission_gen",
-        "idempotency_key",
-        "proof_url",
-        "discount_code",
-        "created",
-        "updated",
-    )
+    readonly_fields = ("status", "why", "skip_reason", "error_message", "natural_key", *PIPELINE_FIELDS)
     fieldsets = (
         (None, {"fields": ("campaign", "status", "why", "skip_reason", "error_message")}),
         ("Person", {"fields": ("first_name", "last_name", "company", "email", "external_id", "natural_key")}),
         ("Address", {"fields": ("address1", "address2", "city", "state", "zip", "country")}),
         ("Data", {"fields": ("json",)}),
-        (
-            "Pipeline",
-            {
-                "classes": ("collapse",),
-                "fields": (
-                    "claim_token",
-                    "lease_until",
-                    "attempt",
-                    "submission_gen",
-                    "idempotency_key",
-                    "proof_url",
-                    "discount_code",
-                    "created",
-                    "updated",
-                ),
-            },
-        ),
+        ("Pipeline", {"classes": ("collapse",), "fields": PIPELINE_FIELDS}),
     )
     inlines = (RecipientTransitionInline,)
     actions = (

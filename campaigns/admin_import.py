@@ -6,8 +6,10 @@
 - the dry-run page (``<id>/import/dry-run/``): per-row outcome in plain words and
   totals, nothing written;
 - a read-only "Last import" field with the saved import report.
-The import runs in the request (fine for the usual file; very large files are
-better loaded with ``manage.py import_recipients``, which shows progress).
+The import runs in the request through ``campaigns.audience.campaign_import_file``,
+address lookups included (fine for the usual file; very large files, or many
+rows without an address, are better loaded with ``manage.py import_recipients``,
+which shows progress).
 """
 
 from __future__ import annotations
@@ -25,12 +27,10 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from campaigns.audience import campaign_import_file, report_lines
 from campaigns.dry_run import dry_run_write_csv, recipients_dry_run_csv
-from campaigns.importing import ImportFileError, mapping_parse, recipients_import_csv
-from campaigns.management.commands.import_recipients import report_lines
+from campaigns.importing import CsvReading, ImportFileError, mapping_parse
 from campaigns.models import Campaign
-from campaigns.qualification import campaign_qualify
-from campaigns.sync import campaign_save_import_report
 from common.fsm import Actor
 
 DRY_RUN_SHOWN = 1000  # rows listed on the page; the CSV has them all
@@ -46,7 +46,12 @@ class RecipientImportForm(forms.Form):
     )
     default_country = forms.CharField(required=False, max_length=60, help_text="For rows without a country, e.g. US.")
     qualify = forms.BooleanField(
-        required=False, initial=True, help_text="Qualify right after the import (blocklist, cap, holdout...)."
+        required=False,
+        initial=True,
+        help_text=(
+            "Qualify right after the import (blocklist, cap, holdout...), and look up missing addresses "
+            "when the campaign enriches them."
+        ),
     )
 
     def clean_file(self) -> Any:
@@ -61,6 +66,14 @@ class RecipientImportForm(forms.Form):
             return mapping_parse(self.cleaned_data.get("mapping") or "")
         except ImportFileError as exc:
             raise forms.ValidationError(str(exc)) from exc
+
+    def reading(self) -> CsvReading:
+        """How to read the uploaded file (call once the form is valid)."""
+        return {
+            "source": self.cleaned_data["file"].name,
+            "mapping": self.cleaned_data["mapping"],
+            "default_country": self.cleaned_data["default_country"],
+        }
 
 
 class CampaignImportAdminMixin:
@@ -136,23 +149,17 @@ class CampaignImportAdminMixin:
         campaign = self._campaign(request, object_id)
         form = RecipientImportForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["file"]
-            actor = Actor("admin", request.user)
             try:
-                report = recipients_import_csv(
+                report = campaign_import_file(
                     campaign=campaign,
-                    stream=upload,
-                    actor=actor,
-                    source=upload.name,
-                    mapping=form.cleaned_data["mapping"],
-                    default_country=form.cleaned_data["default_country"],
+                    file=form.cleaned_data["file"],
+                    actor=Actor("admin", request.user),
+                    qualify=form.cleaned_data["qualify"],
+                    **form.reading(),
                 )
             except ImportFileError as exc:
                 form.add_error("file", f"{exc}. Nothing was imported.")
             else:
-                if form.cleaned_data["qualify"]:
-                    report.qualification = campaign_qualify(campaign=campaign, actor=actor).as_dict()
-                    campaign_save_import_report(campaign=campaign, report=report)
                 model_admin: Any = self
                 level = messages.WARNING if report.unparseable_count else messages.SUCCESS
                 model_admin.message_user(request, " ".join(report_lines(report.as_dict())[:4]), level)
@@ -170,12 +177,7 @@ class CampaignImportAdminMixin:
             upload = form.cleaned_data["file"]
             try:
                 result = recipients_dry_run_csv(
-                    campaign=campaign,
-                    stream=upload,
-                    actor=Actor("admin", request.user),
-                    mapping=form.cleaned_data["mapping"],
-                    default_country=form.cleaned_data["default_country"],
-                    source=upload.name,
+                    campaign=campaign, stream=upload, actor=Actor("admin", request.user), **form.reading()
                 )
             except ImportFileError as exc:
                 form.add_error("file", str(exc))

@@ -3,16 +3,16 @@ audience with every kind of person the pipeline meets, and an admin user."""
 
 from __future__ import annotations
 
+import csv
+import io
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 
-from campaigns.enrichment.service import campaign_enrich
+from campaigns.audience import campaign_import_file
 from campaigns.models import BlocklistEntry, Campaign, Organization
-from campaigns.qualification import campaign_qualify
-from campaigns.sync import recipients_sync
 from common.fsm import Actor
 
 DEMO_ORG = "Demo Coffee Roasters"
@@ -43,6 +43,17 @@ AUDIENCE = [
 ]
 
 
+def audience_csv() -> io.BytesIO:
+    """``AUDIENCE`` as the CSV file a user would upload."""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["external_id", "first_name", "last_name", "address1", "city", "state", "zip", "country", "email"])
+    for i, (first, last, address1, city, state, zip_code, country) in enumerate(AUDIENCE):
+        email = f"{first.lower()}.{last.lower()}@example.com".replace("*", "")
+        writer.writerow([f"demo-{i:03d}", first, last, address1, city, state, zip_code, country, email])
+    return io.BytesIO(text.getvalue().encode())
+
+
 @dataclass
 class DemoResult:
     organization: Organization
@@ -71,30 +82,11 @@ def demo_create(*, username: str = "admin", password: str | None = None) -> Demo
             "address_enrichment": True,
         },
     )
-    actor = Actor("command:demo")
-    report = recipients_sync(
-        campaign=campaign,
-        rows=(
-            {
-                "external_id": f"demo-{i:03d}",
-                "first_name": first,
-                "last_name": last,
-                "address1": address1,
-                "city": city,
-                "state": state,
-                "zip": zip_code,
-                "country": country,
-                "email": f"{first.lower()}.{last.lower()}@example.com".replace("*", ""),
-            }
-            for i, (first, last, address1, city, state, zip_code, country) in enumerate(AUDIENCE)
-        ),
-        actor=actor,
+    # The audience goes in as a file through the same entry point as an
+    # upload in the admin: read, sync, qualify, enrich, qualify.
+    report = campaign_import_file(
+        campaign=campaign, file=audience_csv(), actor=Actor("command:demo"), source="demo audience"
     )
-    # The qualification and enrichment stages, as the pipeline runs them:
-    # enriched recipients come back Pending and are qualified again.
-    campaign_qualify(campaign=campaign, actor=actor)
-    campaign_enrich(campaign=campaign, actor=actor)
-    campaign_qualify(campaign=campaign, actor=actor)
 
     password = password or secrets.token_urlsafe(12)
     user_model = get_user_model()

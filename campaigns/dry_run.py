@@ -1,9 +1,10 @@
 """Dry run: what an import would do to each row, in plain words, writing nothing.
 
-The rows go through the real code (sync, then qualification) inside a
-transaction that is rolled back, so the preview cannot drift from what the
-import does.  The price is that the per-row outcome list is held in memory:
-a dry run is for looking at a file, not for a million-row load.
+The rows go through the real code (sync, then the import's stages without
+the paid address lookups) inside a transaction that is rolled back, so the
+preview cannot drift from what the import does.  The price is that the
+per-row outcome list is held in memory: a dry run is for looking at a file,
+not for a million-row load.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import IO, Any, TextIO
 
 from django.db import transaction
 
+from campaigns.audience import campaign_qualify_and_enrich
 from campaigns.importing import CsvSource
 from campaigns.models import Campaign, CampaignRecipient
-from campaigns.qualification import campaign_qualify
 from campaigns.sync import ImportReport, recipients_sync
 from common.fsm import Actor
 
@@ -112,7 +113,10 @@ def recipients_dry_run(
         for start in range(0, len(present), 2000):
             chunk = present[start : start + 2000]
             before.update(CampaignRecipient.objects.filter(pk__in=chunk).values_list("id", "status"))
-        report.qualification = campaign_qualify(campaign=campaign, actor=actor).as_dict()
+        # The stages the import runs, minus the address lookups: a preview
+        # makes no paid calls (those rows show as "Address enrichment").
+        stages = campaign_qualify_and_enrich(campaign=campaign, actor=actor, enrich=False)
+        report.qualification = dict(sorted(stages.qualification.items()))
         ids = [ref for _, _, _, ref in report.trail if ref is not None]
         found: dict[int, CampaignRecipient] = {}
         for start in range(0, len(ids), 2000):

@@ -15,7 +15,7 @@ import io
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, TypedDict
 
 from campaigns.models import Campaign
 from campaigns.sync import ImportReport, SyncError, recipients_sync
@@ -39,6 +39,14 @@ DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
 }
 _ALIAS_TO_FIELD = {alias: name for name, aliases in DEFAULT_ALIASES.items() for alias in aliases}
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+class CsvReading(TypedDict, total=False):
+    """How to read a CSV file, as the admin form and the command collect it."""
+
+    source: str  # the file's name, for the report
+    mapping: Mapping[str, str] | None  # recipient field -> column, for unusual headers
+    default_country: str  # for rows without a country
 
 
 class ImportFileError(SyncError):
@@ -229,26 +237,20 @@ def recipients_import_csv(
     source: str = "csv",
     mapping: Mapping[str, str] | None = None,
     default_country: str = "",
-    dry_run: bool = False,
     report: ImportReport | None = None,
     batch_size: int = 2000,
-    save_report: bool = True,
     progress: Callable[[CsvSource, ImportReport], None] | None = None,
 ) -> ImportReport:
-    """Import a CSV byte stream into ``campaign``.  A file-level problem raises
-    ``ImportFileError`` (and is saved as a rejected report); row problems end
-    up in the report or as Skipped recipients."""
+    """The import stage alone: read a CSV byte stream and sync its rows into
+    ``campaign``.  A file-level problem raises ``ImportFileError`` (and is
+    saved as a rejected report); row problems end up in the report or as
+    Skipped recipients.  ``campaigns.audience.campaign_import_file`` runs this
+    and then the stages after it."""
     report = report or ImportReport(source=source)
-    csv_source = CsvSource(
+    rows = CsvSource(
         stream, report, mapping=mapping, enrichment=campaign.address_enrichment, default_country=default_country
     )
+    on_batch = (lambda r: progress(rows, r)) if progress else None
     return recipients_sync(
-        campaign=campaign,
-        rows=csv_source,
-        actor=actor,
-        dry_run=dry_run,
-        report=report,
-        batch_size=batch_size,
-        save_report=save_report,
-        progress=(lambda r: progress(csv_source, r)) if progress else None,
+        campaign=campaign, rows=rows, actor=actor, report=report, batch_size=batch_size, progress=on_batch
     )

@@ -52,7 +52,9 @@ class Env(BaseSettings):
     SANDBOX_WEBHOOK_SECRET: str = ""
     SANDBOX_BASE_URL: str = "http://127.0.0.1:8765/sandbox/v1"  # the local printer simulator
     PRINTER_TIMEOUT_S: float = Field(default=20.0, gt=0)
-    ENABLED_PRINTERS: str = "sandbox,lob,stannp,intelliprint,taylor"
+    # Taylor has no public endpoint: enable it once TAYLOR_BASE_URL is set
+    # (an enabled printer without a base URL stops start-up, see config/checks.py).
+    ENABLED_PRINTERS: str = "sandbox,lob,stannp,intelliprint"
 
     # Services.
     ENRICHMENT_BACKEND: Literal["local", "faraday"] = "local"

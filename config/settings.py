@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.database import database_from_env
 from config.env import DEV_SECRET_KEY, load_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "campaigns",
     "mailpieces",
     "printers",
+    "config.apps.ProjectConfig",
 ]
 
 MIDDLEWARE = [
@@ -64,23 +65,9 @@ TEMPLATES = [
 ]
 
 # ---------------------------------------------------------------------------- DATABASE
-# SQLite by default: WAL so readers overlap the writer, IMMEDIATE so a
-# transaction takes the write lock up front and waits for the busy timeout
-# instead of failing with "database is locked" on upgrade.
-if ENV.DATABASE_URL:
-    DATABASES: dict[str, Any] = {"default": dj_database_url.parse(ENV.DATABASE_URL, conn_max_age=60)}
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(BASE_DIR / ENV.SQLITE_PATH),
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": ENV.SQLITE_BUSY_TIMEOUT_S,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-        }
-    }
+# PostgreSQL from DATABASE_URL in production; SQLite otherwise, with the same
+# options (WAL, IMMEDIATE, busy timeout) whether or not it comes from a URL.
+DATABASES: dict[str, Any] = {"default": database_from_env(ENV, BASE_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ---------------------------------------------------------------------------- QUEUE

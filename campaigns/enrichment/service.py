@@ -81,7 +81,8 @@ def _claim(
         method="start_enriching",
         actor=actor,
         reason="enrichment claim",
-        updates={"claim_token": token, "lease_until": now + lease},
+        claim_token=token,
+        lease_until=now + lease,
     )
     room = batch_size - len(claimed)
     if room > 0:
@@ -158,18 +159,20 @@ def _apply(
             checked = recipient_validate({**data, **address}, countries=countries)
             payload: dict[str, Any] = {**r.json, "enrichment": info}
             if checked.skip_reason:
-                payload["validation_errors"] = checked.errors
+                payload.update(checked.json)
                 moves[("skip", checked.skip_reason)].append(r.pk)
             else:
                 moves[("mark_enriched", "")].append(r.pk)
             mine.update(json=payload, updated=now, **{k: checked.data[k] for k in address})
         for (method, reason), ids in moves.items():
+            # The transition itself releases the claim (token and lease).
+            arguments: dict[str, Any] = {"skip_reason": str(reason)} if reason else {}
             moved = recipients_bulk_transition(
                 queryset=CampaignRecipient.objects.filter(pk__in=ids, claim_token=token),
                 method=method,
                 actor=actor,
                 reason="enrichment" + (f": {reason}" if reason else ""),
-                updates={"claim_token": None, "lease_until": None, **({"skip_reason": str(reason)} if reason else {})},
+                **arguments,
             )
             counts[f"Skipped:{reason}" if reason else str(Status.PENDING)] += len(moved)
     return counts

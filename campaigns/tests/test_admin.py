@@ -123,24 +123,21 @@ def test_campaign_page_shows_counts_per_status(admin_client):
     assert b"Holdout: 2" in response.content
 
 
-def test_a_duplicate_blocklist_entry_is_a_form_error_not_a_500(admin_client):
-    entry = BlocklistEntryFactory(address1="12 Oak Street", zip="62701", country="US")
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        # The same address as the existing "12 Oak Street", spelled differently.
+        ({"address1": "12 oak st", "zip": "62701", "country": "US"}, b"already on the organization"),
+        ({"address1": "1 Elm St", "zip": "1", "country": "Atlantis"}, b"Unknown country"),
+    ],
+)
+def test_a_bad_blocklist_entry_is_a_form_error_not_a_500(admin_client, entry, message):
+    existing = BlocklistEntryFactory(address1="12 Oak Street", zip="62701", country="US")
     response = admin_client.post(
-        reverse("admin:campaigns_blocklistentry_add"),
-        {"organization": entry.organization_id, "address1": "12 oak st", "zip": "62701", "country": "US"},
+        reverse("admin:campaigns_blocklistentry_add"), {"organization": existing.organization_id, **entry}
     )
     assert response.status_code == HTTPStatus.OK
-    assert b"already on the organization" in response.content
-
-
-def test_an_unknown_blocklist_country_is_a_form_error(admin_client):
-    org = BlocklistEntryFactory().organization
-    response = admin_client.post(
-        reverse("admin:campaigns_blocklistentry_add"),
-        {"organization": org.pk, "address1": "1 Elm St", "zip": "1", "country": "Atlantis"},
-    )
-    assert response.status_code == HTTPStatus.OK
-    assert b"Unknown country" in response.content
+    assert message in response.content
 
 
 def test_a_button_pressed_on_a_stale_page_is_a_clean_message(admin_client):

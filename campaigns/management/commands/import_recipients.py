@@ -11,11 +11,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from campaigns.audience import campaign_import_file, report_lines
 from campaigns.dry_run import dry_run_text, dry_run_write_csv, recipients_dry_run_csv
-from campaigns.importing import CsvSource, ImportFileError, mapping_parse, recipients_import_csv
+from campaigns.importing import CsvReading, CsvSource, ImportFileError, mapping_parse
 from campaigns.models import Campaign
-from campaigns.qualification import campaign_qualify
-from campaigns.sync import ImportReport, campaign_save_import_report
+from campaigns.sync import ImportReport
 from common.fsm import Actor
 
 
@@ -38,27 +38,11 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def report_lines(report: dict[str, Any]) -> list[str]:
-    """The import report in a few lines (also used by the admin)."""
-    lines = [
-        f"Import of {report.get('source', '?')}: {report.get('status', '?')}",
-        f"  rows read {report.get('rows_read', 0)}, created {report.get('created', 0)}, "
-        f"already imported {report.get('already_present', 0)}, "
-        f"duplicates in file {report.get('duplicates_in_file', 0)}, "
-        f"unparseable lines {report.get('unparseable_count', 0)}",
-    ]
-    for title, key in (("by status", "by_status"), ("skip reasons", "by_skip_reason"), ("qualified", "qualification")):
-        if report.get(key):
-            lines.append(f"  {title}: " + ", ".join(f"{k} {v}" for k, v in report[key].items()))
-    lines += [f"  line {p['line']}: {p['message']}" for p in report.get("unparseable", [])]
-    if report.get("unparseable_count", 0) > len(report.get("unparseable", [])):
-        lines.append(f"  ... and {report['unparseable_count'] - len(report['unparseable'])} more unparseable lines")
-    lines += [f"  error: {e}" for e in report.get("errors", [])]
-    return lines
-
-
 class Command(BaseCommand):
-    help = "Import recipients from a CSV file into a campaign (validate, then qualify), or preview with --dry-run."
+    help = (
+        "Import recipients from a CSV file into a campaign (validate, qualify, and look up missing addresses "
+        "when the campaign enriches them), or preview with --dry-run."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("campaign", help="Campaign id or exact name")
@@ -71,7 +55,9 @@ class Command(BaseCommand):
         parser.add_argument("--default-country", default="", help="Country for rows without one (e.g. US)")
         parser.add_argument("--dry-run", action="store_true", help="Show what would happen per row; write nothing")
         parser.add_argument("--export", type=Path, help="With --dry-run: also write the per-row outcome to this CSV")
-        parser.add_argument("--no-qualify", action="store_true", help="Leave valid rows Pending (no qualification)")
+        parser.add_argument(
+            "--no-qualify", action="store_true", help="Leave valid rows Pending (no qualification, no address lookups)"
+        )
         parser.add_argument("--batch-size", type=int, default=2000)
         parser.add_argument("--no-progress", action="store_true", help="No progress bar")
 
@@ -87,14 +73,18 @@ class Command(BaseCommand):
         if options["batch_size"] < 1:
             raise CommandError(f"--batch-size must be at least 1, not {options['batch_size']}")
         try:
-            mapping = mapping_parse(options["mapping"])
+            reading: CsvReading = {
+                "source": path.name,
+                "mapping": mapping_parse(options["mapping"]),
+                "default_country": options["default_country"],
+            }
         except ImportFileError as exc:
             raise CommandError(str(exc)) from exc
         actor = Actor("command:import_recipients")
         if options["dry_run"]:
-            self.dry_run(campaign, path, mapping, options, actor)
+            self.dry_run(campaign, path, reading, options, actor)
         else:
-            self.run_import(campaign, path, mapping, options, actor)
+            self.run_import(campaign, path, reading, options, actor)
 
     def campaign(self, ref: str) -> Campaign:
         qs = Campaign.objects.select_related("organization")
@@ -111,7 +101,7 @@ class Command(BaseCommand):
         return found[0]
 
     def run_import(
-        self, campaign: Campaign, path: Path, mapping: dict[str, str], options: dict[str, Any], actor: Actor
+        self, campaign: Campaign, path: Path, reading: CsvReading, options: dict[str, Any], actor: Actor
     ) -> None:
         bar = None if options["no_progress"] else tqdm(total=path.stat().st_size, unit="B", unit_scale=True)
 
@@ -121,15 +111,14 @@ class Command(BaseCommand):
 
         try:
             with path.open("rb") as stream, _sigterm_as_interrupt():
-                report = recipients_import_csv(
+                report = campaign_import_file(
                     campaign=campaign,
-                    stream=stream,
+                    file=stream,
                     actor=actor,
-                    source=path.name,
-                    mapping=mapping,
-                    default_country=options["default_country"],
+                    qualify=not options["no_qualify"],
                     batch_size=options["batch_size"],
                     progress=progress,
+                    **reading,
                 )
         except ImportFileError as exc:
             raise CommandError(f"{path.name}: {exc}; nothing was imported") from exc
@@ -143,27 +132,15 @@ class Command(BaseCommand):
         finally:
             if bar is not None:
                 bar.close()
-        if not options["no_qualify"]:
-            report.qualification = campaign_qualify(
-                campaign=campaign, actor=actor, batch_size=options["batch_size"]
-            ).as_dict()
-            campaign_save_import_report(campaign=campaign, report=report)
         for line in report_lines(report.as_dict()):
             self.stdout.write(line)
 
     def dry_run(
-        self, campaign: Campaign, path: Path, mapping: dict[str, str], options: dict[str, Any], actor: Actor
+        self, campaign: Campaign, path: Path, reading: CsvReading, options: dict[str, Any], actor: Actor
     ) -> None:
         try:
             with path.open("rb") as stream:
-                result = recipients_dry_run_csv(
-                    campaign=campaign,
-                    stream=stream,
-                    actor=actor,
-                    mapping=mapping,
-                    default_country=options["default_country"],
-                    source=path.name,
-                )
+                result = recipients_dry_run_csv(campaign=campaign, stream=stream, actor=actor, **reading)
         except ImportFileError as exc:
             raise CommandError(f"{path.name}: {exc}") from exc
         for line in dry_run_text(result):

@@ -1,0 +1,44 @@
+"""The ``default`` database, from ``DATABASE_URL`` or the SQLite path.
+
+SQLite gets the same settings however it is chosen (no ``DATABASE_URL``, or
+``DATABASE_URL=sqlite:///path``): WAL so readers overlap the writer, IMMEDIATE
+so a transaction takes the write lock up front and waits for the busy timeout
+instead of failing with "database is locked" when it upgrades a read to a
+write, and that busy timeout.  Without them concurrent writers (the queue's
+workers, the race tests) fail at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+from config.env import Env
+
+SQLITE_ENGINE = "django.db.backends.sqlite3"
+
+
+def _sqlite(name: str, *, busy_timeout_s: int, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "ENGINE": SQLITE_ENGINE,
+        "NAME": name,
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": busy_timeout_s,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # Options in the URL's query string (``?timeout=60``) win.
+            **(options or {}),
+        },
+    }
+
+
+def database_from_env(env: Env, base_dir: Path) -> dict[str, Any]:
+    """``DATABASES["default"]`` for this environment."""
+    if not env.DATABASE_URL:
+        return _sqlite(str(base_dir / env.SQLITE_PATH), busy_timeout_s=env.SQLITE_BUSY_TIMEOUT_S)
+    parsed: dict[str, Any] = dict(dj_database_url.parse(env.DATABASE_URL, conn_max_age=60))
+    if parsed["ENGINE"] == SQLITE_ENGINE:
+        return _sqlite(parsed["NAME"], busy_timeout_s=env.SQLITE_BUSY_TIMEOUT_S, options=parsed.get("OPTIONS"))
+    return parsed

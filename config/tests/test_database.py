@@ -1,0 +1,55 @@
+"""SQLite gets WAL, IMMEDIATE and the busy timeout however it is chosen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config.database import database_from_env
+from config.env import Env
+from config.tests.test_settings import run_manage
+
+BASE = Path("/srv/app")
+
+
+def env(**values: object) -> Env:
+    # Explicit values win over whatever the test run's own environment holds.
+    return Env(**{"DATABASE_URL": "", "SQLITE_PATH": "db.sqlite3", "SQLITE_BUSY_TIMEOUT_S": 20, **values})
+
+
+def test_a_sqlite_url_gets_the_same_settings_as_the_default_path() -> None:
+    default = database_from_env(env(SQLITE_PATH="data/app.sqlite3"), BASE)
+    from_url = database_from_env(env(DATABASE_URL="sqlite:////srv/app/data/app.sqlite3"), BASE)
+    assert default["NAME"] == from_url["NAME"] == "/srv/app/data/app.sqlite3"
+    assert from_url == default
+    options = from_url["OPTIONS"]
+    assert options["transaction_mode"] == "IMMEDIATE"
+    assert options["timeout"] == 20
+    assert "journal_mode=WAL" in options["init_command"]
+
+
+def test_the_busy_timeout_setting_applies_to_a_sqlite_url() -> None:
+    database = database_from_env(env(DATABASE_URL="sqlite:////tmp/x.sqlite3", SQLITE_BUSY_TIMEOUT_S=45), BASE)
+    assert database["OPTIONS"]["timeout"] == 45
+
+
+def test_options_in_the_url_win_and_keep_the_others() -> None:
+    database = database_from_env(env(DATABASE_URL="sqlite:////tmp/x.sqlite3?timeout=60"), BASE)
+    assert database["OPTIONS"]["timeout"] == 60
+    assert database["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+def test_postgres_urls_are_left_as_parsed() -> None:
+    database = database_from_env(env(DATABASE_URL="postgres://postgres@127.0.0.1:5432/app"), BASE)
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert database["NAME"] == "app"
+    assert "transaction_mode" not in database.get("OPTIONS", {})
+
+
+def test_the_settings_module_applies_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.sqlite3'}"
+    code = "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS'])"
+    result = run_manage("shell", "-c", code, env={"DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.strip().splitlines()[-1]
+    assert "'transaction_mode': 'IMMEDIATE'" in printed
+    assert "journal_mode=WAL" in printed
