@@ -1,16 +1,16 @@
 """IntelliPrint (UK, Royal Mail): two-step print jobs and Svix-signed webhooks.
 
 IntelliPrint has no idempotency keys, so a job is created unconfirmed under our
-``reference`` and confirmed in a second call; ``submit`` first looks the
-reference up, so a crash between the two calls never prints twice.  Wire facts
-are in ``shared/docs/vendors.md`` §3; our choices in ``docs/printers/intelliprint.md``.
+``reference`` and confirmed in a second call, after a reconcile that keeps one
+job per reference (``reconcile.py``).  Wire facts are in ``shared/docs/vendors.md``
+§3; our choices in ``docs/printers/intelliprint.md``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict
 from svix.webhooks import Webhook
@@ -27,11 +27,16 @@ from printers.base import (
     WebhookVerificationError,
     load_webhook_body,
 )
+from printers.intelliprint.address import intelliprint_address, intelliprint_address_problems
 from printers.intelliprint.approval import INTELLIPRINT_COUNTRIES, IntelliprintRecipientApproval
+from printers.intelliprint.reconcile import SETTLE_S, Job, job_submit, job_winner
 from printers.intelliprint.status import STATUS_MAP
 from printers.kinds import PrinterKind
 
 S = MailpieceStatus
+
+# Jobs listed per reference: one in normal life, a handful after a race.
+LIST_LIMIT = 100
 
 # Sizes we accept, as IntelliPrint's postcard envelopes.
 ENVELOPES = {"A6": "postcard_a6", "4x6": "postcard_a6", "A5": "postcard_a5", "6x9": "postcard_a5"}
@@ -69,48 +74,40 @@ class IntelliPrintPrinter(Printer):
     approval_model = IntelliprintRecipientApproval
     status_map = STATUS_MAP
     countries = INTELLIPRINT_COUNTRIES
-
-    def __init__(self, conf: Mapping[str, Any]) -> None:
-        self.conf = dict(conf)
-        self.base_url = str(self.conf.get("base_url") or "").rstrip("/")
+    sizes = frozenset(ENVELOPES)
 
     # ------------------------------------------------------------------ outbound
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.conf.get('api_key') or ''}"}
         response = http.request(method, self.base_url + path, headers=headers, **kwargs)
         http.raise_for_status(response, vendor="intelliprint")
-        if not response.content:
-            return {}
-        try:
-            return response.json()
-        except ValueError:
-            raise PrinterError(f"intelliprint answered HTTP {response.status_code} with a non-JSON body") from None
+        return http.json_body(response, vendor="intelliprint")
 
     def payload(self, request: SubmitRequest) -> dict[str, Any]:
-        if request.size not in ENVELOPES:
-            raise PrinterError(
-                f"intelliprint postcard size must be one of {sorted(ENVELOPES)}, got {request.size!r}", permanent=True
-            )
+        self.check_size(request.size)
         to = request.to
+        address = intelliprint_address(
+            name=to.name,
+            company=to.company,
+            address1=to.address1,
+            address2=to.address2,
+            city=to.city,
+            postcode=to.zip,
+            country=to.country,
+        )
+        # The approval model checks the same builder's output; this is the last guard
+        # before the wire, for an address that reached here without being approved.
+        problems = intelliprint_address_problems(address)
+        if problems:
+            raise PrinterError(f"intelliprint address refused: {'; '.join(problems)}", permanent=True)
         postage: dict[str, Any] = {"service": "uk_second_class", "ideal_envelope": ENVELOPES[request.size]}
         if request.mail_date:
             postage["mail_date"] = int(dt.datetime.combine(request.mail_date, dt.time(), dt.UTC).timestamp())
-        # One complete address line, by IntelliPrint's rules.
-        line = ", ".join(p for p in (to.company if to.name else "", to.address1, to.address2, to.city) if p)
         return {
             "type": "postcard",
             # IntelliPrint takes one file: the proof renderer makes it two-sided.
             "file": {"url": request.front},
-            "recipients": [
-                {
-                    "address": {
-                        "name": to.name or to.company,
-                        "line": line,
-                        "postcode": to.zip,
-                        "country": to.country,
-                    }
-                }
-            ],
+            "recipients": [{"address": address.as_payload()}],
             "postage": {k: v for k, v in postage.items() if v},
             "reference": request.reference,
             "metadata": dict(request.metadata),
@@ -119,44 +116,87 @@ class IntelliPrintPrinter(Printer):
         }
 
     def submit(self, request: SubmitRequest) -> Submission:
-        job = self._find(request.reference, testmode=request.test)
-        if job is None:
-            job = self._call("POST", "/prints", json=self.payload(request))
-        if not job.get("confirmed"):
-            # The step a crash may have skipped: confirming twice is harmless,
-            # creating twice would print twice.
-            print_id = self._id(job)
-            try:
-                job = self._call("POST", f"/prints/{print_id}", json={"confirmed": True})
-            except PrinterError as exc:
-                if "already_confirmed" not in exc.code:
-                    raise
-                # Another attempt confirmed it meanwhile: that is our success.
-                job = self._call("GET", f"/prints/{print_id}")
+        # No idempotency keys: exactly once comes from the post-create reconcile
+        # (printers/intelliprint/reconcile.py, which lists every interleaving).
+        job = job_submit(
+            self,
+            reference=request.reference,
+            testmode=request.test,
+            payload=self.payload(request),
+            settle_s=float(self.conf.get("settle_s", SETTLE_S)),
+        )
         return self._submission(job)
 
     def lookup(self, reference: str) -> Submission | None:
-        # Testmode jobs are hidden unless asked for: look in both.
-        job = self._find(reference, testmode=False) or self._find(reference, testmode=True)
-        return self._submission(job) if job else None
+        """The confirmed job of ``reference``, live or testmode.  An unconfirmed job is no
+        piece (it never prints): ``submit`` with the same reference adopts and confirms it."""
+        for testmode in (False, True):  # testmode jobs are listed only when asked for
+            winner = job_winner(self.jobs(reference, testmode=testmode))
+            if winner is not None and winner.get("confirmed"):
+                return self._submission(winner)
+        return None
 
     def cancel(self, printer_id: str) -> None:
         self._call("DELETE", f"/prints/{printer_id}")
 
-    def _find(self, reference: str, *, testmode: bool) -> dict[str, Any] | None:
-        params = {"reference": reference, "testmode": "true" if testmode else "false"}
+    # ------------------------------------------------------------------ the reconcile's calls (JobApi)
+    def jobs(self, reference: str, *, testmode: bool) -> list[Job]:
+        """Every job of ``reference`` in that mode, unconfirmed ones included."""
+        params = {
+            "reference": reference,
+            "testmode": "true" if testmode else "false",
+            "limit": LIST_LIMIT,
+            "sort_field": "created",
+            "sort_order": "asc",
+        }
         found = self._call("GET", "/prints", params=params)
-        jobs = [job for job in found.get("data", []) if isinstance(job, dict) and job.get("reference") == reference]
-        # A confirmed job wins; otherwise the oldest unconfirmed one is finished.
-        jobs.sort(key=lambda job: (not job.get("confirmed"), job.get("created") or 0))
-        return jobs[0] if jobs else None
+        if not isinstance(found, dict):
+            raise PrinterError(f"intelliprint answered a job list that is not an object: {found!r}", permanent=True)
+        if found.get("has_more"):
+            # The winner rule needs every job of the reference; that many is a mess for a person.
+            raise PrinterError(
+                f"intelliprint holds more than {LIST_LIMIT} jobs under reference {reference!r}", permanent=True
+            )
+        return [
+            job
+            for job in found.get("data") or []
+            if isinstance(job, dict)
+            and job.get("reference") == reference
+            and bool(job.get("testmode", testmode)) == testmode
+            and self._id(job)
+        ]
+
+    def create(self, payload: Mapping[str, Any]) -> Job:
+        job = self._call("POST", "/prints", json=dict(payload))
+        self._id(job)
+        return cast(Job, job)
+
+    def confirm(self, job: Job) -> Job:
+        """Confirm ``job``; one that is confirmed already (by a racing worker) is success."""
+        if job.get("confirmed"):
+            return job
+        print_id = self._id(job)
+        try:
+            return cast(Job, self._call("POST", f"/prints/{print_id}", json={"confirmed": True}))
+        except PrinterError as exc:
+            if not exc.permanent:
+                raise  # outcome unknown: the retry lists the job, confirmed or not
+            # A refusal, most likely "a confirmed job cannot be updated": whatever its
+            # code, the job's own state says whether it is confirmed.
+            current = self._call("GET", f"/prints/{print_id}")
+            if isinstance(current, dict) and current.get("confirmed"):
+                return current
+            raise
+
+    def delete(self, job: Job) -> Job:
+        return cast(Job, self._call("DELETE", f"/prints/{self._id(job)}"))
 
     def _id(self, job: Any) -> str:
         if not isinstance(job, dict) or not str(job.get("id") or "").startswith("print_"):
             raise PrinterError(f"intelliprint answered without a print id: {job!r}", permanent=True)
         return str(job["id"])
 
-    def _submission(self, job: dict[str, Any]) -> Submission:
+    def _submission(self, job: Job) -> Submission:
         letters = [str(letter.get("id")) for letter in job.get("letters") or [] if isinstance(letter, dict)]
         return Submission(
             printer_id=self._id(job),

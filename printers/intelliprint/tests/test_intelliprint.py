@@ -209,6 +209,14 @@ def test_it_never_raises_anything_but_a_verification_error(body: bytes, sig: str
 
 
 # ---------------------------------------------------------------------- client against the simulator
+@pytest.fixture
+def simulator(simulator: Simulator, settings: Any) -> Simulator:
+    # One worker at a time here: no race to settle, so no second to wait before deciding
+    # (test_exactly_once.py races with the production wait).
+    settings.PRINTERS_CONF["intelliprint"]["settle_s"] = 0.0
+    return simulator
+
+
 def creates(simulator: Simulator) -> list[Any]:
     return [r for r in simulator.captured("intelliprint", "POST") if r.path == "/v1/prints"]
 
@@ -217,8 +225,11 @@ def test_it_creates_an_unconfirmed_job_then_confirms_it(simulator: Simulator) ->
     submission = get_printer("intelliprint").submit(submit_request())
     assert submission.printer_id.startswith("print_")
     assert submission.extra_ids["letter_ids"].startswith("ltr_")
-    lookup, create, confirm = simulator.captured("intelliprint")
+    lookup, create, reconcile, confirm = simulator.captured("intelliprint")
     assert (lookup.method, lookup.path, lookup.query["reference"]) == ("GET", "/v1/prints", ["pc:7:2001:0"])
+    assert lookup.query["sort_order"] == ["asc"]
+    assert lookup.query["limit"] == ["100"]
+    assert (reconcile.method, reconcile.path) == ("GET", "/v1/prints")
     assert create.headers["authorization"] == "Bearer test_intelliprint_key"
     sent = json.loads(create.body)
     assert (sent["confirmed"], sent["reference"], sent["metadata"]["recipient_id"]) == (False, "pc:7:2001:0", "2001")
@@ -256,17 +267,6 @@ def test_it_survives_a_crash_between_create_and_confirm(simulator: Simulator) ->
     assert simulator.physical_pieces("intelliprint") == 1
 
 
-def test_it_confirms_a_job_whose_create_answer_timed_out(simulator: Simulator) -> None:
-    printer = get_printer("intelliprint")
-    simulator.inject("intelliprint", Fault.timeout_after_create(hang_s=1.0, method="POST", path_contains="/v1/prints"))
-    with pytest.raises(PrinterError) as lost:
-        printer.submit(submit_request())
-    assert lost.value.permanent is False
-    printer.submit(submit_request())
-    assert len(simulator.pieces("intelliprint")) == 1
-    assert simulator.physical_pieces("intelliprint") == 1
-
-
 def test_it_does_not_confirm_twice_when_the_confirm_answer_timed_out(simulator: Simulator) -> None:
     printer = get_printer("intelliprint")
     simulator.inject("intelliprint", Fault.timeout_after_create(hang_s=1.0, method="POST", path_contains="/prints/"))
@@ -286,6 +286,33 @@ def test_it_looks_up_live_and_testmode_jobs_by_reference(simulator: Simulator) -
     assert found is not None
     assert found.printer_id == test.printer_id
     assert printer.lookup("pc:7:9999:0") is None
+
+
+def test_it_looks_up_an_unconfirmed_job_as_no_piece_and_submit_adopts_it(simulator: Simulator) -> None:
+    printer = get_printer("intelliprint")
+    job = printer.create(printer.payload(submit_request()))  # an attempt that died before confirming
+    assert printer.lookup("pc:7:2001:0") is None  # it never prints: not a piece
+    assert printer.submit(submit_request()).printer_id == job["id"]
+    assert len(creates(simulator)) == 1
+    assert simulator.physical_pieces("intelliprint") == 1
+
+
+def test_a_testmode_job_never_counts_as_a_physical_piece(simulator: Simulator) -> None:
+    get_printer("intelliprint").submit(submit_request(test=True))
+    (job,) = simulator.pieces("intelliprint")
+    assert job.response["confirmed"] is True
+    assert simulator.physical_pieces("intelliprint") == 0
+
+
+def test_it_refuses_to_guess_when_a_reference_has_more_jobs_than_one_page(simulator: Simulator) -> None:
+    printer, handler = get_printer("intelliprint"), simulator.handlers["intelliprint"]
+    body = json.dumps(printer.payload(submit_request())).encode()
+    for _ in range(101):
+        handler.create(body)  # straight into the simulator: 101 HTTP round trips add nothing
+    with pytest.raises(PrinterError, match="more than 100 jobs") as refused:
+        printer.submit(submit_request())
+    assert refused.value.permanent is True
+    assert simulator.physical_pieces("intelliprint") == 0
 
 
 def test_it_cancels_a_confirmed_job_before_printing(simulator: Simulator) -> None:
