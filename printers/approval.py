@@ -20,18 +20,29 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from common.geo import country_normalize
+from common.geo import US_STATES, country_normalize
 
-US_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
-US_STATE = re.compile(r"^[A-Z]{2}$")
+# ASCII classes only, anchored with \Z: ``\d`` also takes Arabic-Indic and other
+# Unicode digits, and ``$`` also matches before a trailing newline.
+US_ZIP = re.compile(r"\A[0-9]{5}(-[0-9]{4})?\Z")
 # Royal Mail format: outward code (A9, A99, AA9, AA99, A9A, AA9A) + inward code (9AA).
-UK_POSTCODE = re.compile(r"^([A-Z]{1,2}\d[A-Z\d]?) ?(\d[A-Z]{2})$")
-CA_POSTAL = re.compile(r"^[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d$")
+UK_POSTCODE = re.compile(r"\A([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})\Z")
+CA_POSTAL = re.compile(r"\A[ABCEGHJ-NPRSTVXY][0-9][ABCEGHJ-NPRSTV-Z] ?[0-9][ABCEGHJ-NPRSTV-Z][0-9]\Z")
+# Characters that break a line (str.splitlines' set beyond the file separators):
+# one inside an address field prints as two lines, or is refused by the printer.
+LINE_BREAKS = re.compile("[\n\r\u2028\u2029\x0b\x0c\x85]")
+# The fields that land on the card's address block.
+ADDRESS_FIELDS = ("first_name", "last_name", "company", "address1", "address2", "city", "state", "zip")
 
 
 def fail(code: str, message: str, **ctx: Any) -> PydanticCustomError:
     """A validation error whose ``type`` is ``code`` (searchable in stored approval errors)."""
     return PydanticCustomError(code, message, ctx or None)
+
+
+def us_state(value: str) -> bool:
+    """True for a real US state, district, territory or military code (upper case)."""
+    return value in US_STATES
 
 
 def full_name(data: dict[str, Any]) -> str:
@@ -73,6 +84,21 @@ class RecipientApproval(BaseModel):
         return value
 
 
+class SingleLineApproval(RecipientApproval):
+    """Every address field is one line (Lob, Stannp, Taylor): a line or paragraph
+    separator anywhere in it is refused, even at an edge, since the payload carries
+    the field as stored.  Subclasses set ``code_prefix`` (error type ``<prefix>_line_break``)."""
+
+    code_prefix: ClassVar[str]
+
+    @field_validator(*ADDRESS_FIELDS, mode="before")
+    @classmethod
+    def _one_line(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and LINE_BREAKS.search(value):
+            raise fail(f"{cls.code_prefix}_line_break", "{field} must be a single line", field=info.field_name)
+        return value
+
+
 class NameOrCompanyApproval(RecipientApproval):
     """A name or a company, plus address1 and city (Stannp, Taylor).
 
@@ -94,7 +120,7 @@ class NameOrCompanyApproval(RecipientApproval):
 
 
 class UsAddressApproval(RecipientApproval):
-    """A US address: a 2-letter state (upper-cased), a ZIP of 5 or 5+4 digits, country US (Lob, Taylor).
+    """A US address: a real US state code (upper-cased), a ZIP of 5 or 5+4 ASCII digits, country US (Lob, Taylor).
 
     Subclasses set ``code_prefix`` (error types ``<prefix>_state``, ``<prefix>_zip``,
     ``<prefix>_country``) and ``label`` (the printer's name in the country error)."""
@@ -107,14 +133,14 @@ class UsAddressApproval(RecipientApproval):
     @classmethod
     def _us_state(cls, value: str) -> str:
         value = value.upper()
-        if not US_STATE.match(value):
-            raise fail(f"{cls.code_prefix}_state", "state must be a 2-letter US state code, got '{v}'", v=value)
+        if not us_state(value):
+            raise fail(f"{cls.code_prefix}_state", "state must be a US state code such as CA or NY, got '{v}'", v=value)
         return value
 
     @field_validator("zip", mode="after")
     @classmethod
     def _us_zip(cls, value: str) -> str:
-        if not US_ZIP.match(value):
+        if not US_ZIP.match(value):  # anchored with \Z: match is a full match
             raise fail(f"{cls.code_prefix}_zip", "zip must be 5 digits or ZIP+4 (12345-6789), got '{v}'", v=value)
         return value
 

@@ -16,32 +16,18 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel
 
+from common.http import OutboundError
 from mailpieces.status import MailpieceStatus
 
 
-class PrinterError(Exception):
-    """A vendor call failed.
+class PrinterError(OutboundError):
+    """A vendor call failed: the printers' name for :class:`common.http.OutboundError`.
 
     ``permanent`` is False for outcomes that may succeed on a retry with the
     same idempotency key (network errors, timeouts, 408, 429, 5xx) and True for
-    a definitive rejection (other 4xx): the recipient then goes to Error.
+    a definitive rejection (other 4xx) or a configuration error (no base URL,
+    a key that is not plain ASCII): the recipient then goes to Error.
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        permanent: bool = False,
-        status_code: int | None = None,
-        code: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.permanent = permanent
-        self.status_code = status_code
-        self.code = code
-        self.retry_after = retry_after
 
 
 class WebhookVerificationError(Exception):
@@ -64,8 +50,11 @@ class Address:
 class SubmitRequest:
     """Everything a printer needs to create one postcard, exactly once."""
 
-    reference: str  # ours, unique per recipient submission: "pc:<org>:<recipient>:<gen>"
-    idempotency_key: str  # persisted before the first attempt; reused by every retry
+    # Both are printers.keys.submission_key(org_id=..., recipient_id=..., gen=...), e.g.
+    # "pc:7:00004242:0": the one format every printer accepts (10+ chars for Stannp and
+    # Taylor, <= 62 chars, ASCII), persisted before the first attempt and reused by every retry.
+    reference: str  # ours, put where the printer lets us find the piece again (metadata, tags)
+    idempotency_key: str  # the printer's replay key, where it has one
     to: Address
     front: str  # URL (or data URI) of the personalized front image
     back: str  # URL (or data URI) of the back image
@@ -97,6 +86,10 @@ class PrinterEvent:
     event_id: str  # the vendor's id for dedupe, namespaced by the caller per printer
     reference: str = ""  # ours, when the vendor echoes it
     raw: Mapping[str, Any] = field(default_factory=dict)
+    # Why the printer's report about this piece could not be read ("" when it could).
+    # A problem event has status Unknown, so it is never applied; it is recorded and
+    # shown to a person instead of vanishing.
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -152,6 +145,22 @@ class Printer:
     approval_model: ClassVar[type[BaseModel]]
     status_map: ClassVar[Mapping[str, MailpieceStatus]]
     countries: ClassVar[frozenset[str]]  # ISO-3166 alpha-2 codes this printer mails to
+    sizes: ClassVar[frozenset[str]]  # postcard sizes the printer makes, checked by check_size()
+    # Where the API lives when the settings name no base_url; "" for printers
+    # whose address must be configured (a missing one is a configuration error).
+    default_base_url: ClassVar[str] = ""
+
+    def __init__(self, conf: Mapping[str, Any]) -> None:
+        self.conf = dict(conf)
+        self.base_url = str(self.conf.get("base_url") or self.default_base_url).rstrip("/")
+
+    def check_size(self, size: str) -> None:
+        """Refuse, permanently, a size the printer does not make: no retry makes it one."""
+        if size not in self.sizes:
+            raise PrinterError(
+                f"{self.label} postcard size must be one of {', '.join(sorted(self.sizes))}, got {size!r}",
+                permanent=True,
+            )
 
     def submit(self, request: SubmitRequest) -> Submission:
         raise NotImplementedError

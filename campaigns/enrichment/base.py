@@ -7,6 +7,8 @@ from typing import Protocol
 
 from django.conf import settings
 
+from common.http import OutboundError
+
 
 @dataclass(frozen=True)
 class EnrichmentQuery:
@@ -44,15 +46,17 @@ class EnrichmentResult:
     match_type: str = ""
 
 
-class EnrichmentError(Exception):
+class EnrichmentError(OutboundError):
     """The lookup could not be made (network, 5xx, 429, bad credentials).
-    ``fatal`` errors (credentials, configuration) stop the whole run: every
-    other lookup would fail the same way."""
 
-    def __init__(self, message: str, *, fatal: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fatal = fatal
+    Built like every :class:`~common.http.OutboundError` (``permanent=``), so the
+    outbound seam raises it directly.  ``fatal`` is the enrichment run's word for
+    ``permanent``: credentials or configuration, which stop the whole run because
+    every other lookup would fail the same way."""
+
+    @property
+    def fatal(self) -> bool:
+        return self.permanent
 
 
 class EnrichmentClient(Protocol):
@@ -72,4 +76,4 @@ def get_enrichment_client() -> EnrichmentClient:
         from campaigns.enrichment.faraday import FaradayClient
 
         return FaradayClient.from_settings(conf)
-    raise EnrichmentError(f"unknown ENRICHMENT backend {backend!r}: use 'local' or 'faraday'", fatal=True)
+    raise EnrichmentError(f"unknown ENRICHMENT backend {backend!r}: use 'local' or 'faraday'", permanent=True)

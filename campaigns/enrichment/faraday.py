@@ -5,9 +5,10 @@ identifiers as JSON.  A 200 either echoes the identity (with
 ``house_number_and_street``, ``city``, ``state``, ``postcode`` when the Scope
 returns the address) or carries ``"error": "Could not match ..."``, which is a
 no-match, not an HTTP error.  ``*_only`` match types are low confidence and not
-mailed.  HTTP goes through httpx directly with a timeout: this is not a printer,
-so ``printers.http`` (PrinterError, idempotency semantics) does not fit; there
-is no in-call retry, a failed lookup is retried by a later run (lease expiry).
+mailed.  HTTP goes through the one outbound seam (``common.http``: a pooled
+client, a timeout, configuration errors classified as permanent), which raises
+:class:`EnrichmentError` itself; there is no in-call retry, a failed lookup is
+retried by a later run (lease expiry).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from campaigns.enrichment.base import EnrichedAddress, EnrichmentError, EnrichmentQuery, EnrichmentResult
+from common import http as outbound
 
 DEFAULT_TIMEOUT_S = 10.0
 FATAL_STATUSES = frozenset({401, 403, 404})  # credentials or target id: every lookup would fail
@@ -47,7 +49,7 @@ class FaradayClient:
     def __init__(self, *, api_key: str, base_url: str, target_id: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         if not api_key or not target_id:
             raise EnrichmentError(
-                "Faraday enrichment needs FARADAY_API_KEY and FARADAY_TARGET_ID (a Lookup API target)", fatal=True
+                "Faraday enrichment needs FARADAY_API_KEY and FARADAY_TARGET_ID (a Lookup API target)", permanent=True
             )
         self.url = f"{base_url.rstrip('/')}/targets/{target_id}/lookup"
         self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
@@ -84,13 +86,18 @@ class FaradayClient:
         body = self.identifiers(query)
         if body is None:
             return EnrichmentResult(outcome="no_address", detail="Faraday needs an email, or a phone and a last name")
-        try:
-            response = httpx.post(self.url, json=body, headers=self.headers, timeout=self.timeout)
-        except httpx.HTTPError as exc:
-            raise EnrichmentError(f"Faraday unreachable: {type(exc).__name__}") from exc
+        response = outbound.request(
+            "POST",
+            self.url,
+            json=body,
+            headers=self.headers,
+            timeout=self.timeout,
+            error=EnrichmentError,
+            service="Faraday",
+        )
         if response.status_code in FATAL_STATUSES:
             raise EnrichmentError(
-                f"Faraday refused the lookup: HTTP {response.status_code} {_code(response)}", fatal=True
+                f"Faraday refused the lookup: HTTP {response.status_code} {_code(response)}", permanent=True
             )
         if response.status_code == 400:
             return EnrichmentResult(outcome="no_address", detail=f"Faraday rejected the identifiers: {_code(response)}")

@@ -19,6 +19,7 @@ from campaigns.models import CampaignRecipient, RecipientTransition
 from campaigns.qualification import campaign_qualify
 from campaigns.tests.factories import CampaignFactory, CampaignRecipientFactory
 from common.fsm import Actor
+from common.http import OutboundError
 
 ACTOR = Actor("test")
 Status = CampaignRecipient.Status
@@ -162,7 +163,7 @@ def test_a_transient_error_retries_later_and_gives_up_after_max_attempts() -> No
 def test_a_fatal_error_stops_the_run_and_releases_the_rest() -> None:
     campaign = CampaignFactory(address_enrichment=True)
     first, second = enrichable(campaign=campaign), enrichable(campaign=campaign)
-    client = Scripted(EnrichmentError("HTTP 401", fatal=True), EnrichmentResult(outcome="no_match"))
+    client = Scripted(EnrichmentError("HTTP 401", permanent=True), EnrichmentResult(outcome="no_match"))
     counts = campaign_enrich(campaign=campaign, actor=ACTOR, client=client)
     assert client.calls == 1
     assert counts == {"released": 2, "stopped": "HTTP 401"}
@@ -290,9 +291,25 @@ def test_faraday_errors_are_transient_or_fatal(faraday_url: str) -> None:
 
 
 def test_faraday_unreachable_is_transient() -> None:
-    with pytest.raises(EnrichmentError, match="unreachable") as exc:
+    with pytest.raises(EnrichmentError, match="Faraday is unreachable") as exc:
         faraday("http://127.0.0.1:9/v1").lookup(EnrichmentQuery(email="a@example.com"))
     assert exc.value.fatal is False
+
+
+def test_an_enrichment_error_is_an_outbound_error_whose_fatal_flag_is_its_permanent_flag() -> None:
+    fatal, transient = EnrichmentError("HTTP 401", permanent=True), EnrichmentError("HTTP 503")
+    assert isinstance(fatal, OutboundError)
+    assert (fatal.fatal, fatal.permanent, transient.fatal, transient.permanent) == (True, True, False, False)
+    with pytest.raises(AttributeError):
+        fatal.fatal = False  # one flag, set in one place: permanent=
+
+
+def test_the_seam_raises_faradays_error_itself_with_no_translation_in_between() -> None:
+    with pytest.raises(EnrichmentError, match="Faraday is misconfigured") as exc:
+        faraday("").lookup(EnrichmentQuery(email="a@example.com"))
+    assert exc.value.fatal is True
+    assert exc.value.__cause__ is None
+    assert exc.value.__context__ is None
 
 
 @pytest.mark.django_db

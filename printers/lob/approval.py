@@ -6,14 +6,14 @@ from typing import ClassVar
 
 from pydantic import ValidationInfo, field_validator
 
-from printers.approval import UsAddressApproval, fail, full_name
+from printers.approval import SingleLineApproval, UsAddressApproval, fail, full_name
 
 LOB_COUNTRIES = frozenset({"US"})
 
 
-class LobRecipientApproval(UsAddressApproval):
+class LobRecipientApproval(SingleLineApproval, UsAddressApproval):
     """Lob US inline address: name or company (<= 40 each), line1 (+line2) <= 50, each line <= 64,
-    city, 2-letter state, ZIP 5 or 5+4, country US (vendors.md §1.2)."""
+    city, a real US state code, ZIP 5 or 5+4, country US (vendors.md §1.2); every field one line."""
 
     code_prefix: ClassVar[str] = "lob"
     label: ClassVar[str] = "Lob"

@@ -26,21 +26,11 @@ from printers.base import (
 )
 from printers.kinds import PrinterKind
 from printers.lob.approval import LOB_COUNTRIES, LobRecipientApproval
-from printers.lob.status import STATUS_MAP
+from printers.lob.status import STATUS_MAP, TRACKING_NAMES
+from printers.replays import existing_after_key_reuse, says_key_reused
 
 S = MailpieceStatus
 
-# Event type -> tracking event name whose ``time`` says when it happened.
-TRACKING_NAMES = {
-    "postcard.mailed": "Mailed",
-    "postcard.in_transit": "In Transit",
-    "postcard.in_local_area": "In Local Area",
-    "postcard.processed_for_delivery": "Processed for Delivery",
-    "postcard.delivered": "Delivered",
-    "postcard.re-routed": "Re-Routed",
-    "postcard.returned_to_sender": "Returned to Sender",
-    "postcard.international_exit": "International Exit",
-}
 SIZES = frozenset({"4x6", "6x9", "6x11"})
 MAX_SEND_AHEAD_DAYS = 180
 MAX_METADATA_KEYS = 20
@@ -82,6 +72,14 @@ def metadata_for(request: SubmitRequest) -> dict[str, str]:
     return metadata
 
 
+def replayed_for_another_reference(data: Any, reference: str) -> bool:
+    """True when Lob's answer is a postcard whose metadata names another reference:
+    a replay of the key for a different submission, not our piece."""
+    metadata = data.get("metadata") if isinstance(data, dict) else None
+    theirs = metadata.get("reference") if isinstance(metadata, dict) else None
+    return bool(theirs) and theirs != reference
+
+
 def send_date_for(mail_date: dt.date | None, *, today: dt.date | None = None) -> str | None:
     """ISO date for a future mail date (Lob reads it as midnight UTC); None to mail now."""
     today = today or dt.datetime.now(dt.UTC).date()
@@ -100,10 +98,8 @@ class LobPrinter(Printer):
     approval_model = LobRecipientApproval
     status_map = STATUS_MAP
     countries = LOB_COUNTRIES
-
-    def __init__(self, conf: Mapping[str, Any]) -> None:
-        self.conf = dict(conf)
-        self.base_url = str(self.conf.get("base_url") or "https://api.lob.com/v1").rstrip("/")
+    sizes = SIZES
+    default_base_url = "https://api.lob.com/v1"
 
     # ------------------------------------------------------------------ outbound
     def _call(self, method: str, path: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
@@ -115,16 +111,10 @@ class LobPrinter(Printer):
             **kwargs,
         )
         http.raise_for_status(response, vendor="lob")
-        try:
-            return response.json()
-        except ValueError:
-            raise PrinterError(f"lob answered HTTP {response.status_code} with a non-JSON body") from None
+        return http.json_body(response, vendor="lob")
 
     def payload(self, request: SubmitRequest) -> dict[str, Any]:
-        if request.size not in SIZES:
-            raise PrinterError(
-                f"lob postcard size must be one of {sorted(SIZES)}, got {request.size!r}", permanent=True
-            )
+        self.check_size(request.size)
         to = request.to
         address = {
             "name": to.name,
@@ -151,17 +141,23 @@ class LobPrinter(Printer):
         return body
 
     def submit(self, request: SubmitRequest) -> Submission:
-        # Lob replays a known key with 200 and the existing postcard (vendors.md §1.3).
+        # Lob replays a known key with 200 and the existing postcard, whatever the
+        # body (vendors.md §1.3): a changed body under our key returns our piece.
         try:
             data = self._call(
                 "POST", "/postcards", json=self.payload(request), headers={"Idempotency-Key": request.idempotency_key}
             )
         except PrinterError as exc:
+            if says_key_reused(exc):  # undocumented at Lob; treated as Stannp's and Taylor's answers are
+                return existing_after_key_reuse(self, request, exc)
             if exc.status_code != 409:
                 raise
             # A conflict on create may be a request under the same key still in
             # flight: the piece may exist, so the outcome is unknown, not failed.
             raise PrinterError(exc.message, permanent=False, status_code=409, code=exc.code) from exc
+        if replayed_for_another_reference(data, request.reference):
+            # The key had made another reference's postcard: ours may not exist, so look it up.
+            return existing_after_key_reuse(self, request, None)
         return self._submission(data, reference=request.reference)
 
     def lookup(self, reference: str) -> Submission | None:
@@ -178,7 +174,9 @@ class LobPrinter(Printer):
 
     def _submission(self, data: Any, *, reference: str) -> Submission:
         if not isinstance(data, dict) or not str(data.get("id") or "").startswith("psc_"):
-            raise PrinterError(f"lob answered without a postcard id: {str(data)[:200]}", permanent=True)
+            # Transient: after a create the postcard may exist, and the retry under the same
+            # key is replayed with it; an Error would invite a resubmit and a second print.
+            raise PrinterError(f"lob answered without a postcard id: {str(data)[:200]}")
         return Submission(printer_id=data["id"], reference=reference, raw=data)
 
     # ------------------------------------------------------------------ webhooks

@@ -17,21 +17,14 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from printers.lob.status import TRACKING_NAMES
 from printers.signing import hmac_sha256_hex
 from printers.simulator.core import Piece, VendorHandler, WebhookEvent
 
 Response = tuple[int, dict[str, str], bytes]
-ZIP = re.compile(r"^\d{5}(-\d{4})?$")
+# Lob's pattern ^\d{5}(-\d{4})?$ is an OpenAPI (ECMA) one: \d means ASCII digits there.
+ZIP = re.compile(r"\A[0-9]{5}(-[0-9]{4})?\Z")
 SIZES = ("4x6", "6x9", "6x11")
-TRACKING = {
-    "postcard.mailed": "Mailed",
-    "postcard.in_transit": "In Transit",
-    "postcard.in_local_area": "In Local Area",
-    "postcard.processed_for_delivery": "Processed for Delivery",
-    "postcard.delivered": "Delivered",
-    "postcard.re-routed": "Re-Routed",
-    "postcard.returned_to_sender": "Returned to Sender",
-}
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -213,7 +206,7 @@ class LobHandler(VendorHandler):
         if status.endswith(".deleted"):
             body: dict[str, Any] = {"id": piece.id, "deleted": True}  # no metadata (vendors.md §1.5)
         else:
-            name = TRACKING.get(status)
+            name = TRACKING_NAMES.get(status)
             if name:
                 tracking = piece.extra.setdefault("tracking_events", [])
                 tracking.append(

@@ -33,3 +33,16 @@ STATUS_MAP: dict[str, MailpieceStatus] = {
     "postcard.informed_delivery.email_opened": S.UNKNOWN,
     "postcard.informed_delivery.email_clicked_through": S.UNKNOWN,
 }
+
+# Event type -> the name of the tracking event (``body.tracking_events[].name``) whose
+# ``time`` says when the scan happened (vendors.md §1.5).
+TRACKING_NAMES: dict[str, str] = {
+    "postcard.mailed": "Mailed",
+    "postcard.in_transit": "In Transit",
+    "postcard.in_local_area": "In Local Area",
+    "postcard.processed_for_delivery": "Processed for Delivery",
+    "postcard.delivered": "Delivered",
+    "postcard.re-routed": "Re-Routed",
+    "postcard.returned_to_sender": "Returned to Sender",
+    "postcard.international_exit": "International Exit",
+}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -85,19 +84,13 @@ class SandboxPrinter(Printer):
     status_map = STATUS_MAP
     countries = SANDBOX_COUNTRIES
     requires_api_key = False
-
-    def __init__(self, conf: Mapping[str, Any]) -> None:
-        self.conf = dict(conf)
-        self.base_url = str(self.conf.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+    default_base_url = DEFAULT_BASE_URL
 
     # ------------------------------------------------------------------ outbound
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = http.request(method, self.base_url + path, **kwargs)
         http.raise_for_status(response, vendor="sandbox")
-        try:
-            return response.json()
-        except ValueError:
-            raise PrinterError(f"sandbox answered HTTP {response.status_code} with a non-JSON body") from None
+        return http.json_body(response, vendor="sandbox")
 
     def payload(self, request: SubmitRequest) -> dict[str, Any]:
         return {
@@ -129,7 +122,8 @@ class SandboxPrinter(Printer):
 
     def _submission(self, data: Any, *, reference: str) -> Submission:
         if not isinstance(data, dict) or not data.get("id"):
-            raise PrinterError(f"sandbox answered without a piece id: {str(data)[:200]}", permanent=True)
+            # Transient: the piece may exist, and a retry under the same key is replayed with it.
+            raise PrinterError(f"sandbox answered without a piece id: {str(data)[:200]}")
         return Submission(printer_id=str(data["id"]), reference=reference, raw=data)
 
     # ------------------------------------------------------------------ webhooks

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from common.http import close_clients
 from printers.simulator.faults import Fault, FaultQueue, rate_limit_headers
 from printers.simulator.registry import VENDORS, VendorHandler, load_handler
 from printers.simulator.store import KEY_TTL_S, Piece, PieceStore
@@ -30,6 +31,13 @@ class CapturedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-cased names
     body: bytes
+    client_port: int = 0  # the caller's TCP port: equal ports = one reused connection
+
+
+class _Server(ThreadingHTTPServer):
+    # A real API takes a burst of connections; the socketserver default backlog
+    # of 5 resets the rest, which would make race tests fail for the wrong reason.
+    request_queue_size = 128
 
 
 class Simulator:
@@ -62,7 +70,7 @@ class Simulator:
             name: load_handler(spec)(self) for name, spec in registry.items() if name in names
         }
         self.webhooks = WebhookTimelines(self.store, self.handlers)
-        self._server = ThreadingHTTPServer((host, port), _make_request_handler(self))
+        self._server = _Server((host, port), _make_request_handler(self))
         self._server.daemon_threads = True
         self._server.block_on_close = False  # a hung "timeout after create" thread must not block stop()
         self._thread: threading.Thread | None = None
@@ -128,12 +136,17 @@ class Simulator:
         self._server.serve_forever()
 
     def stop(self) -> None:
-        """Stop serving (when started) and release the port."""
+        """Stop serving (when started) and release the port.
+
+        The outbound seam keeps connections to this server alive in its pool:
+        closing that pool ends them, so no kept-alive handler thread outlives
+        the server and no half-closed socket stays open in the test process."""
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=5)
             self._thread = None
         self._server.server_close()
+        close_clients(self.base_url)
 
     def __enter__(self) -> Simulator:
         return self.start()
@@ -174,7 +187,9 @@ def _make_request_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"Content-Type": "text/plain"}, f"no simulated printer {vendor!r}".encode())
                 return
             with sim._lock:
-                sim.requests.append(CapturedRequest(vendor, self.command, path, query, headers, body))
+                sim.requests.append(
+                    CapturedRequest(vendor, self.command, path, query, headers, body, int(self.client_address[1]))
+                )
             fault = sim.take_fault(vendor, self.command, path)
             if fault and fault.kind == "status":
                 self._send_fault_status(handler, int(fault.value))

@@ -6,14 +6,15 @@ from typing import ClassVar
 
 from pydantic import ValidationInfo, field_validator
 
-from printers.approval import CA_POSTAL, UK_POSTCODE, US_STATE, US_ZIP, NameOrCompanyApproval, fail
+from printers.approval import CA_POSTAL, UK_POSTCODE, US_ZIP, NameOrCompanyApproval, SingleLineApproval, fail, us_state
 
 STANNP_COUNTRIES = frozenset({"GB", "US", "CA"})
 
 
-class StannpRecipientApproval(NameOrCompanyApproval):
+class StannpRecipientApproval(SingleLineApproval, NameOrCompanyApproval):
     """Stannp UK/US/CA: name or company, address1, city, and a postcode valid for the
-    country (UK postcode, US ZIP + 2-letter state, CA postal code) (vendors.md §2.1)."""
+    country (UK postcode, US ZIP + a real US state code, CA postal code) (vendors.md §2.1);
+    every field one line."""
 
     code_prefix: ClassVar[str] = "stannp"
 
@@ -25,8 +26,8 @@ class StannpRecipientApproval(NameOrCompanyApproval):
         postcode, state = info.data.get("zip", "").upper(), info.data.get("state", "").upper()
         if value == "GB" and not UK_POSTCODE.match(postcode):
             raise fail("stannp_postcode", "a valid UK postcode is required, got '{v}'", v=postcode)
-        if value == "US" and not (US_ZIP.match(postcode) and US_STATE.match(state)):
-            raise fail("stannp_us_address", "US addresses need a 2-letter state and a 5 or 5+4 digit ZIP")
+        if value == "US" and not (US_ZIP.match(postcode) and us_state(state)):
+            raise fail("stannp_us_address", "US addresses need a US state code such as CA and a 5 or 5+4 digit ZIP")
         if value == "CA" and not CA_POSTAL.match(postcode):
             raise fail("stannp_postcode", "a valid Canadian postal code is required, got '{v}'", v=postcode)
         return value

@@ -30,6 +30,7 @@ from printers.base import (
     load_webhook_body,
 )
 from printers.kinds import PrinterKind
+from printers.replays import existing_after_key_reuse, says_key_reused
 from printers.taylor.approval import TAYLOR_COUNTRIES, TaylorRecipientApproval
 from printers.taylor.status import STATUS_MAP, load_status_map, status_code
 
@@ -82,9 +83,10 @@ class TaylorPrinter(Printer):
     status_map = STATUS_MAP  # the spec's defaults; convert_status applies the settings override
     countries = TAYLOR_COUNTRIES
 
+    sizes = SIZES
+
     def __init__(self, conf: Mapping[str, Any]) -> None:
-        self.conf = dict(conf)
-        self.base_url = str(self.conf.get("base_url") or "").rstrip("/")
+        super().__init__(conf)
         load_status_map(self.conf.get("status_map"))  # a bad table fails here, loudly, not per webhook
 
     @classmethod
@@ -98,16 +100,10 @@ class TaylorPrinter(Printer):
         auth = {"Authorization": f"Bearer {self.conf.get('api_key') or ''}"}
         response = http.request(method, self.base_url + path, headers={**auth, **(headers or {})}, **kwargs)
         http.raise_for_status(response, vendor="taylor")
-        try:
-            return response.json() if response.content else {}
-        except ValueError:
-            raise PrinterError(f"taylor answered HTTP {response.status_code} with a non-JSON body") from None
+        return http.json_body(response, vendor="taylor")
 
     def payload(self, request: SubmitRequest) -> dict[str, Any]:
-        if request.size not in SIZES:
-            raise PrinterError(
-                f"taylor postcard size must be one of {sorted(SIZES)}, got {request.size!r}", permanent=True
-            )
+        self.check_size(request.size)
         return {
             "reference": request.reference,
             "size": request.size,
@@ -120,9 +116,16 @@ class TaylorPrinter(Printer):
         }
 
     def submit(self, request: SubmitRequest) -> Submission:
-        piece = self._call(
-            "POST", "/mailpieces", json=self.payload(request), headers={"Idempotency-Key": request.idempotency_key}
-        )
+        try:
+            piece = self._call(
+                "POST", "/mailpieces", json=self.payload(request), headers={"Idempotency-Key": request.idempotency_key}
+            )
+        except PrinterError as exc:
+            if not says_key_reused(exc):
+                raise
+            # The key already made a piece (our contract's 422): the piece exists, so this is
+            # no failure; an Error would invite a resubmit under a new key and a second print.
+            return existing_after_key_reuse(self, request, exc)
         return self._submission(piece)
 
     def lookup(self, reference: str) -> Submission | None:
@@ -136,7 +139,8 @@ class TaylorPrinter(Printer):
 
     def _submission(self, piece: Any) -> Submission:
         if not isinstance(piece, dict) or not piece.get("id"):
-            raise PrinterError(f"taylor answered without a mailpiece id: {piece!r}", permanent=True)
+            # Transient: the piece may exist, and a retry under the same key is replayed with it.
+            raise PrinterError(f"taylor answered without a mailpiece id: {str(piece)[:200]}")
         return Submission(printer_id=str(piece["id"]), reference=str(piece.get("reference") or ""), raw=piece)
 
     # ------------------------------------------------------------------ webhooks

@@ -11,19 +11,9 @@ from printers.lob.approval import LobRecipientApproval
 from printers.sandbox.approval import SandboxRecipientApproval
 from printers.stannp.approval import StannpRecipientApproval
 from printers.taylor.approval import TaylorRecipientApproval
+from printers.testing import US_RECIPIENT
 
-US = {
-    "first_name": "Ann",
-    "last_name": "Lee",
-    "company": "",
-    "address1": "185 Berry St",
-    "address2": "Ste 6100",
-    "city": "San Francisco",
-    "state": "CA",
-    "zip": "94107",
-    "country": "US",
-    "email": "ann@example.com",
-}
+US = US_RECIPIENT
 UK = {
     **US,
     "address1": "10 Downing St",

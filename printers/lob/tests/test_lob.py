@@ -12,10 +12,9 @@ from mailpieces.status import MailpieceStatus as S
 from printers.base import Address, PrinterError, WebhookRequest, WebhookVerificationError
 from printers.lob.client import LobPrinter, send_date_for
 from printers.lob.status import STATUS_MAP
-from printers.registry import get_printer
 from printers.signing import hmac_sha256_hex
 from printers.simulator import Fault
-from printers.testing import fixtures_dir, make_request
+from printers.testing import configured, fixtures_dir, make_request
 
 FIXTURES = fixtures_dir("lob")
 SECRET = "test-lob-secret"
@@ -23,9 +22,7 @@ SECRET = "test-lob-secret"
 
 @pytest.fixture
 def lob(simulator) -> LobPrinter:
-    printer = get_printer("lob")
-    assert isinstance(printer, LobPrinter)
-    return printer
+    return configured(LobPrinter)
 
 
 # ---------------------------------------------------------------- submit / replay

@@ -9,10 +9,9 @@ import pytest
 from mailpieces.status import MailpieceStatus as S
 from printers import testing
 from printers.base import Address, PrinterError, SubmitRequest, WebhookRequest, WebhookVerificationError
-from printers.registry import get_printer
 from printers.sandbox.client import SandboxPrinter, sign
 from printers.simulator import Fault
-from printers.testing import fixtures_dir
+from printers.testing import configured, fixtures_dir
 
 FIXTURES = fixtures_dir("sandbox")
 SANDBOX_TO = Address(name="Ann Lee", address1="185 Berry St", city="San Francisco", state="CA", zip="94107")
@@ -26,9 +25,7 @@ def make_request(**changes: Any) -> SubmitRequest:
 
 @pytest.fixture
 def sandbox(simulator) -> SandboxPrinter:
-    printer = get_printer("sandbox")
-    assert isinstance(printer, SandboxPrinter)
-    return printer
+    return configured(SandboxPrinter)
 
 
 # ---------------------------------------------------------------- client against the simulator

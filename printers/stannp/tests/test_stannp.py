@@ -16,8 +16,9 @@ from printers.base import PrinterError, SubmitRequest, WebhookRequest, WebhookVe
 from printers.registry import get_printer, printer_conf
 from printers.signing import hmac_sha256_hex
 from printers.simulator import Fault, Simulator
-from printers.stannp.client import StannpPrinter, form_to_nested
+from printers.stannp.client import StannpPrinter
 from printers.stannp.status import STATUS_MAP
+from printers.stannp.webhooks import form_to_nested
 from printers.testing import UK_ADDRESS, make_request, read_fixture
 
 FORM = "application/x-www-form-urlencoded"
@@ -244,13 +245,11 @@ def test_it_recovers_from_a_timeout_after_the_piece_was_created(simulator: Simul
     assert simulator.physical_pieces("stannp") == 1
 
 
-def test_it_refuses_a_reused_key_with_a_different_body(simulator: Simulator) -> None:
-    printer = get_printer("stannp")
-    printer.submit(submit_request())
-    with pytest.raises(PrinterError) as refused:
-        printer.submit(submit_request(front="https://proofs.example/other.jpg", idempotency_key="pc:7:1042:0:key"))
+def test_a_refused_key_format_is_not_read_as_a_reused_key(simulator: Simulator) -> None:
+    with pytest.raises(PrinterError, match="10 to 1024") as refused:
+        get_printer("stannp").submit(submit_request(idempotency_key="short"))
     assert refused.value.permanent is True
-    assert simulator.physical_pieces("stannp") == 1
+    assert simulator.captured("stannp", "GET") == []  # no lookup: the key never made anything
 
 
 def test_it_finds_a_piece_by_reference_after_the_key_expired(simulator: Simulator) -> None:

@@ -254,12 +254,17 @@ def test_it_recovers_from_a_timeout_after_the_piece_was_created(simulator: Simul
     assert simulator.physical_pieces("taylor") == 1
 
 
-def test_it_refuses_a_reused_key_with_a_different_body(simulator: Simulator) -> None:
-    printer = get_printer("taylor")
-    printer.submit(submit_request())
-    with pytest.raises(PrinterError) as refused:
-        printer.submit(submit_request(front="https://proofs.example/other.png"))
-    assert (refused.value.permanent, refused.value.code) == (True, "idempotency_key_reused")
+def test_the_simulator_answers_a_changed_body_under_a_known_key_as_our_contract_says(simulator: Simulator) -> None:
+    url, headers = (
+        simulator.url("taylor") + "/mailpieces",
+        {"Authorization": "Bearer k", "Idempotency-Key": "k-123456789"},
+    )
+    body = {"reference": "pc:7:1:0", "to": {"address1": "1 Main St"}}
+    assert httpx.post(url, json=body, headers=headers).status_code == 201
+    assert httpx.post(url, json=body, headers=headers).status_code == 200
+    changed = httpx.post(url, json={**body, "size": "6x9"}, headers=headers)
+    assert (changed.status_code, changed.json()["error"]["code"]) == (422, "idempotency_key_reused")
+    assert simulator.physical_pieces("taylor") == 1
 
 
 def test_it_looks_up_a_piece_by_reference(simulator: Simulator) -> None:

@@ -1,0 +1,90 @@
+"""What every printer client shares through ``printers/base.py`` and ``printers/http.py``:
+the constructor, the size check and the reading of a 2xx answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from printers import http
+from printers.base import Printer, PrinterError
+from printers.keys import submission_key
+from printers.lob.client import LobPrinter
+from printers.sandbox.client import DEFAULT_BASE_URL, SandboxPrinter
+from printers.stannp.client import StannpPrinter
+from printers.taylor.client import TaylorPrinter
+from printers.testing import make_request
+
+CLIENTS: list[type[Printer]] = [LobPrinter, StannpPrinter, TaylorPrinter, SandboxPrinter]
+KEY = submission_key(org_id=7, recipient_id=4242, gen=0)
+
+
+def answer(monkeypatch: pytest.MonkeyPatch, response: httpx.Response) -> list[str]:
+    """Every printer call answered with ``response``; returns the URLs called."""
+    called: list[str] = []
+
+    def fake_request(method: str, url: str, **kwargs: Any) -> httpx.Response:
+        called.append(url)
+        return response
+
+    monkeypatch.setattr(http, "request", fake_request)
+    return called
+
+
+def client(cls: type[Printer]) -> Printer:
+    return cls({"base_url": f"http://127.0.0.1:9/{cls.kind}/", "api_key": "k"})
+
+
+def test_the_base_url_comes_from_the_settings_else_the_printers_default() -> None:
+    assert client(LobPrinter).base_url == "http://127.0.0.1:9/lob"  # the trailing slash goes
+    assert LobPrinter({}).base_url == "https://api.lob.com/v1"
+    assert SandboxPrinter({}).base_url == DEFAULT_BASE_URL
+    # No public default: a missing address is a configuration error, found by the seam and the system check.
+    assert (StannpPrinter({}).base_url, TaylorPrinter({}).base_url) == ("", "")
+    assert TaylorPrinter({"api_key": "k"}).conf == {"api_key": "k"}
+
+
+@pytest.mark.parametrize("cls", [LobPrinter, StannpPrinter, TaylorPrinter])
+def test_an_unknown_size_is_refused_for_good_naming_the_sizes_the_printer_makes(
+    cls: type[Printer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    called = answer(monkeypatch, httpx.Response(500))
+    with pytest.raises(PrinterError) as refused:
+        client(cls).submit(make_request(KEY, size="A3"))
+    assert refused.value.permanent is True
+    assert all(size in refused.value.message for size in cls.sizes)
+    assert "'A3'" in refused.value.message
+    assert called == []
+
+
+def test_json_body_reads_json_and_an_empty_body_as_an_empty_object() -> None:
+    assert http.json_body(httpx.Response(200, json={"id": 1}), vendor="lob") == {"id": 1}
+    assert http.json_body(httpx.Response(204), vendor="lob") == {}
+
+
+def test_json_body_calls_a_non_json_answer_a_transient_error_naming_the_vendor() -> None:
+    with pytest.raises(PrinterError, match="taylor answered HTTP 200 with a non-JSON body") as info:
+        http.json_body(httpx.Response(200, text="<html>proxy</html>"), vendor="taylor")
+    assert info.value.permanent is False
+
+
+@pytest.mark.parametrize("cls", [LobPrinter, SandboxPrinter, TaylorPrinter])
+def test_a_cancel_answered_with_an_empty_body_succeeds(cls: type[Printer], monkeypatch: pytest.MonkeyPatch) -> None:
+    called = answer(monkeypatch, httpx.Response(204))
+    client(cls).cancel("piece_1")
+    assert len(called) == 1
+
+
+@pytest.mark.parametrize("cls", CLIENTS)
+@pytest.mark.parametrize("body", [b"", b"{}", b'{"success": true, "data": {}}'])
+def test_a_create_answered_without_a_piece_id_is_retried_with_the_same_key_never_an_error(
+    cls: type[Printer], body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The piece may exist: an Error would invite a resubmit under a new key and a second print.
+    answer(monkeypatch, httpx.Response(200, content=body))
+    request = make_request(KEY, idempotency_key=KEY, size="A6" if cls is StannpPrinter else "4x6")
+    with pytest.raises(PrinterError) as info:
+        client(cls).submit(request)
+    assert info.value.permanent is False
