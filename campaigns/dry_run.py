@@ -21,6 +21,7 @@ from django.db import transaction
 from campaigns.audience import campaign_qualify_and_enrich
 from campaigns.importing import CsvSource
 from campaigns.models import Campaign, CampaignRecipient
+from campaigns.recipient_json import APPROVAL_ERRORS, VALIDATION_ERRORS
 from campaigns.sync import ImportReport, recipients_sync
 from common.fsm import Actor
 
@@ -79,10 +80,10 @@ def _sentence(campaign: Campaign, r: CampaignRecipient) -> tuple[str, str]:
 
 def _skip_words(campaign: Campaign, r: CampaignRecipient) -> str:
     data: Mapping[str, Any] = r.json or {}
-    if data.get("validation_errors"):
-        return "; ".join(e["message"] for e in data["validation_errors"])
-    if data.get("approval_errors"):
-        details = "; ".join(str(e.get("msg", e)) for e in data["approval_errors"])
+    if data.get(VALIDATION_ERRORS):
+        return "; ".join(e["message"] for e in data[VALIDATION_ERRORS])
+    if data.get(APPROVAL_ERRORS):
+        details = "; ".join(str(e.get("msg", e)) for e in data[APPROVAL_ERRORS])
         return f"printer {campaign.printer} does not accept it: {details}"
     if r.skip_reason == CampaignRecipient.SkipReason.CAP_EXCEEDED:
         cap = campaign.organization.recipient_cap

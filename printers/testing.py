@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from printers.base import Address, Printer, SubmitRequest
-from printers.registry import get_printer
+import pytest
+
+from printers.base import Address, Printer, PrinterError, SubmitRequest
+from printers.registry import get_printer, printer_conf
+from printers.simulator import Fault, Simulator
 
 _P = TypeVar("_P", bound=Printer)
 
@@ -59,6 +62,35 @@ def configured(cls: type[_P]) -> _P:
     printer = get_printer(cls.kind)
     assert isinstance(printer, cls), f"the registry builds {type(printer).__name__} for {cls.kind!r}"
     return printer
+
+
+def offline(cls: type[_P], **conf: Any) -> _P:
+    """``cls`` built from its test settings with ``conf`` laid over them, for the
+    tests that never call the printer (webhook parsing, signatures)."""
+    return cls({**printer_conf(cls.kind), **conf})
+
+
+def assert_a_lost_create_replays_to_its_piece(simulator: Simulator, printer: Printer, request: SubmitRequest) -> None:
+    """The printer makes the piece but its answer never arrives (a timeout):
+    the error is transient, and submitting again under the same key returns
+    the piece already made.  One piece prints, never two."""
+    kind = printer.kind
+    simulator.inject(kind, Fault.timeout_after_create(hang_s=1.0, method="POST"))
+    with pytest.raises(PrinterError) as lost:
+        printer.submit(request)
+    assert lost.value.permanent is False
+    assert simulator.physical_pieces(kind, request.idempotency_key) == 1  # made; the client never heard
+    assert printer.submit(request).printer_id == simulator.pieces(kind)[0].id
+    assert simulator.physical_pieces(kind, request.idempotency_key) == 1
+
+
+def assert_lookup_finds(printer: Printer, reference: str, printer_id: str) -> None:
+    """``lookup`` finds the piece ``printer_id`` under ``reference``, and nothing
+    under a reference no test submits."""
+    found = printer.lookup(reference)
+    assert found is not None
+    assert found.printer_id == printer_id
+    assert printer.lookup("pc:7:999999:0") is None
 
 
 def fixtures_dir(vendor: str) -> Path:

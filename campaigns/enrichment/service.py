@@ -32,6 +32,7 @@ from campaigns.enrichment.base import (
     get_enrichment_client,
 )
 from campaigns.models import Campaign, CampaignRecipient
+from campaigns.recipient_json import ENRICHMENT, ENRICHMENT_ERROR, EXTRA
 from campaigns.selectors import campaign_countries
 from campaigns.services import recipients_bulk_transition
 from campaigns.validation import recipient_validate
@@ -46,7 +47,7 @@ _PHONE_KEYS = ("phone", "phone_number", "mobile", "telephone")
 
 
 def _query(r: CampaignRecipient) -> EnrichmentQuery:
-    extra = {str(k).casefold(): v for k, v in ((r.json or {}).get("extra") or {}).items()}
+    extra = {str(k).casefold(): v for k, v in ((r.json or {}).get(EXTRA) or {}).items()}
     phone = next((str(extra[k]) for k in _PHONE_KEYS if extra.get(k)), "")
     return EnrichmentQuery(
         first_name=r.first_name,
@@ -139,7 +140,7 @@ def _apply(
                 counts["released"] += 1
                 continue
             if isinstance(result, EnrichmentError):
-                trail = {**r.json, "enrichment": {"backend": backend, "error": result.message}}
+                trail = {**r.json, ENRICHMENT: {"backend": backend, ENRICHMENT_ERROR: result.message}}
                 if r.attempt + 1 >= MAX_ATTEMPTS:
                     mine.update(json=trail, attempt=r.attempt + 1, updated=now)
                     moves[("skip", SkipReason.ENRICHMENT_FAILED)].append(r.pk)
@@ -151,13 +152,13 @@ def _apply(
             info = {"backend": backend, "outcome": result.outcome, "detail": result.detail, "match": result.match_type}
             if result.address is None:
                 reason = SkipReason.ENRICHMENT_FAILED if result.outcome == "no_match" else SkipReason.NO_ADDRESS
-                mine.update(json={**r.json, "enrichment": info}, updated=now)
+                mine.update(json={**r.json, ENRICHMENT: info}, updated=now)
                 moves[("skip", reason)].append(r.pk)
                 continue
             address = vars(result.address)
             data = {f: getattr(r, f) for f in ("external_id", "first_name", "last_name", "company", "email")}
             checked = recipient_validate({**data, **address}, countries=countries)
-            payload: dict[str, Any] = {**r.json, "enrichment": info}
+            payload: dict[str, Any] = {**r.json, ENRICHMENT: info}
             if checked.skip_reason:
                 payload.update(checked.json)
                 moves[("skip", checked.skip_reason)].append(r.pk)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import uuid
+from functools import partial
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from campaigns.claims import recipient_claim_holds, recipients_claim
 from campaigns.models import CampaignRecipient, RecipientTransition
 from campaigns.tests.factories import CampaignFactory, CampaignRecipientFactory
 from common.fsm import Actor
+from common.testing import race
 
 S = CampaignRecipient.Status
 LEASE = dt.timedelta(minutes=5)
@@ -83,38 +83,20 @@ def test_a_claim_holds_only_for_its_token_and_until_its_lease_ends() -> None:
 def test_racing_workers_never_hold_the_same_recipient() -> None:
     campaign = CampaignFactory()
     CampaignRecipientFactory.create_batch(120, campaign=campaign, status=S.SENDING_STAGED)
-    held: dict[str, list[int]] = {}
-    errors: list[BaseException] = []
-    start = threading.Barrier(3)
 
-    def worker(name: str) -> None:
+    def worker(name: str) -> list[int]:
         mine: list[int] = []
-        try:
-            start.wait()
-            while True:
-                claim = recipients_claim(
-                    campaign=campaign, method="start_sending", limit=7, lease=LEASE, actor=Actor(name)
-                )
-                if not claim.ids and not CampaignRecipient.objects.filter(status=S.SENDING_STAGED).exists():
-                    break
-                mine.extend(claim.ids)
-                assert set(
-                    CampaignRecipient.objects.filter(pk__in=claim.ids).values_list("claim_token", flat=True)
-                ) <= {claim.token}
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            held[name] = mine
-            connections.close_all()
+        while True:
+            claim = recipients_claim(campaign=campaign, method="start_sending", limit=7, lease=LEASE, actor=Actor(name))
+            if not claim.ids and not CampaignRecipient.objects.filter(status=S.SENDING_STAGED).exists():
+                return mine
+            mine.extend(claim.ids)
+            tokens = set(CampaignRecipient.objects.filter(pk__in=claim.ids).values_list("claim_token", flat=True))
+            assert tokens <= {claim.token}
 
-    threads = [threading.Thread(target=worker, args=(f"worker-{i}",)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    held = race([partial(worker, f"worker-{i}") for i in range(3)])
 
-    assert errors == []
-    every = [pk for ids in held.values() for pk in ids]
+    every = [pk for ids in held for pk in ids]
     assert len(every) == 120
     assert len(set(every)) == 120
     assert RecipientTransition.objects.filter(to_status=S.SENDING).count() == 120

@@ -14,18 +14,19 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connections
 
 from campaigns import qualification
 from campaigns.models import CampaignRecipient
 from campaigns.qualification import campaign_qualify
 from campaigns.tests.factories import CampaignFactory, CampaignRecipientFactory, OrganizationFactory
 from common.fsm import Actor
+from common.testing import race
 
 Status = CampaignRecipient.Status
 
 
 def _race(monkeypatch: pytest.MonkeyPatch, runs: list[Callable[[], Any]]) -> None:
+    """``race`` the runs, which meet again once each has made its first decision."""
     meet = threading.Barrier(len(runs))
     met: set[int] = set()
     decide = qualification._decide
@@ -39,22 +40,7 @@ def _race(monkeypatch: pytest.MonkeyPatch, runs: list[Callable[[], Any]]) -> Non
         return decision
 
     monkeypatch.setattr(qualification, "_decide", decide_then_meet)
-    errors: list[BaseException] = []
-
-    def worker(run: Callable[[], Any]) -> None:
-        try:
-            run()
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(run,)) for run in runs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert errors == []
+    race(runs, timeout=60)
 
 
 @pytest.mark.django_db(transaction=True)

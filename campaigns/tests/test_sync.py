@@ -153,17 +153,17 @@ def test_a_key_conflict_on_insert_rechecks_the_batch_a_few_times_then_fails_with
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     campaign = CampaignFactory()
-    real = sync._insert
+    real = sync.recipients_insert
     conflicts = {"left": 1}
 
-    def conflicting(c: Any, rows: Any) -> None:
+    def conflicting(*, campaign: Any, rows: Any) -> None:
         # What a concurrent import of the same keys looks like from here.
         if conflicts["left"]:
             conflicts["left"] -= 1
             raise IntegrityError("UNIQUE constraint failed")
-        real(c, rows)
+        real(campaign=campaign, rows=rows)
 
-    monkeypatch.setattr(sync, "_insert", conflicting)
+    monkeypatch.setattr(sync, "recipients_insert", conflicting)
     report = recipients_sync(campaign=campaign, rows=[person(1), person(2)], actor=ACTOR)
     assert (report.created, report.status) == (2, "complete")
     assert campaign.recipients.count() == 2

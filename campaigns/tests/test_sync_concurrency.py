@@ -6,31 +6,24 @@ the file": only this import's own earlier rows make a repeat.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
-from django.db import connections
 
 from campaigns.models import CampaignRecipient, RecipientTransition
 from campaigns.sync import ImportReport, recipients_sync
 from campaigns.tests.factories import CampaignFactory
+from campaigns.tests.test_sync import person as sync_person
 from common.fsm import Actor
+from common.testing import race
 
 
 def person(n: int) -> dict[str, Any]:
-    return {
-        "external_id": f"crm-{n}",
-        "first_name": f"Pat{n}",
-        "last_name": "Doe",
-        "address1": f"{n} Main St",
-        "city": "Springfield",
-        "state": "IL",
-        "zip": "62701",
-        "country": "US",
-    }
+    # The rows test_sync.py imports, each with an id of its own in the CRM.
+    return sync_person(n, external_id=f"crm-{n}")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -55,26 +48,12 @@ def test_two_imports_racing_on_overlapping_rows_report_exact_counts() -> None:
         "a": [person(n) for n in range(0, 60)] + [person(n) for n in range(0, 20)],
         "b": [person(n) for n in range(30, 90)] + [person(n) for n in range(30, 50)],
     }
-    reports: dict[str, ImportReport] = {}
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
 
-    def worker(name: str) -> None:
-        try:
-            start.wait(timeout=30)
-            reports[name] = recipients_sync(campaign=campaign, rows=files[name], actor=Actor(name), batch_size=7)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def worker(name: str) -> ImportReport:
+        return recipients_sync(campaign=campaign, rows=files[name], actor=Actor(name), batch_size=7)
 
-    threads = [threading.Thread(target=worker, args=(name,)) for name in files]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    reports = dict(zip(files, race([partial(worker, name) for name in files], timeout=60), strict=True))
 
-    assert errors == []
     assert CampaignRecipient.objects.filter(campaign=campaign).count() == 90
     # Who created each person, from the creation history; each report must
     # match it row by row: a repeat is a duplicate only of this import's row.

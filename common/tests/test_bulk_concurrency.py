@@ -8,6 +8,7 @@ concurrent UPDATEs.
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import pytest
 from django.db import connection, connections, transaction
@@ -16,6 +17,7 @@ from campaigns.models import CampaignRecipient, RecipientTransition
 from campaigns.services import recipients_bulk_transition
 from campaigns.tests.factories import CampaignFactory, CampaignRecipientFactory
 from common.fsm import Actor
+from common.testing import race
 
 S = CampaignRecipient.Status
 
@@ -24,31 +26,14 @@ S = CampaignRecipient.Status
 def test_concurrent_bulk_moves_move_each_row_once() -> None:
     campaign = CampaignFactory()
     CampaignRecipientFactory.create_batch(300, campaign=campaign, status=S.ERROR)
-    results: list[list[int]] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(3)
 
-    def worker(name: str) -> None:
-        try:
-            start.wait()
-            moved = recipients_bulk_transition(
-                queryset=CampaignRecipient.objects.filter(campaign=campaign),
-                method="retry_proofing",
-                actor=Actor(name),
-            )
-            results.append(moved)
-        except BaseException as exc:  # surfaced below, with the thread's error
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def worker(name: str) -> list[int]:
+        return recipients_bulk_transition(
+            queryset=CampaignRecipient.objects.filter(campaign=campaign), method="retry_proofing", actor=Actor(name)
+        )
 
-    threads = [threading.Thread(target=worker, args=(f"worker-{i}",)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    results = race([partial(worker, f"worker-{i}") for i in range(3)], timeout=60)
 
-    assert errors == []
     moved = [pk for batch in results for pk in batch]
     assert len(moved) == 300
     assert len(set(moved)) == 300

@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -19,9 +20,18 @@ from printers.simulator import Fault, Simulator
 from printers.stannp.client import StannpPrinter
 from printers.stannp.status import STATUS_MAP
 from printers.stannp.webhooks import form_to_nested
-from printers.testing import UK_ADDRESS, make_request, read_fixture
+from printers.testing import (
+    UK_ADDRESS,
+    assert_a_lost_create_replays_to_its_piece,
+    assert_lookup_finds,
+    make_request,
+    read_fixture,
+)
+from printers.testing import offline as offline_printer
 
 FORM = "application/x-www-form-urlencoded"
+fixture = partial(read_fixture, "stannp")
+offline = partial(offline_printer, StannpPrinter)
 
 # Our states were modelled on Stannp: every native name maps 1:1; both vocabularies.
 STATUS_ROWS = [
@@ -42,16 +52,8 @@ STATUS_ROWS = [
 ]
 
 
-def fixture(name: str) -> bytes:
-    return read_fixture("stannp", name)
-
-
 def secret() -> str:
     return str(printer_conf("stannp")["webhook_secret"])
-
-
-def offline(**conf: Any) -> StannpPrinter:
-    return StannpPrinter({**printer_conf("stannp"), **conf})
 
 
 def signed(body: bytes, header: str = "X-Stannp-Signature", key: str | None = None) -> WebhookRequest:
@@ -234,15 +236,7 @@ def test_it_treats_a_409_replay_as_success_and_returns_the_original_piece(simula
 
 
 def test_it_recovers_from_a_timeout_after_the_piece_was_created(simulator: Simulator) -> None:
-    printer = get_printer("stannp")
-    simulator.inject("stannp", Fault.timeout_after_create(hang_s=1.0, method="POST"))
-    with pytest.raises(PrinterError) as lost:
-        printer.submit(submit_request())
-    assert lost.value.permanent is False
-    assert simulator.physical_pieces("stannp") == 1  # created, the client never heard
-    replayed = printer.submit(submit_request())
-    assert simulator.pieces("stannp")[0].id == replayed.printer_id
-    assert simulator.physical_pieces("stannp") == 1
+    assert_a_lost_create_replays_to_its_piece(simulator, get_printer("stannp"), submit_request())
 
 
 def test_a_refused_key_format_is_not_read_as_a_reused_key(simulator: Simulator) -> None:
@@ -257,10 +251,7 @@ def test_it_finds_a_piece_by_reference_after_the_key_expired(simulator: Simulato
     created = printer.submit(submit_request())
     printer.submit(submit_request("pc:7:10420:0"))  # a reference that contains the first one
     simulator.advance(25 * 3600)
-    found = printer.lookup("pc:7:1042:0")
-    assert found is not None
-    assert found.printer_id == created.printer_id
-    assert printer.lookup("pc:7:9999:0") is None
+    assert_lookup_finds(printer, "pc:7:1042:0", created.printer_id)
 
 
 def test_it_cancels_a_piece_before_production(simulator: Simulator) -> None:

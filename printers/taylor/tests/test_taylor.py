@@ -5,6 +5,7 @@ import copy
 import datetime as dt
 import json
 import time
+from functools import partial
 from typing import Any
 from unittest import mock
 
@@ -18,11 +19,19 @@ from mailpieces.status import MailpieceStatus as S
 from printers.base import Address, PrinterError, SubmitRequest, WebhookRequest, WebhookVerificationError
 from printers.registry import get_printer, printer_conf
 from printers.signing import hmac_sha256_hex
-from printers.simulator import Fault, Simulator
+from printers.simulator import Simulator
 from printers.taylor.client import TaylorPrinter
 from printers.taylor.status import STATUS_MAP
-from printers.testing import make_request, read_fixture
+from printers.testing import (
+    assert_a_lost_create_replays_to_its_piece,
+    assert_lookup_finds,
+    make_request,
+    read_fixture,
+)
+from printers.testing import offline as offline_printer
 
+fixture = partial(read_fixture, "taylor")
+offline = partial(offline_printer, TaylorPrinter)
 SPRINGFIELD = Address(name="Ada Byron", address1="1 Main St", city="Springfield", state="IL", zip="62701")
 
 STATUS_ROWS = [
@@ -41,14 +50,6 @@ STATUS_ROWS = [
     ("delivered", S.UNKNOWN),
     ("", S.UNKNOWN),
 ]
-
-
-def fixture(name: str) -> bytes:
-    return read_fixture("taylor", name)
-
-
-def offline(**conf: Any) -> TaylorPrinter:
-    return TaylorPrinter({**printer_conf("taylor"), **conf})
 
 
 def signature(body: bytes, *, at: float | None = None, secret: str | None = None) -> str:
@@ -245,13 +246,7 @@ def test_it_submits_once_and_replays_with_the_same_key(simulator: Simulator) -> 
 
 
 def test_it_recovers_from_a_timeout_after_the_piece_was_created(simulator: Simulator) -> None:
-    printer = get_printer("taylor")
-    simulator.inject("taylor", Fault.timeout_after_create(hang_s=1.0, method="POST"))
-    with pytest.raises(PrinterError) as lost:
-        printer.submit(submit_request())
-    assert lost.value.permanent is False
-    assert printer.submit(submit_request()).printer_id == simulator.pieces("taylor")[0].id
-    assert simulator.physical_pieces("taylor") == 1
+    assert_a_lost_create_replays_to_its_piece(simulator, get_printer("taylor"), submit_request())
 
 
 def test_the_simulator_answers_a_changed_body_under_a_known_key_as_our_contract_says(simulator: Simulator) -> None:
@@ -269,11 +264,7 @@ def test_the_simulator_answers_a_changed_body_under_a_known_key_as_our_contract_
 
 def test_it_looks_up_a_piece_by_reference(simulator: Simulator) -> None:
     printer = get_printer("taylor")
-    created = printer.submit(submit_request())
-    found = printer.lookup("pc:7:3001:0")
-    assert found is not None
-    assert found.printer_id == created.printer_id
-    assert printer.lookup("pc:7:9999:0") is None
+    assert_lookup_finds(printer, "pc:7:3001:0", printer.submit(submit_request()).printer_id)
 
 
 def test_it_cancels_before_production_and_refuses_after(simulator: Simulator) -> None:
