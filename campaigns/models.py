@@ -179,7 +179,9 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
     SkipReason = CampaignRecipientSkipReason
     ErrorMessages = ErrorMessages
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
+    # No index of its own: recipient_campaign_status and the natural-key
+    # constraint both lead with the campaign, and serve every query on it.
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients", db_index=False)
     # Natural key of a recipient inside its campaign: the source's external id
     # when it has one, else a hash of the normalized name and address (see
     # docs).  Re-importing the same row finds the same recipient.
@@ -197,7 +199,10 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
     email = models.CharField(max_length=254, blank=True)
     json = models.JSONField(default=dict, blank=True)  # spec's recipient.json: approval_errors, ...
 
-    status = fsm.FSMField(choices=Status.choices, default=Status.PENDING, protected=True, db_index=True, max_length=32)
+    # No index of its own either (nor PostgreSQL's LIKE twin): the status
+    # alone is served by recipient_status_lease, which leads with it.  Every
+    # index is rewritten by every move, so none is kept twice.
+    status = fsm.FSMField(choices=Status.choices, default=Status.PENDING, protected=True, max_length=32)
     skip_reason = models.CharField(max_length=32, choices=SkipReason.choices, blank=True)
     error_message = models.CharField(max_length=200, blank=True)
 
@@ -225,7 +230,8 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         indexes = [
             # Stage batches: "rows of this campaign in state X".
             models.Index(fields=["campaign", "status"], name="recipient_campaign_status"),
-            # The sweeper: working rows whose lease ran out.
+            # The sweeper: working rows whose lease ran out; and the status
+            # alone (the admin's status filter).
             models.Index(fields=["status", "lease_until"], name="recipient_status_lease"),
         ]
 
@@ -442,7 +448,11 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
 
 
 class RecipientTransition(TransitionLog):
-    recipient = models.ForeignKey(CampaignRecipient, on_delete=models.CASCADE, related_name="transitions")
+    # Indexed by recipient_transition_by_obj, which leads with it.
+    recipient = models.ForeignKey(
+        CampaignRecipient, on_delete=models.CASCADE, related_name="transitions", db_index=False
+    )
 
     class Meta(TransitionLog.Meta):
+        # One object's history, newest first; also the recipient's own lookups.
         indexes = [models.Index(fields=["recipient", "created"], name="recipient_transition_by_obj")]

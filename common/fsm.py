@@ -2,11 +2,11 @@
 
 Per-object transitions run the django-fsm-2 method, save with the
 ``ConcurrentTransitionMixin`` guard and write the history row in one
-transaction.  Bulk moves are one compare-and-swap UPDATE per source state,
-with the sources read from the FSM's own table, plus one ``INSERT … SELECT``
-of history rows: the same graph, the same log, no per-row queries.  What a
-transition sets besides the status is declared once (``custom["sets"]``) and
-applied by both paths.
+transaction.  Bulk moves are one UPDATE per source state, with the sources
+read from the FSM's own table, plus one ``INSERT … SELECT`` of history rows:
+the same graph, the same log, no per-row queries.  What a transition sets
+besides the status is declared once (``custom["sets"]``) and applied by both
+paths.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections, models, router, transaction
+from django.db.models.expressions import RawSQL
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
@@ -153,10 +156,10 @@ def insert_history(
     at: Any = None,
 ) -> None:
     """One history row per id, written by ``INSERT … SELECT`` from the
-    object's table: the same row for every object except its id, so only the
-    ids travel as parameters (``bulk_create`` would build and bind a model per
-    row, which dominated the 100k-row import).  Portable to SQLite and
-    PostgreSQL; values are prepared by the fields themselves."""
+    object's table (SQLite) or from the ids unnested (PostgreSQL): the same
+    row for every object except its id, so only the ids travel as parameters
+    (``bulk_create`` would build and bind a model per row, which dominated the
+    100k-row import).  Values are prepared by the fields themselves."""
     if not ids:
         return
     meta = history._meta
@@ -179,6 +182,15 @@ def insert_history(
     pk = qn(obj_meta.pk.column)
     select = ", ".join(["%s"] * len(fields))
     with conn.cursor() as cursor:
+        if conn.vendor == "postgresql":
+            # One statement whatever the number of ids, passed as one array
+            # of the pk's own type, and no read of the object's table.
+            cursor.execute(
+                f"INSERT INTO {qn(meta.db_table)} ({columns}) "  # noqa: S608
+                f"SELECT id, {select} FROM unnest(%s::{obj_meta.pk.rel_db_type(conn)}[]) AS id ORDER BY id",
+                [*params, list(ids)],
+            )
+            return
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
             # Only quoted model identifiers are interpolated; values are parameters.
@@ -224,6 +236,40 @@ def run_transition(
     return result
 
 
+def _move_locked(rows: models.QuerySet[Any], fields: Mapping[str, Any]) -> list[int]:
+    """PostgreSQL: ``UPDATE … WHERE pk IN (<rows> FOR UPDATE SKIP LOCKED)
+    RETURNING pk``, the ids moved.  Locking and moving in one statement leaves
+    no gap for another writer and writes each row once (a locking SELECT
+    first would write every row's header, and its WAL, before the UPDATE).  Django's UPDATE compiler renders the
+    values, so the sets' expressions (``JSONRemove``) work as in ``update()``."""
+    try:
+        locked = rows.select_for_update(skip_locked=True).values("pk").query
+        sql, params = locked.get_compiler(connection=connection).as_sql()
+    except EmptyResultSet:  # e.g. ``pk__in=[]``: nothing to move
+        return []
+    # RawSQL only carries the SELECT Django compiled just above.
+    update = rows.model.objects.filter(pk__in=RawSQL(sql, params)).query.chain(UpdateQuery)  # noqa: S611
+    update.add_update_values(fields)
+    sql, params = update.get_compiler(connection=connection).as_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {connection.ops.quote_name(rows.model._meta.pk.column)}", params)
+        return sorted(pk for (pk,) in cursor.fetchall())
+
+
+def _move_checked(rows: models.QuerySet[Any], source: str, fields: Mapping[str, Any]) -> list[int]:
+    """SQLite: read the ids, then one compare-and-swap UPDATE per 500 of them.
+    The IMMEDIATE transaction already holds the write lock, so nothing moves
+    between the two; if something does, the whole batch rolls back rather
+    than log moves that were not made."""
+    ids = list(rows.order_by("pk").values_list("pk", flat=True))
+    for chunk_start in range(0, len(ids), 500):
+        chunk = ids[chunk_start : chunk_start + 500]
+        n = rows.model.objects.filter(pk__in=chunk, status=source).update(**fields)
+        if n != len(chunk):
+            raise ConcurrentTransition(f"{n} of {len(chunk)} {rows.model.__name__} rows moved under us")
+    return ids
+
+
 def bulk_transition(
     queryset: models.QuerySet[Any],
     method: str,
@@ -237,11 +283,13 @@ def bulk_transition(
 ) -> list[int]:
     """Move every row of ``queryset`` that may take ``method`` to its target.
 
-    One conditional UPDATE per source state (so each history row knows its
-    ``from``) on rows locked first: rows another worker holds or moved
+    One UPDATE per source state (so each history row knows its ``from``) of
+    rows locked first (PostgreSQL, in the same statement) or under the
+    database's write lock (SQLite): rows another worker holds or moved
     meanwhile are simply not touched.  The UPDATE sets what the method's
     declared sets compute from ``transition_kwargs``, exactly what the method
-    sets one object at a time.  Returns the ids that moved.
+    sets one object at a time.  Returns the ids that moved, and logs exactly
+    those.
     """
     model: Any = queryset.model
     table = transition_table(model)[method]
@@ -255,22 +303,15 @@ def bulk_transition(
             # A subquery, so DISTINCT or joins of the caller's queryset (admin
             # searches) never meet FOR UPDATE.
             rows = model.objects.filter(pk__in=queryset.values("pk"), status=source)
-            if connection.features.has_select_for_update_skip_locked:
-                # PostgreSQL: lock the rows we take; a concurrent mover skips
-                # them instead of waiting and double-counting.  SQLite needs
-                # nothing: an IMMEDIATE transaction already holds the write lock.
-                rows = rows.select_for_update(skip_locked=True)
-            ids = list(rows.order_by("pk").values_list("pk", flat=True))
+            fields = {"status": target, "updated": now, **sets}
+            if connection.vendor == "postgresql":
+                # A concurrent mover skips the rows locked here instead of
+                # waiting and double-counting.
+                ids = _move_locked(rows, fields)
+            else:
+                ids = _move_checked(rows, source, fields)
             if not ids:
                 continue
-            fields = {"status": target, "updated": now, **sets}
-            for chunk_start in range(0, len(ids), 500):
-                chunk = ids[chunk_start : chunk_start + 500]
-                n = model.objects.filter(pk__in=chunk, status=source).update(**fields)
-                if n != len(chunk):
-                    # Cannot happen while the rows are locked; if it does, roll
-                    # the whole batch back rather than log moves we did not make.
-                    raise ConcurrentTransition(f"{n} of {len(chunk)} {model.__name__} rows moved under us")
             insert_history(
                 history,
                 obj_field=obj_field,

@@ -137,7 +137,9 @@ TRANSITION_FOR_STATUS: dict[str, str] = {
 
 
 class MailpieceTransition(TransitionLog):
-    mailpiece = models.ForeignKey(Mailpiece, on_delete=models.CASCADE, related_name="transitions")
+    # Indexed by mailpiece_transition_by_obj, which leads with it.
+    mailpiece = models.ForeignKey(Mailpiece, on_delete=models.CASCADE, related_name="transitions", db_index=False)
 
     class Meta(TransitionLog.Meta):
+        # One object's history, newest first; also the mailpiece's own lookups.
         indexes = [models.Index(fields=["mailpiece", "created"], name="mailpiece_transition_by_obj")]
