@@ -51,7 +51,7 @@ clean:
 #   make mutation MODULE=… MUTATION_TESTS="a.py b/"  the tests that may kill it
 # Without MUTATION_TESTS the module's usual tests are used (the case below);
 # DATABASE_URL=postgres://… runs the mutants against PostgreSQL.
-MODULE ?= mailpieces/status.py common/fsm.py campaigns/validation.py campaigns/qualification.py
+MODULE ?= mailpieces/status.py common/fsm.py campaigns/validation.py campaigns/keys.py campaigns/qualification.py
 MUTATION_DIR ?= $(or $(TMPDIR),/tmp)/postcards-mutation
 MUTATION_TESTS ?=
 
@@ -61,7 +61,8 @@ mutation: venv
 	    mailpieces/status.py) tests="mailpieces/tests/test_status_rules.py mailpieces/tests/test_models.py";; \
 	    common/fsm.py) tests="common/tests/test_fsm.py common/tests/test_bulk_concurrency.py campaigns/tests/test_transitions.py campaigns/tests/test_models.py campaigns/tests/test_spec_graph.py mailpieces/tests/test_models.py mailpieces/tests/test_status_rules.py";; \
 	    campaigns/validation.py) tests="campaigns/tests/test_validation*.py campaigns/tests/test_revalidation*.py campaigns/tests/test_importing.py campaigns/tests/test_sync.py campaigns/tests/test_sync_review_fixes.py";; \
-	    campaigns/qualification.py) tests="campaigns/tests/test_qualification.py campaigns/tests/test_qualification_concurrency.py campaigns/tests/test_revalidation.py campaigns/tests/test_dry_run.py campaigns/tests/test_models.py";; \
+	    campaigns/keys.py) tests="campaigns/tests/test_validation_keys.py campaigns/tests/test_validation.py";; \
+	    campaigns/qualification.py) tests="campaigns/tests/test_qualification.py campaigns/tests/test_qualification_rules.py campaigns/tests/test_qualification_rules_batches.py campaigns/tests/test_qualification_concurrency.py campaigns/tests/test_revalidation.py campaigns/tests/test_dry_run.py campaigns/tests/test_models.py";; \
 	    *) tests="campaigns/tests common/tests";; \
 	  esac; \
 	  $(if $(MUTATION_TESTS),tests="$(MUTATION_TESTS)";) \

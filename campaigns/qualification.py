@@ -35,6 +35,7 @@ from django.db.models import F, Lookup, QuerySet
 
 from campaigns.holdout import holdout_bucket, holdout_threshold
 from campaigns.models import BlocklistEntry, Campaign, CampaignRecipient, Organization
+from campaigns.recipient_json import APPROVAL_ERRORS
 from campaigns.selectors import campaign_printer_class
 from campaigns.services import recipients_bulk_transition
 from campaigns.validation import blocklist_address_key, blocklist_email_key, blocklist_entry_key
@@ -182,22 +183,23 @@ def _stage_within_cap(campaign: Campaign, ids: list[int], actor: Actor, result: 
         .values_list("recipient_cap", flat=True)
         .get(pk=campaign.organization_id)
     )
+    # Without a cap every row has a slot (and the used ones need no counting).
+    if cap is None:
+        remaining = len(ids)
+    else:
+        remaining = cap - CampaignRecipient.objects.filter(campaign=campaign, status__in=CAP_COUNTED).count()
     decisions: dict[int, Decision] = {}
     todo = ids
-    remaining = 0
-    if cap is not None:
-        remaining = cap - CampaignRecipient.objects.filter(campaign=campaign, status__in=CAP_COUNTED).count()
-    while todo and (cap is None or remaining > 0):
-        take, todo = (todo, []) if cap is None else (todo[:remaining], todo[remaining:])
+    while todo and remaining > 0:
+        take, todo = todo[:remaining], todo[remaining:]
         decisions.update(dict.fromkeys(take, Decision("stage_proofing")))
-        staged = _move(take, "stage_proofing", "", actor)
+        staged = _move(take, "stage_proofing", actor)
         result.moved[_TARGETS["stage_proofing"]] += len(staged)
-        if cap is not None:
-            remaining -= len(staged)
+        remaining -= len(staged)
     if todo:
         exceeded = Decision("skip", SkipReason.CAP_EXCEEDED)
         decisions.update(dict.fromkeys(todo, exceeded))
-        result.moved[f"Skipped:{SkipReason.CAP_EXCEEDED}"] += len(_move(todo, "skip", SkipReason.CAP_EXCEEDED, actor))
+        result.moved[f"Skipped:{SkipReason.CAP_EXCEEDED}"] += len(_move(todo, "skip", actor, SkipReason.CAP_EXCEEDED))
     return decisions
 
 
@@ -221,7 +223,7 @@ def _recipients(ids: list[int]) -> QuerySet[CampaignRecipient]:
     return CampaignRecipient.objects.filter(pk__in=ids)
 
 
-def _move(ids: list[int], method: str, skip_reason: str, actor: Actor) -> list[int]:
+def _move(ids: list[int], method: str, actor: Actor, skip_reason: str = "") -> list[int]:
     extra: dict[str, Any] = {"skip_reason": str(skip_reason)} if skip_reason else {}
     return recipients_bulk_transition(
         queryset=_recipients(ids),
@@ -264,12 +266,12 @@ def _apply(decisions: dict[int, Decision], actor: Actor, result: QualifyResult) 
     for pk, decision in decisions.items():
         groups[(decision.method, decision.skip_reason)].append(pk)
     for (method, reason), ids in groups.items():
-        moved = _move(ids, method, reason, actor)
+        moved = _move(ids, method, actor, reason)
         result.moved[f"Skipped:{reason}" if reason else _TARGETS[method]] += len(moved)
         if reason == SkipReason.PRINTER_APPROVAL_FAILED and moved:
             rows = list(CampaignRecipient.objects.filter(pk__in=moved).only("id", "json"))
             for r in rows:
-                r.json = {**r.json, "approval_errors": decisions[r.pk].approval_errors}
+                r.json = {**r.json, APPROVAL_ERRORS: decisions[r.pk].approval_errors}
             CampaignRecipient.objects.bulk_update(rows, ["json"], batch_size=500)
 
 
