@@ -19,16 +19,12 @@ from campaigns.tests.factories import (
     CampaignRecipientFactory,
     OrganizationFactory,
 )
+from campaigns.tests.helpers import outcome
 from common.fsm import Actor
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor("test")
 Status = CampaignRecipient.Status
-
-
-def outcome(recipient: CampaignRecipient) -> tuple[str, str]:
-    recipient.refresh_from_db()
-    return recipient.status, recipient.skip_reason
 
 
 def history(recipient: CampaignRecipient) -> list[tuple[str, str, str]]:

@@ -11,16 +11,12 @@ import pytest
 from campaigns.models import CampaignRecipient
 from campaigns.qualification import Decision, campaign_qualify
 from campaigns.tests.factories import CampaignFactory, CampaignRecipientFactory, OrganizationFactory
+from campaigns.tests.helpers import outcome
 from common.fsm import Actor
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor("test")
 Status = CampaignRecipient.Status
-
-
-def outcome(recipient: CampaignRecipient) -> tuple[str, str]:
-    recipient.refresh_from_db()
-    return recipient.status, recipient.skip_reason
 
 
 def test_small_batches_count_every_move_and_keep_the_cap_across_batches() -> None:
