@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections, router, transaction
-from django.db.models import F, Lookup, QuerySet
+from django.db.models import F, QuerySet
 
 from campaigns.holdout import holdout_bucket, holdout_threshold
 from campaigns.models import BlocklistEntry, Campaign, CampaignRecipient, Organization
@@ -40,6 +40,7 @@ from campaigns.selectors import campaign_printer_class
 from campaigns.services import recipients_bulk_transition
 from campaigns.validation import blocklist_address_key, blocklist_email_key, blocklist_entry_key
 from common.fsm import Actor
+from common.models import EqualsAny
 
 Status = CampaignRecipient.Status
 SkipReason = CampaignRecipient.SkipReason
@@ -203,23 +204,9 @@ def _stage_within_cap(campaign: Campaign, ids: list[int], actor: Actor, result: 
     return decisions
 
 
-class _EqualsAny(Lookup):
-    """``column = ANY(%s)`` with the ids as one array parameter (PostgreSQL):
-    an IN list binds one placeholder per id, and building and parsing a
-    2000-placeholder statement costs several times its execution."""
-
-    lookup_name = "equals_any"
-    prepare_rhs = False
-
-    # The stubs type parameters as str | int; this one is a list (an array).
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, Any]:
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))
-
-
 def _recipients(ids: list[int]) -> QuerySet[CampaignRecipient]:
     if connections[router.db_for_write(CampaignRecipient)].vendor == "postgresql":
-        return CampaignRecipient.objects.filter(_EqualsAny(F("pk"), ids))
+        return CampaignRecipient.objects.filter(EqualsAny(F("pk"), ids))
     return CampaignRecipient.objects.filter(pk__in=ids)
 
 

@@ -17,9 +17,11 @@ from operator import itemgetter
 from typing import Any
 
 from django.db import connections, router
+from django.db.models import F
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRecipient
+from common.models import EqualsAny
 
 
 class CreatedIds:
@@ -146,16 +148,8 @@ def recipient_ids_by_key(*, campaign: Campaign, keys: Collection[str]) -> dict[s
     if connection.vendor == "postgresql":
         # One array parameter: an IN list of 2000 placeholders costs more to
         # build and parse than the lookup itself on the unique index.
-        meta = CampaignRecipient._meta
-        qn = connection.ops.quote_name
-        key, pk, campaign_col = (qn(meta.get_field(name).column) for name in ("natural_key", "id", "campaign"))
-        sql = (
-            f"SELECT {key}, {pk} FROM {qn(meta.db_table)} "  # noqa: S608
-            f"WHERE {campaign_col} = %s AND {key} = ANY(%s)"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [campaign.pk, list(keys)])
-            return dict(cursor.fetchall())
+        recipients = CampaignRecipient.objects.filter(EqualsAny(F("natural_key"), list(keys)), campaign=campaign)
+        return dict(recipients.values_list("natural_key", "id"))
     found: dict[str, int] = {}
     ordered = list(keys)
     for start in range(0, len(ordered), 500):  # within SQLite's parameter limit

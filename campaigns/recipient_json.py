@@ -25,7 +25,7 @@ enrichment         the address lookup: backend, outcome, detail, match, and
 
 from __future__ import annotations
 
-from typing import Any, Final, TypedDict
+from typing import Any, Final
 
 from campaigns.enums import CampaignRecipientSkipReason as SkipReason
 
@@ -37,35 +37,6 @@ APPROVAL_ERRORS: Final = "approval_errors"
 SKIP_DETAILS: Final = "skip_details"
 ENRICHMENT: Final = "enrichment"
 ENRICHMENT_ERROR: Final = "error"
-
-
-class ValidationErrorEntry(TypedDict):
-    field: str
-    message: str
-
-
-class ApprovalErrorEntry(TypedDict):
-    loc: list[str]
-    msg: str
-    type: str
-
-
-class EnrichmentTrail(TypedDict, total=False):
-    backend: str
-    outcome: str
-    detail: str
-    match: str
-    error: str  # the lookup failed (HTTP error, timeout): a problem, cleared with the others
-
-
-class RecipientJSON(TypedDict, total=False):
-    extra: dict[str, Any]
-    source_row: dict[str, str]
-    altered_fields: list[str]
-    validation_errors: list[ValidationErrorEntry]
-    approval_errors: list[ApprovalErrorEntry]
-    skip_details: Any
-    enrichment: EnrichmentTrail
 
 
 # Key paths that describe a problem of the recipient.  Transitions that clear

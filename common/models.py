@@ -83,6 +83,21 @@ class WithoutKeys(FieldEdit):
         return f"WithoutKeys{self.paths!r}"
 
 
+class EqualsAny(models.Lookup):
+    """``column = ANY(%s)`` with the values as one array parameter (PostgreSQL
+    only): an IN list binds one placeholder per value, and building and
+    parsing a 2000-placeholder statement costs several times its execution.
+    Used as a filter expression: ``filter(EqualsAny(F("pk"), ids))``."""
+
+    lookup_name = "equals_any"
+    prepare_rhs = False
+
+    # The stubs type parameters as str | int; this one is a list (an array).
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, Any]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))
+
+
 class TransitionLog(models.Model):
     """Append-only history of one state machine: one row per transition, per
     object or in bulk.  Concrete subclasses add the foreign key to their object."""

@@ -24,6 +24,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from campaigns.claims import recipients_claim
 from campaigns.enrichment.base import (
     EnrichmentClient,
     EnrichmentError,
@@ -69,28 +70,22 @@ def claim_lease(batch_size: int, timeout_s: float) -> timedelta:
 
 
 def _claim(
-    campaign: Campaign, actor: Actor, batch_size: int, token: uuid.UUID, lease: timedelta = LEASE
-) -> list[CampaignRecipient]:
+    campaign: Campaign, actor: Actor, batch_size: int, lease: timedelta
+) -> tuple[uuid.UUID, list[CampaignRecipient]]:
+    """The shared stage claim (``campaigns.claims``), topped up with rows whose
+    lease ran out in AddressEnriching: those are re-stamped with this claim's
+    token and lease, without a transition (they are already there)."""
     now = timezone.now()
-    ids = list(
-        campaign.recipients.filter(status=Status.ADDRESS_ENRICHABLE)
-        .order_by("id")
-        .values_list("id", flat=True)[:batch_size]
+    claim = recipients_claim(
+        campaign=campaign, method="start_enriching", limit=batch_size, lease=lease, actor=actor, now=now
     )
-    claimed = recipients_bulk_transition(
-        queryset=CampaignRecipient.objects.filter(pk__in=ids),
-        method="start_enriching",
-        actor=actor,
-        reason="enrichment claim",
-        claim_token=token,
-        lease_until=now + lease,
-    )
-    room = batch_size - len(claimed)
+    room = batch_size - len(claim)
     if room > 0:
         stale = campaign.recipients.filter(status=Status.ADDRESS_ENRICHING, lease_until__lt=now)
         stale_ids = list(stale.order_by("id").values_list("id", flat=True)[:room])
-        stale.filter(pk__in=stale_ids).update(claim_token=token, lease_until=now + lease, updated=now)
-    return list(CampaignRecipient.objects.filter(claim_token=token, status=Status.ADDRESS_ENRICHING).order_by("id"))
+        stale.filter(pk__in=stale_ids).update(claim_token=claim.token, lease_until=claim.lease_until, updated=now)
+    rows = CampaignRecipient.objects.filter(claim_token=claim.token, status=Status.ADDRESS_ENRICHING).order_by("id")
+    return claim.token, list(rows)
 
 
 def campaign_enrich(
@@ -99,9 +94,8 @@ def campaign_enrich(
     """Enrich up to ``batch_size`` recipients; returns counts per outcome (and
     ``stopped`` with the reason when a fatal error ended the run)."""
     client = client or get_enrichment_client()
-    token = uuid.uuid4()
     lease = claim_lease(batch_size, float(getattr(client, "timeout", 0) or 0))
-    rows = _claim(campaign, actor, batch_size, token, lease)
+    token, rows = _claim(campaign, actor, batch_size, lease)
     results: dict[int, EnrichmentResult | EnrichmentError] = {}
     stopped = ""
     for r in rows:  # no transaction is open here: lookups are slow network calls
