@@ -12,7 +12,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -129,6 +129,10 @@ def load_webhook_body(model: type[_M], body: bytes | Any, *, vendor: str, what: 
         raise ValueError(f"{vendor} webhook body is nested too deeply to be {what}") from None
 
 
+@overload
+def aware(moment: dt.datetime) -> dt.datetime: ...
+@overload
+def aware(moment: None) -> None: ...
 def aware(moment: dt.datetime | None) -> dt.datetime | None:
     """``moment`` with a timezone: a zone-less vendor time is read as UTC, never compared naive."""
     if moment is not None and moment.tzinfo is None:
@@ -149,6 +153,9 @@ class Printer:
     # Where the API lives when the settings name no base_url; "" for printers
     # whose address must be configured (a missing one is a configuration error).
     default_base_url: ClassVar[str] = ""
+    # False only for a printer that takes no credentials (the sandbox, served locally):
+    # the registry refuses to build any other printer without an API key.
+    requires_api_key: ClassVar[bool] = True
 
     def __init__(self, conf: Mapping[str, Any]) -> None:
         self.conf = dict(conf)

@@ -52,7 +52,7 @@ def get_printer(kind: str) -> Printer:
             f"printer {kind!r} is disabled: add it to ENABLED_PRINTERS to mail through it", permanent=True
         )
     # The sandbox talks to the local simulator and needs no key; vendors do.
-    if getattr(cls, "requires_api_key", True) and not conf.get("api_key"):
+    if cls.requires_api_key and not conf.get("api_key"):
         raise PrinterError(
             f"printer {kind!r} has no API key: set {kind.upper()}_API_KEY in the environment", permanent=True
         )

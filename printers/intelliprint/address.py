@@ -9,10 +9,10 @@ approval that measured a shorter one).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from common.geo import country_normalize
+from printers.approval import UK_POSTCODE
 
 LINE_MAX = 150
 
@@ -26,10 +26,6 @@ LINE_SEPARATORS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 WHITE_SPACE = (
     "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
 )
-
-# Royal Mail format, outward code (A9, A99, AA9, AA99, A9A, AA9A) + inward code (9AA).
-# ASCII classes only: ``\d`` would also accept Arabic-Indic and other Unicode digits.
-UK_POSTCODE = re.compile(r"([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})")
 
 
 @dataclass(frozen=True)

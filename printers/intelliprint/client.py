@@ -15,7 +15,6 @@ from typing import Any, cast
 from pydantic import BaseModel, ConfigDict
 from svix.webhooks import Webhook
 
-from mailpieces.status import MailpieceStatus
 from printers import http
 from printers.base import (
     Printer,
@@ -32,8 +31,6 @@ from printers.intelliprint.approval import INTELLIPRINT_COUNTRIES, IntelliprintR
 from printers.intelliprint.reconcile import SETTLE_S, Job, job_submit, job_winner
 from printers.intelliprint.status import STATUS_MAP
 from printers.kinds import PrinterKind
-
-S = MailpieceStatus
 
 # Jobs listed per reference: one in normal life, a handful after a race.
 LIST_LIMIT = 100
@@ -215,7 +212,7 @@ class IntelliPrintPrinter(Printer):
         except Exception as exc:
             # svix raises its own error, but also ValueError/binascii.Error on a
             # malformed header or secret: every one of them is a rejection.
-            raise WebhookVerificationError(f"svix verification failed: {type(exc).__name__}: {exc}") from exc
+            raise WebhookVerificationError(f"IntelliPrint webhook signature is not valid: {exc}") from exc
 
     def parse_webhook(self, raw: bytes, content_type: str = "application/json") -> list[PrinterEvent]:
         """One event per ``letter.updated``; other event types give ``[]``.

@@ -57,7 +57,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from printers.base import PrinterError
+from printers.base import PrinterError, aware
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,10 @@ def job_created(job: Job) -> float:
         except ValueError:
             pass
         try:
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = aware(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
         except ValueError:
             return 0.0
-        return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp()
+        return moment.timestamp()
     return 0.0
 
 

@@ -11,7 +11,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mailpieces.status import MailpieceStatus
 from printers import http, signing
 from printers.base import (
     Printer,
@@ -28,8 +27,6 @@ from printers.kinds import PrinterKind
 from printers.lob.approval import LOB_COUNTRIES, LobRecipientApproval
 from printers.lob.status import STATUS_MAP, TRACKING_NAMES
 from printers.replays import existing_after_key_reuse, says_key_reused
-
-S = MailpieceStatus
 
 SIZES = frozenset({"4x6", "6x9", "6x11"})
 MAX_SEND_AHEAD_DAYS = 180
@@ -183,7 +180,7 @@ class LobPrinter(Printer):
     def verify_webhook(self, request: WebhookRequest) -> None:
         secret = str(self.conf.get("webhook_secret") or "")
         if not secret:
-            raise WebhookVerificationError("LOB_WEBHOOK_SECRET is not set: refusing every Lob webhook")
+            raise WebhookVerificationError("no Lob webhook secret is configured: refusing every webhook")
         timestamp = request.header("Lob-Signature-Timestamp")
         signing.check_timestamp(timestamp, self.conf.get("webhook_tolerance_s") or DEFAULT_TOLERANCE_S)
         assert timestamp is not None  # check_timestamp raised otherwise

@@ -130,7 +130,7 @@ class SandboxPrinter(Printer):
     def verify_webhook(self, request: WebhookRequest) -> None:
         secret = str(self.conf.get("webhook_secret") or "")
         if not secret:
-            raise WebhookVerificationError("SANDBOX_WEBHOOK_SECRET is not set: refusing every sandbox webhook")
+            raise WebhookVerificationError("no sandbox webhook secret is configured: refusing every webhook")
         timestamp, candidates = parse_signature_header(request.header(SIGNATURE_HEADER))
         signing.check_timestamp(timestamp, self.conf.get("webhook_tolerance_s") or DEFAULT_TOLERANCE_S)
         expected = signing.hmac_sha256_hex(secret, f"{timestamp}.".encode() + request.body).encode()

@@ -9,7 +9,6 @@ import datetime as dt
 from typing import Any
 from urllib.parse import quote
 
-from mailpieces.status import MailpieceStatus
 from printers import http, signing
 from printers.base import Printer, PrinterError, PrinterEvent, Submission, SubmitRequest, WebhookRequest
 from printers.kinds import PrinterKind
@@ -17,8 +16,6 @@ from printers.replays import existing_after_key_reuse, says_key_reused
 from printers.stannp.approval import STANNP_COUNTRIES, StannpRecipientApproval
 from printers.stannp.status import STATUS_MAP
 from printers.stannp.webhooks import decode_body, item_events, mailpiece_items
-
-S = MailpieceStatus
 
 # UK/EU and US/CA formats; a key works in one region only, so the region's API rejects the others.
 SIZES = frozenset({"A6", "A5", "A5-ENV", "A5-PORT", "4x6", "6x9", "6x11"})

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 from pydantic import BaseModel, ConfigDict
 
 from mailpieces.status import MailpieceStatus
-from printers.base import PrinterEvent, load_webhook_body
+from printers.base import PrinterEvent, aware, load_webhook_body
 
 # Where each event puts its items; "test_url" (the validation call) carries none.
 ARRAY_KEYS = {"mailpiece_status": "mailpieces", "campaign_status": "campaigns", "recipient_events": "events"}
@@ -44,10 +44,9 @@ def parse_created(value: str | None) -> dt.datetime | None:
     if not value:
         return None
     try:
-        parsed = dt.datetime.fromisoformat(value.strip())
+        return aware(dt.datetime.fromisoformat(value.strip()))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def form_to_nested(body: str) -> dict[str, Any]:

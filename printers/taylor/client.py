@@ -27,6 +27,7 @@ from printers.base import (
     SubmitRequest,
     WebhookRequest,
     WebhookVerificationError,
+    aware,
     load_webhook_body,
 )
 from printers.kinds import PrinterKind
@@ -82,7 +83,6 @@ class TaylorPrinter(Printer):
     approval_model = TaylorRecipientApproval
     status_map = STATUS_MAP  # the spec's defaults; convert_status applies the settings override
     countries = TAYLOR_COUNTRIES
-
     sizes = SIZES
 
     def __init__(self, conf: Mapping[str, Any]) -> None:
@@ -162,16 +162,13 @@ class TaylorPrinter(Printer):
     def parse_webhook(self, raw: bytes, content_type: str = "application/json") -> list[PrinterEvent]:
         """One event per delivery.  Raises ``ValueError`` with a clear message on a malformed body."""
         event = load_webhook_body(TaylorEvent, raw, vendor="taylor", what="a Taylor event")
-        occurred_at = event.occurred_at
-        if occurred_at and occurred_at.tzinfo is None:
-            occurred_at = occurred_at.replace(tzinfo=dt.UTC)
         code = status_code(event.status)
         return [
             PrinterEvent(
                 printer_id=event.mailpiece_id,
                 vendor_status=code,
                 status=self.convert_status(code),
-                occurred_at=occurred_at,
+                occurred_at=aware(event.occurred_at),
                 event_id=event.id,
                 reference=event.reference or "",
                 raw=event.model_dump(mode="json"),

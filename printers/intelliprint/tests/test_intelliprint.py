@@ -155,8 +155,10 @@ def test_it_rejects_a_tampered_body() -> None:
 
 def test_it_rejects_a_signature_made_with_another_secret() -> None:
     body = fixture("letter_updated_shipping")
-    with pytest.raises(WebhookVerificationError):
+    with pytest.raises(WebhookVerificationError) as refused:
         offline().verify_webhook(WebhookRequest(body, svix_headers(body, secret=OTHER_SECRET)))
+    # Said in the printer's name, not the signing library's.
+    assert str(refused.value).startswith("IntelliPrint webhook signature is not valid: ")
 
 
 @pytest.mark.parametrize("missing", ["svix-id", "svix-timestamp", "svix-signature"])

@@ -354,6 +354,12 @@ def test_it_rejects_every_inauthentic_webhook_with_a_verification_error_only(bod
         verifier(secret).verify_webhook(WebhookRequest(body, headers))
 
 
+def test_a_missing_secret_is_reported_in_plain_words():
+    with pytest.raises(WebhookVerificationError) as refused:
+        verifier("").verify_webhook(WebhookRequest(BODY, signed()))
+    assert str(refused.value) == "no Lob webhook secret is configured: refusing every webhook"
+
+
 def test_the_timestamp_window_comes_from_settings():
     headers = signed(ts=str(int((time.time() - 60) * 1000)))
     verifier(tolerance=300).verify_webhook(WebhookRequest(BODY, headers))

@@ -195,6 +195,12 @@ def test_it_rejects_every_inauthentic_webhook_with_a_verification_error_only(bod
         verifier(secret).verify_webhook(WebhookRequest(body, hdrs))
 
 
+def test_a_missing_secret_is_reported_in_plain_words():
+    with pytest.raises(WebhookVerificationError) as refused:
+        verifier("").verify_webhook(WebhookRequest(BODY, headers(sign(SECRET, NOW, BODY))))
+    assert str(refused.value) == "no sandbox webhook secret is configured: refusing every webhook"
+
+
 def test_latency_below_the_timeout_still_succeeds(sandbox, simulator):
     simulator.inject("sandbox", Fault.latency(0.05))
     assert sandbox.submit(make_request()).printer_id
