@@ -141,6 +141,11 @@ PIPELINE_FIELDS = (
 class CampaignRecipientAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
     fsm_service = recipient_transition
     fsm_service_object_kwarg = "recipient"
+    fsm_button_services = {
+        "revalidate": lambda obj, actor: recipients_revalidate(
+            queryset=CampaignRecipient.objects.filter(pk=obj.pk), actor=actor
+        ),
+    }
 
     list_display = ("__str__", "status", "why", "city", "zip", "country", "campaign", "updated")
     list_filter = ("status", "skip_reason", ErrorFilter, "campaign__printer", "campaign")

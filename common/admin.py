@@ -31,6 +31,10 @@ class HistoryFSMAdminMixin(FSMAdminMixin):
     fsm_fields = ["status"]
     fsm_service: Callable[..., Any]
     fsm_service_object_kwarg: str
+    # Buttons whose transition is only the first step of a larger service
+    # (re-validation: move, check the data again, qualify) run that service,
+    # never the bare transition, so a button can skip no check a bulk action makes.
+    fsm_button_services: Mapping[str, Callable[[Any, Actor], Any]] = {}
 
     def _apply_fsm_transition(
         self,
@@ -42,16 +46,26 @@ class HistoryFSMAdminMixin(FSMAdminMixin):
     ) -> bool:
         # Only methods the FSM knows may run: never an arbitrary attribute.
         self._get_fsm_transition_func(obj=obj, transition_name=transition_name)
+        label = transition_label(obj, transition_name)
+        actor = Actor("admin", request.user)
         try:
-            type(self).fsm_service(
-                **{self.fsm_service_object_kwarg: obj},
-                method=transition_name,
-                actor=Actor("admin", request.user),
-                reason="admin button",
-                **(kwargs or {}),
-            )
+            if transition_name in self.fsm_button_services:
+                if not fsm.can_proceed(getattr(obj, transition_name)):
+                    raise fsm.TransitionNotAllowed(transition_name)
+                self.fsm_button_services[transition_name](obj, actor)
+                obj.refresh_from_db()
+            else:
+                type(self).fsm_service(
+                    **{self.fsm_service_object_kwarg: obj},
+                    method=transition_name,
+                    actor=actor,
+                    reason="admin button",
+                    **(kwargs or {}),
+                )
         except fsm.TransitionNotAllowed:
-            self.message_user(request, f"“{transition_name}” is not allowed from {obj.status}.", level=messages.ERROR)
+            self.message_user(
+                request, f"“{label}” is not allowed from {obj.get_status_display()}.", level=messages.ERROR
+            )
             return False
         except fsm.ConcurrentTransition:
             self.message_user(
@@ -60,8 +74,20 @@ class HistoryFSMAdminMixin(FSMAdminMixin):
                 level=messages.ERROR,
             )
             return False
-        self.message_user(request, f"Done: {transition_name} → {obj.status}.", level=messages.SUCCESS)
+        why = str(getattr(obj, "why", "") or "")
+        self.message_user(
+            request, f"{label}: now {obj.get_status_display()}." + (f" {why}." if why else ""), level=messages.SUCCESS
+        )
         return True
+
+
+def transition_label(obj: Any, transition_name: str) -> str:
+    """The button's label (the transition's ``custom["label"]``), else its name in words."""
+    meta = getattr(type(obj), transition_name)._django_fsm
+    for t in meta.transitions.values():
+        if t.custom.get("label"):
+            return str(t.custom["label"])
+    return transition_name.replace("_", " ").capitalize()
 
 
 class CappedPaginator(Paginator):

@@ -184,3 +184,37 @@ def test_a_campaign_with_recipients_cannot_be_deleted_from_the_admin(admin_clien
     assert admin_client.get(reverse("admin:campaigns_campaign_delete", args=[c.pk])).status_code == HTTPStatus.OK
     CampaignRecipientFactory(campaign=c)
     assert admin_client.get(reverse("admin:campaigns_campaign_delete", args=[c.pk])).status_code == HTTPStatus.FORBIDDEN
+
+
+def recipient_post(r: CampaignRecipient) -> dict[str, object]:
+    """The change form as posted with every person and address field kept."""
+    fields = ("first_name", "last_name", "company", "email", "external_id")
+    address = ("address1", "address2", "city", "state", "zip", "country")
+    return {**change_form_data(r), **{f: getattr(r, f) for f in (*fields, *address)}}
+
+
+def shown(response) -> str:
+    return " | ".join(str(m) for m in response.context["messages"])
+
+
+def test_the_revalidate_button_checks_the_data_like_the_bulk_action(admin_client):
+    """The button runs the whole re-validation: an invalid name is Skipped again, never left Pending."""
+    bad = CampaignRecipientFactory(status=S.SKIPPED, skip_reason="NoAddress", first_name="Bl*nk")
+    url = reverse("admin:campaigns_campaignrecipient_change", args=[bad.pk])
+    data = {**recipient_post(bad), "_fsm_transition_to": "revalidate"}
+    response = admin_client.post(url, data, follow=True)
+    bad.refresh_from_db()
+    assert bad.status == S.SKIPPED
+    assert "first_name contains an asterisk" in bad.why
+    assert "Re-validate: now Skipped. NoAddress: first_name contains an asterisk" in shown(response)
+
+
+def test_the_revalidate_button_qualifies_a_fixed_recipient_and_says_so_in_words(admin_client):
+    good = CampaignRecipientFactory(status=S.SKIPPED, skip_reason="NoAddress")
+    url = reverse("admin:campaigns_campaignrecipient_change", args=[good.pk])
+    data = {**recipient_post(good), "_fsm_transition_to": "revalidate"}
+    response = admin_client.post(url, data, follow=True)
+    good.refresh_from_db()
+    assert good.status == S.PROOFING_STAGED, good.why
+    assert f"Re-validate: now {good.get_status_display()}." in shown(response)
+    assert "revalidate" not in shown(response)
