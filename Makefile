@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv demo demo-data serve test test-postgres lint typecheck bench graphs clean mutation
+.PHONY: venv demo demo-data test lint typecheck bench graphs clean mutation
 
 venv: $(STAMP)
 
