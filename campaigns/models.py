@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import django_fsm as fsm
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -24,17 +25,34 @@ __all__ = [
     "CampaignRecipientSkipReason",
     "CampaignRecipientStatus",
     "ErrorMessages",
+    "LocalDiscountCode",
     "Organization",
+    "ProofApproval",
+    "ProofTemplate",
     "RecipientTransition",
 ]
 
 
 class Organization(models.Model):
     name = models.CharField(max_length=200, unique=True)
-    # Billing state read by the preflight: a customer and an active
-    # subscription are both required before anything is proofed or printed.
-    billing_customer_id = models.CharField(max_length=100, blank=True)
-    subscription_active = models.BooleanField(default=False)
+    # Billing, read by the preflight (campaigns.billing) before anything is
+    # proofed or printed.  With the Stripe backend these are the ids looked up
+    # at Stripe; with the local backend the fields themselves are the truth.
+    billing_customer_id = models.CharField(
+        max_length=100, blank=True, help_text="Stripe customer id (cus_…). Empty = the org cannot be billed."
+    )
+    subscription_active = models.BooleanField(
+        default=False, help_text="Local billing only: the org has an active subscription."
+    )
+    billing_subscription_item_id = models.CharField(
+        max_length=100, blank=True, help_text="The legacy Stripe subscription item (si_…) postcards are billed to."
+    )
+    billing_price_id = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Local billing only: the price (price_…) on that subscription item. "
+        "It must be the postcard price, or billing is not ready (price drift).",
+    )
     recipient_cap = models.PositiveIntegerField(
         null=True, blank=True, help_text="Most recipients the org may mail per campaign; empty = no cap."
     )
@@ -46,9 +64,6 @@ class Organization(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def billing_ready(self) -> bool:
-        return bool(self.billing_customer_id) and self.subscription_active
 
 
 class BlocklistEntry(models.Model):
@@ -120,8 +135,23 @@ class Campaign(models.Model):
     discount_enabled = models.BooleanField(default=False)
     discount_prefix = models.CharField(max_length=20, blank=True)
     discount_value = models.CharField(max_length=40, blank=True, help_text='e.g. "10%" or "5.00"')
-    front_template = models.CharField(max_length=200, blank=True, help_text="Creative template reference.")
-    back_template = models.CharField(max_length=200, blank=True)
+    # Shopify price rule the campaign's codes belong to, created on the first
+    # code and reused (campaigns.discounts).
+    discount_price_rule_id = models.CharField(max_length=64, blank=True, editable=False)
+    proof_template = models.ForeignKey(
+        "ProofTemplate",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="campaigns",
+        help_text="The postcard design; empty = the built-in design.",
+    )
+    # A paused campaign claims nothing: the runner skips it at every batch.
+    paused = models.BooleanField(default=False, help_text="Paused campaigns move no recipient forward.")
+    # The doorbell (design principle 1): when a task for this campaign was
+    # last enqueued, and how many enqueues in a row failed.
+    doorbell_rung_at = models.DateTimeField(null=True, blank=True, editable=False)
+    doorbell_failures = models.PositiveIntegerField(default=0, editable=False)
     import_report = models.JSONField(default=dict, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -144,6 +174,7 @@ CLEAR_PROBLEM: dict[str, Any] = {
     "error_message": "",
     "lease_until": None,
     "claim_token": None,
+    "attempt": 0,
     "json": WithoutKeys(*PROBLEM_KEYS),
 }
 RELEASE_LEASE: dict[str, Any] = {"lease_until": None}
@@ -157,6 +188,28 @@ def _skip_sets(*, skip_reason: str) -> dict[str, Any]:
     return {"skip_reason": CampaignRecipientSkipReason(skip_reason), **RELEASE_CLAIM}
 
 
+def _fail_sets(*, message: str) -> dict[str, Any]:
+    # Only the spec's messages: a typo would hide the row from every filter.
+    if message not in ErrorMessages.all().values():
+        raise ValueError(f"{message!r} is not one of the spec's error messages")
+    return {"error_message": message, **RELEASE_CLAIM}
+
+
+def _requeue_sets(*, not_before: dt.datetime | None = None) -> dict[str, Any]:
+    # Back to the stage's queue: the claim ends, and ``not_before`` (the
+    # backoff of a transient failure) keeps the row from being claimed early.
+    return {"lease_until": not_before, "claim_token": None}
+
+
+def _proofed_sets(*, proof_url: str, proof_back_url: str, proof_version: str) -> dict[str, Any]:
+    return {
+        "proof_url": proof_url,
+        "proof_back_url": proof_back_url,
+        "proof_version": proof_version,
+        **RELEASE_CLAIM,
+    }
+
+
 def _claim_sets(*, claim_token: uuid.UUID, lease_until: dt.datetime) -> dict[str, Any]:
     # A worker claims rows by moving them into a working state stamped with
     # its token and lease (reliability §2): the sweeper re-rings rows whose
@@ -166,6 +219,111 @@ def _claim_sets(*, claim_token: uuid.UUID, lease_until: dt.datetime) -> dict[str
 
 # ``why`` for a CapExceeded skip: the reason records no details of its own.
 CAP_EXCEEDED_WHY = "the organization's recipient cap is used up"
+
+
+# Merge fields a template's text may use, with what each one says.
+MERGE_FIELDS = {
+    "first_name": "the recipient's first name",
+    "last_name": "the recipient's last name",
+    "full_name": "first and last name",
+    "company": "the recipient's company",
+    "city": "the recipient's city",
+    "discount_code": "the recipient's discount code",
+    "discount_value": "the campaign's discount, e.g. 10%",
+    "organization": "the organization's name",
+}
+
+
+class ProofTemplate(models.Model):
+    """A postcard design: a background per side and text with merge fields.
+
+    The local renderer draws it with Pillow (``campaigns.proofing.local``);
+    with Pixelixe the two document ids name the vendor's templates and the
+    texts travel as modifications.  Every change to the design bumps
+    ``version``, which withdraws the approval of the campaigns that use it
+    (``campaigns.proofing.approval``)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    front_background = models.ImageField(
+        upload_to="proof-templates/", blank=True, help_text="Empty = the built-in artwork."
+    )
+    back_background = models.ImageField(upload_to="proof-templates/", blank=True, help_text="Empty = plain paper.")
+    headline = models.CharField(max_length=120, default="Hello {first_name}!")
+    subline = models.CharField(max_length=200, blank=True, default="We saved you a seat by the window.")
+    message = models.TextField(
+        blank=True,
+        default="It has been a while, {first_name}. Come back for a cup on us this winter.",
+    )
+    offer = models.CharField(
+        max_length=200, blank=True, default="Show code {discount_code} for {discount_value} off"
+    )
+    accent_color = models.CharField(max_length=7, default="#7a3b12", help_text="#rrggbb")
+    text_color = models.CharField(max_length=7, default="#ffffff", help_text="#rrggbb, on the front")
+    pixelixe_front_uid = models.CharField(
+        max_length=100, blank=True, help_text="Pixelixe document for the front (Pixelixe backend only)."
+    )
+    pixelixe_back_uid = models.CharField(max_length=100, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    # The fields that make the design: a change to any of them is a new version.
+    DESIGN_FIELDS = (
+        "front_background",
+        "back_background",
+        "headline",
+        "subline",
+        "message",
+        "offer",
+        "accent_color",
+        "text_color",
+        "pixelixe_front_uid",
+        "pixelixe_back_uid",
+    )
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return f"{self.name} (v{self.version})"
+
+
+class ProofApproval(models.Model):
+    """A person approved a campaign's sample proofs for one design version.
+
+    Valid while the campaign still uses that template at that version and
+    size and ``withdrawn`` is empty; nothing of the campaign is proofed past
+    the samples, or mailed, without a valid one."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="approvals")
+    template = models.ForeignKey(ProofTemplate, on_delete=models.PROTECT, null=True, blank=True)
+    design_version = models.CharField(max_length=40, help_text="The version of the design the samples were made from.")
+    sample_recipient_ids = models.JSONField(default=list)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    approved_at = models.DateTimeField(auto_now_add=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ("-approved_at",)
+        indexes = [models.Index(fields=["campaign", "approved_at"], name="approval_by_campaign")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} approved {self.design_version}"
+
+
+class LocalDiscountCode(models.Model):
+    """The local discount backend's store: what Shopify's discount codes are
+    in production.  A code is created once (unique) and found again by a retry."""
+
+    code = models.CharField(max_length=64, unique=True)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    recipient_id = models.BigIntegerField()
+    value = models.CharField(max_length=40, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.code
 
 
 class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
@@ -217,7 +375,11 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
     # key created nothing.
     submission_gen = models.PositiveIntegerField(default=0)
     idempotency_key = models.CharField(max_length=100, blank=True)
+    # Storage names (Django's storage API) of the proof's two sides, and the
+    # template version they were rendered from.
     proof_url = models.CharField(max_length=500, blank=True)
+    proof_back_url = models.CharField(max_length=500, blank=True)
+    proof_version = models.CharField(max_length=40, blank=True)
     discount_code = models.CharField(max_length=64, blank=True)
 
     created = models.DateTimeField(auto_now_add=True)
@@ -297,18 +459,20 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
     def start_proofing(self, *, claim_token: uuid.UUID, lease_until: dt.datetime) -> None:
         self._apply_sets("start_proofing", claim_token=claim_token, lease_until=lease_until)
 
-    @fsm.transition(field=status, source=Status.PROOFING, target=Status.PROOFED, custom={"admin": False})
-    def mark_proofed(self, *, proof_url: str = "") -> None:
-        self.proof_url = proof_url or self.proof_url
+    @fsm.transition(
+        field=status, source=Status.PROOFING, target=Status.PROOFED, custom={"admin": False, "sets": _proofed_sets}
+    )
+    def mark_proofed(self, *, proof_url: str, proof_back_url: str, proof_version: str) -> None:
+        self._apply_sets("mark_proofed", proof_url=proof_url, proof_back_url=proof_back_url, proof_version=proof_version)
 
     @fsm.transition(
         field=status,
         source=[Status.PROOFING, Status.SENDING],
         target=Status.ERROR,
-        custom={"admin": False},
+        custom={"admin": False, "sets": _fail_sets},
     )
     def fail(self, *, message: str) -> None:
-        self.error_message = message
+        self._apply_sets("fail", message=message)
 
     @fsm.transition(field=status, source=Status.PROOFED, target=Status.SENDING_STAGED, custom={"admin": False})
     def stage_sending(self) -> None:
@@ -378,22 +542,34 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         field=status,
         source=[Status.PROOFING_STAGED, Status.SENDING_STAGED, Status.SCHEDULED],
         target=Status.ERROR,
-        custom={"admin": False},
+        custom={"admin": False, "sets": _fail_sets},
     )
     def fail_queued(self, *, message: str) -> None:
         """Queue-level failures and the billing preflight, which fails closed
         before a staged row is claimed."""
-        self.error_message = message
+        self._apply_sets("fail_queued", message=message)
 
     @fsm.transition(
         field=status,
         source=Status.PROOFING,
         target=Status.PROOFING_STAGED,
-        custom={"admin": False, "sets": RELEASE_LEASE},
+        custom={"admin": False, "sets": _requeue_sets},
     )
-    def requeue_proofing(self) -> None:
-        """The proofing lease ran out (worker died): stage again."""
-        self._apply_sets("requeue_proofing")
+    def requeue_proofing(self, *, not_before: dt.datetime | None = None) -> None:
+        """The proofing lease ran out (worker died), or a transient failure
+        asks for a later try: stage again, claimable from ``not_before``."""
+        self._apply_sets("requeue_proofing", not_before=not_before)
+
+    @fsm.transition(
+        field=status,
+        source=Status.PROOFED,
+        target=Status.PROOFING_STAGED,
+        custom={"admin": False, "sets": RELEASE_CLAIM},
+    )
+    def reproof(self) -> None:
+        """The campaign's design changed after this proof was made: make it
+        again (the discount code is kept)."""
+        self._apply_sets("reproof")
 
     @fsm.transition(
         field=status,

@@ -61,6 +61,23 @@ class Env(BaseSettings):
     FARADAY_API_KEY: str = ""
     FARADAY_BASE_URL: str = "https://api.faraday.ai/v1"
     FARADAY_TARGET_ID: str = ""
+    # Billing preflight: "local" reads the Organization's fields, "stripe" asks Stripe.
+    BILLING_BACKEND: Literal["local", "stripe"] = "local"
+    BILLING_PRICE_ID: str = "price_postcard"  # the price postcards must be billed at (drift check)
+    STRIPE_API_KEY: str = ""
+    STRIPE_BASE_URL: str = "https://api.stripe.com"
+    # Discount codes: "local" keeps them in our database, "shopify" creates them in the shop.
+    DISCOUNTS_BACKEND: Literal["local", "shopify"] = "local"
+    DISCOUNT_CODE_SECRET: str = ""  # derives the codes; default SECRET_KEY
+    SHOPIFY_SHOP_URL: str = ""  # https://<shop>.myshopify.com
+    SHOPIFY_ACCESS_TOKEN: str = ""
+    SHOPIFY_API_VERSION: str = "2025-01"
+    # Proof images: "local" draws them with Pillow, "pixelixe" asks Pixelixe,
+    # "fast" makes no image (benchmarks only).
+    PROOFING_BACKEND: Literal["local", "fast", "pixelixe"] = "local"
+    PIXELIXE_API_KEY: str = ""
+    PIXELIXE_BASE_URL: str = "https://studio.pixelixe.com/api"
+    PROOF_TIMEOUT_S: float = Field(default=60.0, gt=0)
 
     @property
     def production(self) -> bool:

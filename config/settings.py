@@ -149,6 +149,25 @@ ENRICHMENT = {
     "base_url": ENV.FARADAY_BASE_URL,
     "target_id": ENV.FARADAY_TARGET_ID,
 }
+BILLING = {
+    "backend": ENV.BILLING_BACKEND,
+    "price_id": ENV.BILLING_PRICE_ID,
+    "api_key": ENV.STRIPE_API_KEY,
+    "base_url": ENV.STRIPE_BASE_URL,
+}
+DISCOUNTS = {
+    "backend": ENV.DISCOUNTS_BACKEND,
+    "code_secret": ENV.DISCOUNT_CODE_SECRET,
+    "shop_url": ENV.SHOPIFY_SHOP_URL,
+    "access_token": ENV.SHOPIFY_ACCESS_TOKEN,
+    "api_version": ENV.SHOPIFY_API_VERSION,
+}
+PROOFING = {
+    "backend": ENV.PROOFING_BACKEND,
+    "api_key": ENV.PIXELIXE_API_KEY,
+    "base_url": ENV.PIXELIXE_BASE_URL,
+    "timeout_s": ENV.PROOF_TIMEOUT_S,
+}
 # CSV uploads are files, so DATA_UPLOAD_MAX_MEMORY_SIZE does not cap them.
 CSV_UPLOAD_MAX_BYTES = 200 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 5

@@ -1,0 +1,1 @@
+"""Billing preflight: may this org be charged for proofs and postcards?"""

@@ -1,0 +1,1 @@
+"""Discount codes: one per recipient, minted once."""

@@ -1,0 +1,1 @@
+"""The proofing stage: billing preflight, discount code, personalized proof image."""
