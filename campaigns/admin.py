@@ -10,7 +10,20 @@ from django.urls import reverse
 from django.utils.html import format_html_join
 
 from campaigns.admin_import import CampaignImportAdminMixin
-from campaigns.models import BlocklistEntry, Campaign, CampaignRecipient, Organization, RecipientTransition
+from campaigns.admin_proofs import CampaignProofAdminMixin, RecipientProofAdminMixin
+from campaigns.billing.service import organizations_billing_check
+from campaigns.models import (
+    MERGE_FIELDS,
+    BlocklistEntry,
+    Campaign,
+    CampaignRecipient,
+    Organization,
+    ProofApproval,
+    ProofTemplate,
+    RecipientTransition,
+)
+from campaigns.proofing.design import campaign_withdraw_stale_approvals, template_withdraw_stale_approvals
+from campaigns.proofing.retry import recipients_retry_proofing
 from campaigns.revalidation import recipients_revalidate
 from campaigns.services import recipient_transition, recipients_bulk_transition
 from common.admin import BigTableAdminMixin, HistoryFSMAdminMixin, ReadOnlyHistoryAdmin, ReadOnlyHistoryInline
@@ -25,14 +38,89 @@ class BlocklistInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ("name", "billing_ready", "billing_customer_id", "subscription_active", "recipient_cap")
+    list_display = (
+        "name",
+        "billing_customer_id",
+        "subscription_active",
+        "billing_subscription_item_id",
+        "recipient_cap",
+    )
     list_filter = ("subscription_active",)
     search_fields = ("name", "billing_customer_id")
+    readonly_fields = ("billing_check",)
+    fieldsets = (
+        (None, {"fields": ("name", "recipient_cap")}),
+        (
+            "Billing",
+            {
+                "fields": (
+                    "billing_check",
+                    "billing_customer_id",
+                    "subscription_active",
+                    "billing_subscription_item_id",
+                    "billing_price_id",
+                ),
+                "description": "Nothing is proofed or mailed for an organization whose billing is not ready.",
+            },
+        ),
+    )
     inlines = (BlocklistInline,)
 
-    @admin.display(boolean=True, description="Billing ready")
-    def billing_ready(self, obj: Organization) -> bool:
-        return obj.billing_ready
+    @admin.display(description="Billing check (as the pipeline sees it)")
+    def billing_check(self, obj: Organization) -> str:
+        if obj.pk is None:
+            return "Save the organization first."
+        check = organizations_billing_check([obj.pk])[obj.pk]
+        return "Ready to bill." if check.ready else f"Not ready: {check.problem}."
+
+
+@admin.register(ProofTemplate)
+class ProofTemplateAdmin(admin.ModelAdmin):
+    list_display = ("name", "version", "updated")
+    search_fields = ("name",)
+    readonly_fields = ("version", "merge_fields")
+    fieldsets = (
+        (None, {"fields": ("name", "version")}),
+        ("Front", {"fields": ("front_background", "headline", "subline", "text_color")}),
+        ("Back", {"fields": ("back_background", "message", "offer", "accent_color", "merge_fields")}),
+        (
+            "Pixelixe (only with the Pixelixe backend)",
+            {"classes": ("collapse",), "fields": ("pixelixe_front_uid", "pixelixe_back_uid")},
+        ),
+    )
+
+    @admin.display(description="Merge fields you can use")
+    def merge_fields(self, obj: ProofTemplate) -> str:
+        return format_html_join(", ", "<code>{{{}}}</code> ({})", MERGE_FIELDS.items())
+
+    def save_model(self, request: HttpRequest, obj: ProofTemplate, form: Any, change: bool) -> None:
+        before = obj.version
+        super().save_model(request, obj, form, change)
+        if change and obj.version != before:
+            n = template_withdraw_stale_approvals(template=obj, reason=f"design changed to version {obj.version}")
+            if n:
+                self.message_user(
+                    request,
+                    f"The design changed: {n} campaign approval(s) withdrawn. Their proofs are made again and "
+                    "need a new approval before anything is mailed.",
+                    level=messages.WARNING,
+                )
+
+
+@admin.register(ProofApproval)
+class ProofApprovalAdmin(admin.ModelAdmin):
+    list_display = ("campaign", "design_version", "approved_by", "approved_at", "withdrawn_at", "withdrawn_reason")
+    list_select_related = ("campaign", "approved_by")
+    list_filter = ("campaign",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(BlocklistEntry)
@@ -44,21 +132,35 @@ class BlocklistEntryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(CampaignImportAdminMixin, admin.ModelAdmin):
-    list_display = ("name", "organization", "printer", "size", "mail_date", "holdout_percent", "created")
-    list_filter = ("printer", "address_enrichment", "organization")
+class CampaignAdmin(CampaignImportAdminMixin, CampaignProofAdminMixin, admin.ModelAdmin):
+    list_display = ("name", "organization", "printer", "size", "mail_date", "paused", "created")
+    list_filter = ("paused", "printer", "address_enrichment", "organization")
     search_fields = ("name", "organization__name")
     list_select_related = ("organization",)
-    readonly_fields = ("holdout_seed", "status_counts", "created", "updated")
+    readonly_fields = ("holdout_seed", "status_counts", "proof_approval", "created", "updated")
+    actions = ("run_now", "pause", "resume")
     fieldsets = (
-        (None, {"fields": ("organization", "name", "printer", "size", "mail_date")}),
+        (None, {"fields": ("organization", "name", "printer", "size", "mail_date", "paused")}),
         ("Audience", {"fields": ("holdout_percent", "holdout_seed", "address_enrichment")}),
         (
-            "Creative and discount",
-            {"fields": ("front_template", "back_template", "discount_enabled", "discount_prefix", "discount_value")},
+            "Design and discount",
+            {"fields": ("proof_template", "proof_approval", "discount_enabled", "discount_prefix", "discount_value")},
         ),
         ("Progress", {"fields": ("status_counts", "created", "updated")}),
     )
+
+    def save_model(self, request: HttpRequest, obj: Campaign, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        design_changed = change and {"proof_template", "size", "discount_enabled"} & set(form.changed_data)
+        if design_changed and campaign_withdraw_stale_approvals(
+            campaign=obj, reason="the campaign's design, card size or discount changed"
+        ):
+            self.message_user(
+                request,
+                "The design changed: the proof approval is withdrawn. The proofs are made again and need a new "
+                "approval before anything is mailed.",
+                level=messages.WARNING,
+            )
 
     @admin.display(description="Recipients by status")
     def status_counts(self, obj: Campaign) -> str:
@@ -131,18 +233,22 @@ PIPELINE_FIELDS = (
     "submission_gen",
     "idempotency_key",
     "proof_url",
-    "discount_code",
+    "proof_back_url",
+    "proof_version",
     "created",
     "updated",
 )
 
 
 @admin.register(CampaignRecipient)
-class CampaignRecipientAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
+class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, BigTableAdminMixin):
     fsm_service = recipient_transition
     fsm_service_object_kwarg = "recipient"
     fsm_button_services = {
         "revalidate": lambda obj, actor: recipients_revalidate(
+            queryset=CampaignRecipient.objects.filter(pk=obj.pk), actor=actor
+        ),
+        "retry_proofing": lambda obj, actor: recipients_retry_proofing(
             queryset=CampaignRecipient.objects.filter(pk=obj.pk), actor=actor
         ),
     }
@@ -161,9 +267,20 @@ class CampaignRecipientAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
     )
     list_select_related = ("campaign",)
     raw_id_fields = ("campaign",)
-    readonly_fields = ("status", "why", "skip_reason", "error_message", "natural_key", *PIPELINE_FIELDS)
+    readonly_fields = (
+        "status",
+        "why",
+        "skip_reason",
+        "error_message",
+        "error_detail",
+        "proof",
+        "discount_code",
+        "natural_key",
+        *PIPELINE_FIELDS,
+    )
     fieldsets = (
-        (None, {"fields": ("campaign", "status", "why", "skip_reason", "error_message")}),
+        (None, {"fields": ("campaign", "status", "why", "skip_reason", "error_message", "error_detail")}),
+        ("Proof", {"fields": ("proof", "discount_code")}),
         ("Person", {"fields": ("first_name", "last_name", "company", "email", "external_id", "natural_key")}),
         ("Address", {"fields": ("address1", "address2", "city", "state", "zip", "country")}),
         ("Data", {"fields": ("json",)}),
@@ -171,11 +288,22 @@ class CampaignRecipientAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
     )
     inlines = (RecipientTransitionInline,)
     actions = (
-        _bulk_action("retry_proofing", "Retry from proofing"),
+        "retry_proofing",
         _bulk_action("retry_sending", "Retry sending (keeps the proof)", only={"proof_url": ""}),
         "revalidate",
         _bulk_action("archive", "Archive (exclude from campaign)"),
     )
+
+    @admin.action(
+        description="Retry from proofing (proofing errors; keeps a valid discount code)", permissions=["change"]
+    )
+    def retry_proofing(self, request: HttpRequest, queryset: QuerySet[CampaignRecipient]) -> None:
+        report = recipients_retry_proofing(queryset=queryset, actor=Actor("admin", request.user))
+        self.message_user(
+            request,
+            f"Retry from proofing: {report.summary()}.",
+            level=messages.SUCCESS if report.retried else messages.WARNING,
+        )
 
     @admin.action(
         description="Re-validate skipped/blacklisted (check the data again, then qualify)", permissions=["change"]

@@ -22,6 +22,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRecipient
@@ -65,10 +66,16 @@ def recipients_claim(
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
     token = uuid.uuid4()
-    until = (now or timezone.now()) + lease
+    now = now or timezone.now()
+    until = now + lease
     staged = sources_of(CampaignRecipient, method)
+    # A staged row's lease, when set, is a "not before": the backoff after a
+    # transient failure (requeue_proofing's ``not_before``).
+    ready = Q(lease_until__isnull=True) | Q(lease_until__lte=now)
     candidates = (
-        CampaignRecipient.objects.filter(campaign=campaign, status__in=staged).order_by("id").values("pk")[:limit]
+        CampaignRecipient.objects.filter(ready, campaign=campaign, status__in=staged)
+        .order_by("id")
+        .values("pk")[:limit]
     )
     ids = recipients_bulk_transition(
         queryset=CampaignRecipient.objects.filter(pk__in=candidates),

@@ -1,22 +1,31 @@
 """The demo data set: one org, one campaign on the sandbox printer, a small
-audience with every kind of person the pipeline meets, and an admin user."""
+audience with every kind of person the pipeline meets, and an admin user;
+plus a second org whose billing is not set up, so its recipients show the
+spec's billing error.  ``demo_run`` then runs the real pipeline on both."""
 
 from __future__ import annotations
 
 import csv
 import io
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from campaigns.audience import campaign_import_file
-from campaigns.models import BlocklistEntry, Campaign, Organization
+from campaigns.models import BlocklistEntry, Campaign, Organization, ProofTemplate
+from campaigns.pipeline.runner import AdvanceReport, campaign_advance
+from campaigns.proofing.design import campaign_approval, campaign_approve_proofs
 from common.fsm import Actor
 
 DEMO_ORG = "Demo Coffee Roasters"
 DEMO_CAMPAIGN = "Winter welcome-back postcards"
+DEMO_TEMPLATE = "Winter welcome-back"
+UNBILLABLE_ORG = "Lapsed Tea Traders"
+UNBILLABLE_CAMPAIGN = "Spring tasting invitations"
 
 # (first, last, address1, city, state, zip, country): invented people, with
 # one of each case the pipeline meets.
@@ -43,12 +52,12 @@ AUDIENCE = [
 ]
 
 
-def audience_csv() -> io.BytesIO:
-    """``AUDIENCE`` as the CSV file a user would upload."""
+def audience_csv(audience: Sequence[tuple[str, ...]] | None = None) -> io.BytesIO:
+    """``audience`` (default ``AUDIENCE``) as the CSV file a user would upload."""
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(["external_id", "first_name", "last_name", "address1", "city", "state", "zip", "country", "email"])
-    for i, (first, last, address1, city, state, zip_code, country) in enumerate(AUDIENCE):
+    for i, (first, last, address1, city, state, zip_code, country) in enumerate(audience or AUDIENCE):
         email = f"{first.lower()}.{last.lower()}@example.com".replace("*", "")
         writer.writerow([f"demo-{i:03d}", first, last, address1, city, state, zip_code, country, email])
     return io.BytesIO(text.getvalue().encode())
@@ -61,14 +70,22 @@ class DemoResult:
     username: str
     password: str
     created_recipients: int
+    unbillable_campaign: Campaign
 
 
 def demo_create(*, username: str = "admin", password: str | None = None) -> DemoResult:
     """Create (or reuse) the demo data; always (re)sets the admin password.  Safe to run twice."""
     org, _ = Organization.objects.get_or_create(
         name=DEMO_ORG,
-        defaults={"billing_customer_id": "cus_demo", "subscription_active": True, "recipient_cap": 1000},
+        defaults={
+            "billing_customer_id": "cus_demo",
+            "subscription_active": True,
+            "billing_subscription_item_id": "si_demo",
+            "billing_price_id": settings.BILLING["price_id"],
+            "recipient_cap": 1000,
+        },
     )
+    template, _ = ProofTemplate.objects.get_or_create(name=DEMO_TEMPLATE)
     if not org.blocklist.filter(address1="1 Blocked Way").exists():
         BlocklistEntry(organization=org, address1="1 Blocked Way", zip="62701", country="US", reason="asked us").save()
     campaign, _ = Campaign.objects.get_or_create(
@@ -80,12 +97,28 @@ def demo_create(*, username: str = "admin", password: str | None = None) -> Demo
             # A fixed seed: every demo shows the same control group.
             "holdout_seed": "demo-winter",
             "address_enrichment": True,
+            "proof_template": template,
+            "discount_enabled": True,
+            "discount_prefix": "WINTER",
+            "discount_value": "15%",
         },
     )
     # The audience goes in as a file through the same entry point as an
     # upload in the admin: read, sync, qualify, enrich, qualify.
     report = campaign_import_file(
         campaign=campaign, file=audience_csv(), actor=Actor("command:demo"), source="demo audience"
+    )
+
+    # An org that signed up but never subscribed: nothing of it may be proofed.
+    lapsed, _ = Organization.objects.get_or_create(name=UNBILLABLE_ORG, defaults={"billing_customer_id": "cus_lapsed"})
+    unbillable, _ = Campaign.objects.get_or_create(
+        organization=lapsed, name=UNBILLABLE_CAMPAIGN, defaults={"printer": "sandbox", "holdout_seed": "demo-spring"}
+    )
+    campaign_import_file(
+        campaign=unbillable,
+        file=audience_csv(AUDIENCE[:4]),
+        actor=Actor("command:demo"),
+        source="demo audience (unbillable org)",
     )
 
     password = password or secrets.token_urlsafe(12)
@@ -95,4 +128,20 @@ def demo_create(*, username: str = "admin", password: str | None = None) -> Demo
     user.is_superuser = True
     user.set_password(password)
     user.save()
-    return DemoResult(org, campaign, username, password, report.created)
+    return DemoResult(org, campaign, username, password, report.created, unbillable)
+
+
+def demo_run(result: DemoResult) -> dict[str, AdvanceReport]:
+    """Run the pipeline on the demo campaigns as the workers would: the samples
+    are proofed, the demo user approves them (a person does this in the admin,
+    on the campaign's "Sample proofs" page), and the rest is proofed.  The
+    unbillable org's recipients end in Error with the spec's billing message."""
+    actor = Actor("command:demo")
+    reports = {}
+    for campaign in (result.campaign, result.unbillable_campaign):
+        reports[campaign.name] = campaign_advance(campaign.pk, actor=actor)
+    if campaign_approval(result.campaign) is None:
+        user = get_user_model().objects.get(username=result.username)
+        campaign_approve_proofs(campaign=result.campaign, user=user)
+        reports[result.campaign.name] = campaign_advance(result.campaign.pk, actor=actor)
+    return reports

@@ -65,7 +65,6 @@ class Organization(models.Model):
         return self.name
 
 
-
 class BlocklistEntry(models.Model):
     """An address (or email) the org never mails.  Matching is done on the
     normalized ``key`` written by the import code, so spelling variants of the
@@ -169,11 +168,13 @@ class Campaign(models.Model):
 # (``common.fsm.bulk_transition``) compute the same values from the same
 # arguments, so a row moved in bulk ends exactly like a row moved one by one.
 # Clearing a problem clears every trace of it, the json's problem keys too.
+ERROR_DETAIL_MAX = 500
 CLEAR_PROBLEM: dict[str, Any] = {
     "skip_reason": "",
     "error_message": "",
     "lease_until": None,
     "claim_token": None,
+    "error_detail": "",
     "attempt": 0,
     "json": WithoutKeys(*PROBLEM_KEYS),
 }
@@ -188,11 +189,13 @@ def _skip_sets(*, skip_reason: str) -> dict[str, Any]:
     return {"skip_reason": CampaignRecipientSkipReason(skip_reason), **RELEASE_CLAIM}
 
 
-def _fail_sets(*, message: str) -> dict[str, Any]:
+def _fail_sets(*, message: str, detail: str = "") -> dict[str, Any]:
     # Only the spec's messages: a typo would hide the row from every filter.
+    # ``detail`` says what happened in this case (the vendor's answer, the
+    # billing problem), for ops.
     if message not in ErrorMessages.all().values():
         raise ValueError(f"{message!r} is not one of the spec's error messages")
-    return {"error_message": message, **RELEASE_CLAIM}
+    return {"error_message": message, "error_detail": detail[:ERROR_DETAIL_MAX], **RELEASE_CLAIM}
 
 
 def _requeue_sets(*, not_before: dt.datetime | None = None) -> dict[str, Any]:
@@ -201,13 +204,13 @@ def _requeue_sets(*, not_before: dt.datetime | None = None) -> dict[str, Any]:
     return {"lease_until": not_before, "claim_token": None}
 
 
-def _proofed_sets(*, proof_url: str, proof_back_url: str, proof_version: str) -> dict[str, Any]:
-    return {
-        "proof_url": proof_url,
-        "proof_back_url": proof_back_url,
-        "proof_version": proof_version,
-        **RELEASE_CLAIM,
-    }
+def _proofed_sets(
+    *, proof_url: str | None = None, proof_back_url: str | None = None, proof_version: str | None = None
+) -> dict[str, Any]:
+    # One by one the proof's names come as arguments; a batch writes each
+    # row's names first (they differ per row) and moves without them.
+    given = {"proof_url": proof_url, "proof_back_url": proof_back_url, "proof_version": proof_version}
+    return {**{k: v for k, v in given.items() if v is not None}, **RELEASE_CLAIM}
 
 
 def _claim_sets(*, claim_token: uuid.UUID, lease_until: dt.datetime) -> dict[str, Any]:
@@ -215,6 +218,28 @@ def _claim_sets(*, claim_token: uuid.UUID, lease_until: dt.datetime) -> dict[str
     # its token and lease (reliability §2): the sweeper re-rings rows whose
     # lease ran out, and the token guards the worker's later writes.
     return {"claim_token": claim_token, "lease_until": lease_until}
+
+
+# The spec's messages the proofing stage sets (its "Proofing error"s, the
+# proofing queue's, and the billing preflight when it runs at this stage).
+PROOFING_ERRORS = frozenset(
+    {
+        ErrorMessages.BILLING_NOT_READY,
+        ErrorMessages.COULD_NOT_GENERATE_CREATIVE,
+        ErrorMessages.FAILED_TO_MAKE_PROOF,
+        ErrorMessages.FAILED_TO_APPLY_DISCOUNT_CODE,
+        ErrorMessages.FAILED_SUBMISSION_TO_PROOFING_QUEUE,
+    }
+)
+
+
+def is_proofing_error(r: Any) -> bool:
+    """An Error row the proofing stage set.  BILLING_NOT_READY on a row that
+    already has a proof came from the mailing stage's check instead."""
+    message = getattr(r, "error_message", "")
+    return message in PROOFING_ERRORS and not (
+        message == ErrorMessages.BILLING_NOT_READY and getattr(r, "proof_url", "")
+    )
 
 
 # ``why`` for a CapExceeded skip: the reason records no details of its own.
@@ -255,9 +280,7 @@ class ProofTemplate(models.Model):
         blank=True,
         default="It has been a while, {first_name}. Come back for a cup on us this winter.",
     )
-    offer = models.CharField(
-        max_length=200, blank=True, default="Show code {discount_code} for {discount_value} off"
-    )
+    offer = models.CharField(max_length=200, blank=True, default="Show code {discount_code} for {discount_value} off")
     accent_color = models.CharField(max_length=7, default="#7a3b12", help_text="#rrggbb")
     text_color = models.CharField(max_length=7, default="#ffffff", help_text="#rrggbb, on the front")
     pixelixe_front_uid = models.CharField(
@@ -286,6 +309,17 @@ class ProofTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (v{self.version})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A change to the design is a new version, whoever saves it: the
+        # approval of every campaign using the old version no longer applies.
+        if self.pk is not None:
+            old = type(self).objects.filter(pk=self.pk).values(*self.DESIGN_FIELDS).first()
+            if old is not None and any(str(old[f] or "") != str(getattr(self, f) or "") for f in self.DESIGN_FIELDS):
+                self.version += 1
+                if kwargs.get("update_fields") is not None:
+                    kwargs["update_fields"] = {*kwargs["update_fields"], "version"}
+        super().save(*args, **kwargs)
 
 
 class ProofApproval(models.Model):
@@ -363,6 +397,7 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
     status = fsm.FSMField(choices=Status.choices, default=Status.PENDING, protected=True, max_length=32)
     skip_reason = models.CharField(max_length=32, choices=SkipReason.choices, blank=True)
     error_message = models.CharField(max_length=200, blank=True)
+    error_detail = models.CharField(max_length=ERROR_DETAIL_MAX, blank=True)
 
     # Work claims (design principle 2 and reliability §2): a batch is claimed
     # with one CAS that stamps a token and a lease; the sweeper re-rings rows
@@ -406,7 +441,8 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         """One line saying why the recipient is where it is, for ops: the error
         message, or the skip reason with the first recorded detail."""
         if self.status == self.Status.ERROR:
-            return self.error_message or "Error (no message recorded)"
+            message = self.error_message or "Error (no message recorded)"
+            return f"{message}: {self.error_detail}" if self.error_detail else message
         if self.status == self.Status.BLACKLISTED:
             return "On the organization's blocklist"
         if self.status == self.Status.HOLDOUT:
@@ -462,8 +498,12 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
     @fsm.transition(
         field=status, source=Status.PROOFING, target=Status.PROOFED, custom={"admin": False, "sets": _proofed_sets}
     )
-    def mark_proofed(self, *, proof_url: str, proof_back_url: str, proof_version: str) -> None:
-        self._apply_sets("mark_proofed", proof_url=proof_url, proof_back_url=proof_back_url, proof_version=proof_version)
+    def mark_proofed(
+        self, *, proof_url: str | None = None, proof_back_url: str | None = None, proof_version: str | None = None
+    ) -> None:
+        self._apply_sets(
+            "mark_proofed", proof_url=proof_url, proof_back_url=proof_back_url, proof_version=proof_version
+        )
 
     @fsm.transition(
         field=status,
@@ -471,8 +511,8 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         target=Status.ERROR,
         custom={"admin": False, "sets": _fail_sets},
     )
-    def fail(self, *, message: str) -> None:
-        self._apply_sets("fail", message=message)
+    def fail(self, *, message: str, detail: str = "") -> None:
+        self._apply_sets("fail", message=message, detail=detail)
 
     @fsm.transition(field=status, source=Status.PROOFED, target=Status.SENDING_STAGED, custom={"admin": False})
     def stage_sending(self) -> None:
@@ -544,10 +584,10 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         target=Status.ERROR,
         custom={"admin": False, "sets": _fail_sets},
     )
-    def fail_queued(self, *, message: str) -> None:
+    def fail_queued(self, *, message: str, detail: str = "") -> None:
         """Queue-level failures and the billing preflight, which fails closed
         before a staged row is claimed."""
-        self._apply_sets("fail_queued", message=message)
+        self._apply_sets("fail_queued", message=message, detail=detail)
 
     @fsm.transition(
         field=status,
@@ -575,6 +615,7 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         field=status,
         source=Status.ERROR,
         target=Status.PROOFING_STAGED,
+        conditions=[is_proofing_error],
         custom={"label": "Retry from proofing", "sets": CLEAR_PROBLEM},
     )
     def retry_proofing(self) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 from config.settings import *  # noqa: F403
 from config.settings import DATABASES, PRINTERS_CONF, Q_CLUSTER
@@ -20,3 +24,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 for _kind in PRINTERS_CONF:
     PRINTERS_CONF[_kind]["webhook_secret"] = PRINTERS_CONF[_kind]["webhook_secret"] or f"test-{_kind}-secret"
 PRINTERS_CONF["intelliprint"]["webhook_secret"] = "whsec_dGVzdC1pbnRlbGxpcHJpbnQtc2VjcmV0LWtleQ=="
+
+# Proof images and uploads go to a throwaway folder per test run, removed at exit.
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="postcards-test-media-"))
+atexit.register(shutil.rmtree, MEDIA_ROOT, ignore_errors=True)

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from campaigns.models import CampaignRecipient, RecipientTransition
+from campaigns.models import CampaignRecipient, ErrorMessages, RecipientTransition
 from campaigns.tests.factories import BlocklistEntryFactory, CampaignFactory, CampaignRecipientFactory
 from mailpieces.tests.factories import MailpieceFactory
 
@@ -73,7 +73,7 @@ def test_a_posted_status_is_ignored(admin_client):
 
 
 def test_the_transition_button_logs_the_admin_user(admin_client, admin_user):
-    r = CampaignRecipientFactory(status=S.ERROR, error_message="x")
+    r = CampaignRecipientFactory(status=S.ERROR, error_message=ErrorMessages.FAILED_TO_MAKE_PROOF)
     url = reverse("admin:campaigns_campaignrecipient_change", args=[r.pk])
     data = {**change_form_data(r), "_fsm_transition_to": "retry_proofing"}
     response = admin_client.post(url, data)
@@ -85,18 +85,21 @@ def test_the_transition_button_logs_the_admin_user(admin_client, admin_user):
 
 
 def test_bulk_retry_action_moves_only_errors_and_says_so(admin_client, admin_user):
-    errors = CampaignRecipientFactory.create_batch(3, status=S.ERROR)
+    errors = CampaignRecipientFactory.create_batch(3, status=S.ERROR, error_message=ErrorMessages.FAILED_TO_MAKE_PROOF)
     sent = CampaignRecipientFactory(status=S.SENT)
     url = reverse("admin:campaigns_campaignrecipient_changelist")
     ids = [str(r.pk) for r in [*errors, sent]]
-    response = admin_client.post(url, {"action": "action_retry_proofing", "_selected_action": ids}, follow=True)
+    response = admin_client.post(url, {"action": "retry_proofing", "_selected_action": ids}, follow=True)
     text = response.content.decode()
-    assert "Retry from proofing: 3 recipient(s). 1 left as they were (not eligible)." in text
+    assert "Retry from proofing: 3 sent back to proofing; 1 not eligible: 1 already Sent." in text
     assert CampaignRecipient.objects.filter(status=S.PROOFING_STAGED).count() == 3
     assert RecipientTransition.objects.filter(acting_user=admin_user).count() == 3
     # Twice is safe: nothing left to move.
-    response = admin_client.post(url, {"action": "action_retry_proofing", "_selected_action": ids}, follow=True)
-    assert "Retry from proofing: 0 recipient(s)." in response.content.decode()
+    response = admin_client.post(url, {"action": "retry_proofing", "_selected_action": ids}, follow=True)
+    assert (
+        "Retry from proofing: 0 sent back to proofing; 4 not eligible: 3 already ProofingStaged, 1 already Sent."
+        in (response.content.decode())
+    )
     assert RecipientTransition.objects.count() == 3
 
 
@@ -141,7 +144,7 @@ def test_a_bad_blocklist_entry_is_a_form_error_not_a_500(admin_client, entry, me
 
 
 def test_a_button_pressed_on_a_stale_page_is_a_clean_message(admin_client):
-    r = CampaignRecipientFactory(status=S.ERROR, error_message="x")
+    r = CampaignRecipientFactory(status=S.ERROR, error_message=ErrorMessages.FAILED_TO_MAKE_PROOF)
     url = reverse("admin:campaigns_campaignrecipient_change", args=[r.pk])
     assert b"Retry from proofing" in admin_client.get(url).content
     # Meanwhile someone else retried it.

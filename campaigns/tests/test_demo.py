@@ -4,9 +4,11 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth import authenticate, get_user_model
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 
-from campaigns.models import CampaignRecipient, RecipientTransition
+from campaigns.demo import DEMO_CAMPAIGN, UNBILLABLE_CAMPAIGN
+from campaigns.models import Campaign, CampaignRecipient, ProofApproval, RecipientTransition
 
 pytestmark = pytest.mark.django_db
 
@@ -16,13 +18,14 @@ def test_demo_prints_a_working_admin_login_and_is_safe_twice(client):
     call_command("demo", "--password", "s3cret-demo", stdout=out)
     text = out.getvalue()
     assert "http://127.0.0.1:8000/admin/" in text
-    assert "Username:   admin" in text
-    assert "Password:   s3cret-demo" in text
+    assert "Username:      admin" in text
+    assert "Password:      s3cret-demo" in text
     count = CampaignRecipient.objects.count()
     assert count >= 10
-    outcomes = set(CampaignRecipient.objects.values_list("status", "skip_reason"))
+    demo_campaign = Campaign.objects.get(name=DEMO_CAMPAIGN)
+    outcomes = set(demo_campaign.recipients.values_list("status", "skip_reason"))
     assert {
-        ("ProofingStaged", ""),
+        ("Proofed", ""),
         ("Holdout", ""),
         ("Blacklisted", ""),
         ("Skipped", "International"),
@@ -31,8 +34,22 @@ def test_demo_prints_a_working_admin_login_and_is_safe_twice(client):
     } <= outcomes
     enriched = CampaignRecipient.objects.get(first_name="John", last_name="Backus")
     assert enriched.address1
-    assert enriched.status in ("ProofingStaged", "Holdout")
+    assert enriched.status in ("Proofed", "Holdout")
     assert "Skipped (International): 1" in text
+    # Every proofed recipient has both sides stored, and the samples were approved by the demo user.
+    for r in demo_campaign.recipients.filter(status="Proofed"):
+        assert default_storage.exists(r.proof_url)
+        assert default_storage.exists(r.proof_back_url)
+        assert r.discount_code.startswith("WINTER-")
+    assert ProofApproval.objects.get(campaign=demo_campaign).approved_by.username == "admin"
+    # The org that cannot be billed: every recipient Error with the spec's message, nothing rendered.
+    lapsed = Campaign.objects.get(name=UNBILLABLE_CAMPAIGN)
+    assert set(lapsed.recipients.values_list("status", "error_message")) == {
+        ("Error", "Org billing is not ready to send")
+    }
+    assert not lapsed.recipients.exclude(proof_url="").exists()
+    assert not lapsed.recipients.exclude(discount_code="").exists()
+    assert "/proofs/" in text
     assert RecipientTransition.objects.filter(from_status="").count() == count
     # Every recipient's history starts at creation and ends at its status.
     for r in CampaignRecipient.objects.all():

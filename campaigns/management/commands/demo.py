@@ -1,15 +1,20 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Count
 
-from campaigns.demo import demo_create
+from campaigns.demo import demo_create, demo_run
+from campaigns.models import Campaign
 
 
 class Command(BaseCommand):
-    help = "Create the demo org, campaign, audience and an admin user, print where to look, and exit."
+    help = (
+        "Create the demo orgs, campaigns, audiences and an admin user, run the pipeline on them "
+        "(qualify, enrich, proof), print where to look, and exit."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default="admin")
@@ -18,24 +23,33 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         result = demo_create(username=options["username"], password=options["password"])
+        reports = demo_run(result)
         url = options["url"].rstrip("/")
+        for campaign in (result.campaign, result.unbillable_campaign):
+            self.summary(campaign, url)
+            for stage, note in reports[campaign.name].notes.items():
+                self.stdout.write(f"  ({stage}: {note})")
+        recipients = f"{url}/admin/campaigns/campaignrecipient/"
+        self.stdout.write("")
+        self.stdout.write(f"Admin:         {url}/admin/")
+        self.stdout.write(f"Sample proofs: {url}/admin/campaigns/campaign/{result.campaign.pk}/proofs/")
+        proofed = {"campaign__id__exact": result.campaign.pk, "status__exact": "Proofed"}
+        self.stdout.write(f"Proofed:       {recipients}?{urlencode(proofed)}")
+        errors = {"campaign__id__exact": result.unbillable_campaign.pk, "status__exact": "Error"}
+        self.stdout.write(f"Billing error: {recipients}?{urlencode(errors)}")
+        self.stdout.write(f"Username:      {result.username}")
+        self.stdout.write(f"Password:      {result.password}")
+
+    def summary(self, campaign: Campaign, url: str) -> None:
         rows = (
-            result.campaign.recipients.values("status", "skip_reason")
+            campaign.recipients.values("status", "skip_reason")
             .annotate(n=Count("id"))
             .order_by("status", "skip_reason")
         )
         total = sum(r["n"] for r in rows)
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Demo campaign “{result.campaign}” of {result.organization}: "
-                f"{total} recipients ({result.created_recipients} new), imported, qualified and enriched."
-            )
+            self.style.SUCCESS(f"“{campaign}” of {campaign.organization}: {total} recipients, after the pipeline ran:")
         )
         for r in rows:
             reason = f" ({r['skip_reason']})" if r["skip_reason"] else ""
             self.stdout.write(f"  {r['status']}{reason}: {r['n']}")
-        self.stdout.write("")
-        self.stdout.write(f"Admin:      {url}/admin/")
-        self.stdout.write(f"Recipients: {url}/admin/campaigns/campaignrecipient/")
-        self.stdout.write(f"Username:   {result.username}")
-        self.stdout.write(f"Password:   {result.password}")

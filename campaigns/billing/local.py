@@ -1,0 +1,74 @@
+"""The local billing backend: the Organization's own fields are the truth.
+
+Used in development, the demo and tests, and by deployments that manage
+billing by hand in the admin.  It asks the same four questions as the Stripe
+client, in the same order, so an org reads the same in both backends:
+a billing customer, an active subscription, the legacy subscription item, and
+that item's price being the postcard price (no price drift).
+
+The problem phrases below are shared with the Stripe client; a Stripe answer
+may add a detail after ": " (which customer, which status), so code that
+sorts problems matches on the phrase with ``startswith``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from campaigns.billing.base import BillingCheck, BillingError
+
+if TYPE_CHECKING:
+    from campaigns.models import Organization
+
+NO_CUSTOMER = "no billing customer"
+NO_SUBSCRIPTION = "no active subscription"
+NO_ITEM = "no legacy subscription item"
+PRICE_DRIFT = "price drift"
+
+
+def expected_price_id(conf: Mapping[str, Any]) -> str:
+    """The postcard price from the billing settings; a permanent error when unset.
+
+    Without it every org would read as drifted, which hides the real cause."""
+    price_id = str(conf.get("price_id") or "").strip()
+    if not price_id:
+        raise BillingError(
+            "the postcard price is not configured (set BILLING_PRICE_ID), so price drift cannot be checked",
+            permanent=True,
+        )
+    return price_id
+
+
+def price_drift(item_price_id: str, expected: str) -> BillingCheck:
+    """The drift answer in plain words, for an item on the wrong price (or none)."""
+    on = f"is on price {item_price_id}" if item_price_id else "has no price"
+    return BillingCheck(
+        ready=False, problem=f"{PRICE_DRIFT}: the subscription item {on}, postcards are billed at price {expected}"
+    )
+
+
+class LocalBillingClient:
+    """Reads ``billing_customer_id``, ``subscription_active``,
+    ``billing_subscription_item_id`` and ``billing_price_id``; never calls out."""
+
+    name = "local"
+
+    def __init__(self, price_id: str) -> None:
+        self.price_id = price_id
+
+    @classmethod
+    def from_settings(cls, conf: Mapping[str, Any]) -> LocalBillingClient:
+        return cls(price_id=expected_price_id(conf))
+
+    def check(self, organization: Organization) -> BillingCheck:
+        if not organization.billing_customer_id.strip():
+            return BillingCheck(ready=False, problem=NO_CUSTOMER)
+        if not organization.subscription_active:
+            return BillingCheck(ready=False, problem=NO_SUBSCRIPTION)
+        if not organization.billing_subscription_item_id.strip():
+            return BillingCheck(ready=False, problem=NO_ITEM)
+        price = organization.billing_price_id.strip()
+        if price != self.price_id:
+            return price_drift(price, self.price_id)
+        return BillingCheck(ready=True)

@@ -1,0 +1,1 @@
+"""The pipeline runner: stages, the doorbell, and the sweeper."""

@@ -1,0 +1,53 @@
+"""The sweeper: rows stuck in a working state past their lease.
+
+A worker that died (or a task that timed out) leaves its claimed rows in the
+working state with a lease that runs out.  The sweeper sends them back to the
+stage's queue with the FSM's own edge, so the next run claims them again.
+The dead worker's later writes are refused by the claim token (cleared here).
+AddressEnriching rows are reclaimed by the enrichment stage itself (its
+rows keep their attempt count and backoff there); the mailing stage adds its
+Sending reconciliation in part 2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+from django.utils import timezone
+
+from campaigns.models import CampaignRecipient
+from campaigns.services import recipients_bulk_transition
+from common.fsm import Actor
+
+Status = CampaignRecipient.Status
+CHUNK = 1000
+
+# Working state → the transition that returns an expired claim to its queue.
+EXPIRED_CLAIMS = {Status.PROOFING: "requeue_proofing"}
+
+
+def pipeline_sweep(
+    *, actor: Actor, now: dt.datetime | None = None, campaign_ids: list[int] | None = None
+) -> Counter[str]:
+    """Return expired claims to their queues; counts per working state."""
+    now = now or timezone.now()
+    counts: Counter[str] = Counter()
+    for status, method in EXPIRED_CLAIMS.items():
+        expired = CampaignRecipient.objects.filter(status=status, lease_until__lt=now)
+        if campaign_ids is not None:
+            expired = expired.filter(campaign_id__in=campaign_ids)
+        while True:
+            ids = list(expired.order_by("id").values_list("id", flat=True)[:CHUNK])
+            if not ids:
+                break
+            moved = recipients_bulk_transition(
+                queryset=CampaignRecipient.objects.filter(pk__in=ids, lease_until__lt=now),
+                method=method,
+                actor=actor,
+                reason="lease expired: the worker did not finish",
+            )
+            counts[status] += len(moved)
+            if not moved:
+                break
+    return counts

@@ -1,0 +1,84 @@
+"""Ops retry for the proofing stage: Error recipients whose error came from
+proofing go back to ProofingStaged, keeping a discount code that is still
+theirs.  The admin's "Retry" action and button call this."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+from django.db import transaction
+from django.db.models import QuerySet
+
+from campaigns.discounts.base import discount_code_for
+from campaigns.models import Campaign, CampaignRecipient, is_proofing_error
+from campaigns.pipeline.doorbell import campaign_ring_on_commit
+from campaigns.services import recipients_bulk_transition
+from common.fsm import Actor
+
+Status = CampaignRecipient.Status
+
+
+@dataclass
+class RetryReport:
+    retried: int = 0
+    not_eligible: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        """ "3 sent back to proofing; 2 not eligible: 1 already Sent, 1 not a proofing error"."""
+        text = f"{self.retried} sent back to proofing"
+        left = sum(self.not_eligible.values())
+        if left:
+            parts = ", ".join(f"{n} {why}" for why, n in self.not_eligible.most_common())
+            text += f"; {left} not eligible: {parts}"
+        return text
+
+
+def recipients_retry_proofing(*, queryset: QuerySet[CampaignRecipient], actor: Actor) -> RetryReport:
+    """Send the proofing-stage Error rows of ``queryset`` back to ProofingStaged.
+
+    Eligible: status Error with one of :data:`PROOFING_ERRORS`, and for
+    BILLING_NOT_READY only rows without a proof (with one, the error came from
+    the mailing stage's check, whose retry is the mailing stage's).  A code the
+    row holds is kept when it is still the one the campaign gives it (same
+    campaign, prefix and secret), else cleared so the stage mints the right
+    one.  Safe twice: a second run finds nothing eligible."""
+    report = RetryReport()
+    rows = list(
+        queryset.values_list("pk", "status", "error_message", "proof_url", "discount_code", "campaign_id").order_by(
+            "pk"
+        )
+    )
+    eligible: list[int] = []
+    stale_codes: list[int] = []
+    campaigns: dict[int, Campaign] = {}
+    for pk, status, message, proof, code, campaign_id in rows:
+        if status != Status.ERROR:
+            report.not_eligible[f"already {status}" if status != Status.PENDING else "Pending"] += 1
+        elif not is_proofing_error(SimpleNamespace(error_message=message, proof_url=proof)):
+            report.not_eligible["not a proofing error"] += 1
+        else:
+            eligible.append(pk)
+            if code:
+                campaign = campaigns.get(campaign_id) or Campaign.objects.get(pk=campaign_id)
+                campaigns[campaign_id] = campaign
+                if not campaign.discount_enabled or code != discount_code_for(campaign, pk):
+                    stale_codes.append(pk)
+    with transaction.atomic():
+        moved = recipients_bulk_transition(
+            queryset=CampaignRecipient.objects.filter(pk__in=eligible),
+            method="retry_proofing",
+            actor=actor,
+            reason="ops retry: proofing",
+        )
+        CampaignRecipient.objects.filter(pk__in=set(stale_codes) & set(moved)).update(discount_code="")
+        for campaign_id in set(
+            CampaignRecipient.objects.filter(pk__in=moved).values_list("campaign_id", flat=True).distinct()
+        ):
+            campaign_ring_on_commit(campaign_id)
+    report.retried = len(moved)
+    report.not_eligible["changed meanwhile"] += len(eligible) - len(moved)
+    if not report.not_eligible["changed meanwhile"]:
+        del report.not_eligible["changed meanwhile"]
+    return report
