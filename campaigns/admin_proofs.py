@@ -147,9 +147,9 @@ class CampaignProofAdminMixin:
         if approval is not None:
             who = approval.approved_by or "the system"
             return format_html(
-                "Approved by {} on {:%Y-%m-%d %H:%M} for design {}. <a href='{}'>See the samples</a>",
+                "Approved by {} on {} for design {}. <a href='{}'>See the samples</a>",
                 who,
-                approval.approved_at,
+                f"{approval.approved_at:%Y-%m-%d %H:%M}",
                 design.version,
                 link,
             )

@@ -259,6 +259,12 @@ MERGE_FIELDS = {
 }
 
 
+MERGE_HELP = (
+    "Merge fields in braces, e.g. {first_name}; {first_name|friend} writes “friend” for a recipient "
+    "without a first name (without a fallback, such a recipient's proof fails)."
+)
+
+
 class ProofTemplate(models.Model):
     """A postcard design: a background per side and text with merge fields.
 
@@ -274,11 +280,12 @@ class ProofTemplate(models.Model):
         upload_to="proof-templates/", blank=True, help_text="Empty = the built-in artwork."
     )
     back_background = models.ImageField(upload_to="proof-templates/", blank=True, help_text="Empty = plain paper.")
-    headline = models.CharField(max_length=120, default="Hello {first_name}!")
+    headline = models.CharField(max_length=120, default="Hello {first_name|friend}!", help_text=MERGE_HELP)
     subline = models.CharField(max_length=200, blank=True, default="We saved you a seat by the window.")
     message = models.TextField(
         blank=True,
-        default="It has been a while, {first_name}. Come back for a cup on us this winter.",
+        default="It has been a while, {first_name|friend}. Come back for a cup on us this winter.",
+        help_text=MERGE_HELP,
     )
     offer = models.CharField(max_length=200, blank=True, default="Show code {discount_code} for {discount_value} off")
     accent_color = models.CharField(max_length=7, default="#7a3b12", help_text="#rrggbb")
@@ -320,6 +327,25 @@ class ProofTemplate(models.Model):
                 if kwargs.get("update_fields") is not None:
                     kwargs["update_fields"] = {*kwargs["update_fields"], "version"}
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        # A design that cannot be filled is refused here, not at proofing time.
+        from campaigns.proofing.base import ProofError
+        from campaigns.proofing.local import merge_text
+
+        sample = dict.fromkeys(MERGE_FIELDS, "x")
+        errors = {}
+        for name in ("headline", "subline", "message", "offer"):
+            try:
+                merge_text(getattr(self, name), sample, name)
+            except ProofError as exc:
+                errors[name] = exc.message
+        for name in ("accent_color", "text_color"):
+            value = getattr(self, name)
+            if not (len(value) == 7 and value[0] == "#" and all(c in "0123456789abcdefABCDEF" for c in value[1:])):
+                errors[name] = f"{value!r} is not a colour: write it as #rrggbb, e.g. #7a3b12."
+        if errors:
+            raise ValidationError(errors)
 
 
 class ProofApproval(models.Model):

@@ -75,7 +75,7 @@ def _check(organization: Organization, client: BillingClient) -> BillingCheck:
         log.exception("billing: the %s check of org %s failed unexpectedly", client.name, organization.pk)
         return BillingCheck(ready=False, problem=f"{COULD_NOT_CHECK}: an unexpected error (see the logs)")
     if result.ready:
-        log.info("billing: org %s is ready (%s)", organization.pk, client.name)
+        log.debug("billing: org %s is ready (%s)", organization.pk, client.name)
     else:
         log.warning("billing: org %s is not ready (%s): %s", organization.pk, client.name, result.problem)
     return result

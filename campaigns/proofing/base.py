@@ -66,7 +66,7 @@ class ProofDesign:
 
     version: str  # e.g. "t3.v2.4x6": template, its version, the card size
     name: str = "Built-in design"
-    headline: str = "Hello {first_name}!"
+    headline: str = "Hello {first_name|friend}!"
     subline: str = ""
     message: str = ""
     offer: str = ""

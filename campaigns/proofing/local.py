@@ -108,8 +108,10 @@ class MergedTexts:
 
 def merge_text(template: str, merge: Mapping[str, str], where: str) -> tuple[str, tuple[str, ...]]:
     """``template`` with its ``{name}`` fields filled from ``merge``, and the
-    names whose value is empty.  Anything but a plain known name is a broken
-    design: ``ProofError`` (creative, permanent)."""
+    names whose value is empty.  ``{name|fallback}`` says what to write when
+    the recipient has no value (``{first_name|friend}``; ``{company|}``
+    writes nothing), so such a field never counts as empty.  Anything but a
+    plain known name is a broken design: ``ProofError`` (creative, permanent)."""
     try:
         parts = list(_FORMATTER.parse(template))
     except ValueError as exc:
@@ -125,6 +127,7 @@ def merge_text(template: str, merge: Mapping[str, str], where: str) -> tuple[str
         out.append(literal)
         if field_name is None:
             continue
+        field_name, bar, fallback = field_name.partition("|")
         if not field_name.isidentifier() or spec or conversion:
             raise ProofError(
                 f"The {where} has a merge field we cannot fill: {{{field_name}"
@@ -140,8 +143,8 @@ def merge_text(template: str, merge: Mapping[str, str], where: str) -> tuple[str
                 cause="creative",
                 permanent=True,
             )
-        value = " ".join(str(merge[field_name]).split())
-        if not value:
+        value = " ".join(str(merge[field_name]).split()) or " ".join(fallback.split())
+        if not value and not bar:
             empty.append(field_name)
         out.append(value)
     return "".join(out).strip(), tuple(empty)

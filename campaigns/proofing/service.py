@@ -56,6 +56,7 @@ LEASE = timedelta(minutes=10)
 MAX_ATTEMPTS = 3
 BACKOFF = timedelta(seconds=30)  # doubled per attempt; a vendor's Retry-After wins when longer
 CHUNK = 1000
+LOCAL_RENDER_S = 5.0
 
 
 @dataclass
@@ -124,8 +125,11 @@ def campaign_proof(
         discounts = get_discount_client()
     conf: dict[str, Any] = settings.PROOFING
     workers = max(1, concurrency or int(conf.get("concurrency") or 4))
-    timeout = float(conf.get("timeout_s") or 60)
-    lease = max(LEASE, timedelta(seconds=math.ceil(limit / workers) * timeout * 2))
+    # The lease outlasts the batch's worst case (every call of a network
+    # renderer hitting its timeout), or a second worker would take rows still
+    # being rendered; a local render takes well under LOCAL_RENDER_S.
+    per_row = float(getattr(renderer, "timeout", 0) or LOCAL_RENDER_S)
+    lease = max(LEASE, timedelta(seconds=math.ceil(limit / workers) * per_row * 2))
     claim = recipients_claim(campaign=campaign, method="start_proofing", limit=limit, lease=lease, actor=actor)
     report.claimed = len(claim)
     if not claim.ids:

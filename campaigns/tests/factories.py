@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import factory
+from django.conf import settings
 from factory.django import DjangoModelFactory
 
 from campaigns.models import BlocklistEntry, Campaign, CampaignRecipient, Organization
@@ -11,8 +12,11 @@ class OrganizationFactory(DjangoModelFactory[Organization]):
         model = Organization
 
     name = factory.Sequence(lambda n: f"Org {n}")
+    # Billable by default (the local billing backend reads these fields).
     billing_customer_id = factory.Sequence(lambda n: f"cus_{n:06d}")
     subscription_active = True
+    billing_subscription_item_id = factory.Sequence(lambda n: f"si_{n:06d}")
+    billing_price_id = factory.LazyFunction(lambda: settings.BILLING["price_id"])
 
 
 class CampaignFactory(DjangoModelFactory[Campaign]):
