@@ -50,7 +50,7 @@ def campaign_ring(campaign_id: int) -> bool:
         Campaign.objects.filter(pk=campaign_id).update(doorbell_failures=F("doorbell_failures") + 1)
         failures = Campaign.objects.filter(pk=campaign_id).values_list("doorbell_failures", flat=True).first() or 0
         if failures >= RING_ATTEMPTS:
-            _fail_queue(campaign_id, f"the task queue refused the job {failures} times in a row ({type(exc).__name__})")
+            _fail_queue(campaign_id, f"the task queue could not be reached {failures} times in a row")
         return False
     Campaign.objects.filter(pk=campaign_id).update(doorbell_rung_at=moment, doorbell_failures=0)
     return True
