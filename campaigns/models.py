@@ -161,6 +161,18 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        # A discount the shop cannot be given is refused here, not when the
+        # first proof is made.
+        if self.discount_enabled:
+            from campaigns.discounts.base import DiscountError
+            from campaigns.discounts.service import parse_discount_value
+
+            try:
+                parse_discount_value(self.discount_value)
+            except DiscountError as exc:
+                raise ValidationError({"discount_value": exc.message}) from None
+
 
 # Field values a transition sets besides the status.  A transition declares
 # them in its ``custom["sets"]`` (a dict, or a function of the transition's

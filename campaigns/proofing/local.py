@@ -588,9 +588,10 @@ class LocalProofRenderer:
         layout = front_layout(job.size)
         draw = ImageDraw.Draw(image)
         h = image.height
-        # Letter-spaced caps: thin spaces between letters, two en spaces between words.
+        # Letter-spaced caps: a space between letters, three between words
+        # (plain spaces: not every font draws the typographic ones).
         words = job.merge.get("organization", "").upper().split()
-        brand = "\u2002\u2002".join("\u2009".join(word) for word in words)
+        brand = "   ".join(" ".join(word) for word in words)
         if brand:
             fitted = fit_text(brand, "caps", layout.brand, max_size=round(h * 0.03), min_size=12, wrap=False)
             draw_text(draw, fitted, layout.brand, GOLD)

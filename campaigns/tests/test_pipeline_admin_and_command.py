@@ -190,3 +190,13 @@ def test_editing_a_template_in_the_admin_withdraws_approvals(admin_client):
     assert "approval(s) withdrawn" in response.content.decode()
     approval = ProofApproval.objects.get(campaign=campaign)
     assert approval.withdrawn_reason == "design changed to version 2"
+
+
+def test_a_campaign_discount_the_shop_cannot_take_is_refused_in_the_form():
+    from django.core.exceptions import ValidationError
+
+    campaign = CampaignFactory.build(discount_enabled=True, discount_value="ten percent")
+    with pytest.raises(ValidationError, match="is not understood"):
+        campaign.clean()
+    CampaignFactory.build(discount_enabled=True, discount_value="10%").clean()
+    CampaignFactory.build(discount_enabled=False, discount_value="").clean()

@@ -429,3 +429,67 @@ def test_a_paused_campaign_claims_nothing():
     assert report.paused
     assert not renderer.renders
     assert statuses(campaign) == {S.PROOFING_STAGED: 3}
+
+
+# ---------------------------------------------------------------- Pixelixe through the stage
+@pytest.fixture
+def pixelixe_settings(settings):
+    from campaigns.proofing.pixelixe_stub import PixelixeHandler
+    from printers.simulator import Simulator
+
+    sim = Simulator(handlers={"pixelixe": PixelixeHandler}, secrets={"pixelixe": "pxl-key"}).start()
+    settings.PROOFING = {
+        **settings.PROOFING,
+        "backend": "pixelixe",
+        "api_key": "pxl-key",
+        "base_url": f"{sim.base_url}/pixelixe/api",
+        "timeout_s": 0.5,
+    }
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def pixelixe_campaign(n: int):
+    template = ProofTemplate.objects.create(
+        name="Pixelixe", pixelixe_front_uid="demo-front-4x6", pixelixe_back_uid="demo-back-4x6"
+    )
+    campaign, rows = staged_campaign(n, approved=False)
+    campaign.proof_template = template
+    campaign.save()
+    approve(campaign)
+    return campaign, rows
+
+
+def test_pixelixe_5xx_and_timeout_are_retried_then_the_proof_is_made(pixelixe_settings):
+    from printers.simulator import Fault
+
+    campaign, (r,) = pixelixe_campaign(1)
+    pixelixe_settings.inject("pixelixe", 503)
+    assert campaign_proof(campaign=campaign, actor=ACTOR).moved["retry_later"] == 1
+    type(r).objects.filter(pk=r.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    pixelixe_settings.inject("pixelixe", Fault.timeout_after_create(1.0, method="POST"))
+    assert campaign_proof(campaign=campaign, actor=ACTOR).moved["retry_later"] == 1
+    r.refresh_from_db()
+    assert (r.status, r.attempt) == (S.PROOFING_STAGED, 2)
+    type(r).objects.filter(pk=r.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert campaign_proof(campaign=campaign, actor=ACTOR).moved[S.PROOFED] == 1
+    r.refresh_from_db()
+    from django.core.files.storage import default_storage
+    from PIL import Image
+
+    with default_storage.open(r.proof_url) as f, Image.open(f) as image:
+        assert image.size == (1875, 1275)  # copied into our storage, at print size
+
+
+def test_pixelixe_down_for_every_attempt_is_failed_to_make_proof(pixelixe_settings):
+    campaign, (r,) = pixelixe_campaign(1)
+    for _ in range(3):
+        pixelixe_settings.inject("pixelixe", 500)
+        type(r).objects.filter(pk=r.pk).update(lease_until=None)
+        campaign_proof(campaign=campaign, actor=ACTOR)
+    r.refresh_from_db()
+    assert (r.status, r.error_message) == (S.ERROR, ErrorMessages.FAILED_TO_MAKE_PROOF)
+    assert "500" in r.error_detail
+    assert "pxl-key" not in r.error_detail
