@@ -4,6 +4,9 @@ Each ``bench/bench_*.py`` exposes ``run() -> list[dict]``; a metric dict has
 ``name``, ``value``, ``unit``, ``baseline`` (measured in the same run on the
 same database, so the ratio survives a shared 2-core machine) and ``goal``
 (the highest acceptable value/baseline ratio), plus optional ``notes``.
+``better: "higher"`` turns the goal into the lowest acceptable ratio (a
+throughput against a slower design); ``baseline: None`` is a figure with
+nothing to compare against (ratio "n/a", never a miss).
 
 Django's settings are fixed once per process, so each (benchmark, database)
 pair runs in a child process: SQLite on a throwaway file, PostgreSQL on
@@ -34,10 +37,14 @@ RESULT_MARK = "BENCH-RESULT "
 
 
 def evaluate(metric: dict[str, Any]) -> dict[str, Any]:
+    if metric.get("baseline") is None:
+        return {**metric, "ratio": None, "ok": True}
     baseline = float(metric["baseline"])
     value = float(metric["value"])
     ratio = value / baseline if baseline else float("inf")
-    return {**metric, "ratio": round(ratio, 3), "ok": ratio <= float(metric["goal"])}
+    goal = float(metric["goal"])
+    ok = ratio >= goal if metric.get("better") == "higher" else ratio <= goal
+    return {**metric, "ratio": round(ratio, 3), "ok": ok}
 
 
 def _is_postgres(url: str) -> bool:
@@ -99,10 +106,14 @@ def run_child(path: Path, database: str, url: str = "") -> list[dict[str, Any]]:
 
 
 def _print(row: dict[str, Any]) -> None:
+    if row["ratio"] is None:
+        print(f"{row['name']}: {row['value']:.4g} {row['unit']} | baseline n/a | ratio n/a", flush=True)
+        return
     mark = "ok" if row["ok"] else "MISSED"
+    bound = ">=" if row.get("better") == "higher" else "<="
     print(
         f"{row['name']}: {row['value']:.4g} {row['unit']} | baseline {row['baseline']:.4g} {row['unit']}"
-        f" | ratio {row['ratio']:.2f} (goal <= {row['goal']}) {mark}",
+        f" | ratio {row['ratio']:.2f} (goal {bound} {row['goal']}) {mark}",
         flush=True,
     )
 

@@ -8,6 +8,7 @@ is never handed out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
@@ -46,8 +47,46 @@ class LocalDiscountClient:
                 if row is None:  # the winner's row vanished (campaign deleted): try again later
                     raise DiscountError(f"discount code {code} could not be stored; will try again") from None
         if row.campaign_id != campaign.pk or row.recipient_id != recipient_id:
-            raise DiscountError(
-                f"The discount code {code} already belongs to another recipient; it was not given to this one.",
-                permanent=True,
-            )
+            raise _taken(code)
         return code
+
+    def mint_many(self, *, campaign: Campaign, codes: Mapping[int, str]) -> dict[int, str | DiscountError]:
+        """``mint`` for a whole batch ({recipient id: code}) in two statements:
+        insert what is missing (conflicts ignored), then read every code's
+        owner back.  Each recipient gets its code, or the error ``mint`` would
+        have raised for it."""
+        parse_discount_value(campaign.discount_value)
+        if not codes:
+            return {}
+        with transaction.atomic():
+            LocalDiscountCode.objects.bulk_create(
+                [
+                    LocalDiscountCode(code=code, campaign=campaign, recipient_id=rid, value=campaign.discount_value)
+                    for rid, code in codes.items()
+                ],
+                ignore_conflicts=True,
+                batch_size=500,
+            )
+            owners = {
+                code: (campaign_id, rid)
+                for code, campaign_id, rid in LocalDiscountCode.objects.filter(code__in=codes.values()).values_list(
+                    "code", "campaign_id", "recipient_id"
+                )
+            }
+        out: dict[int, str | DiscountError] = {}
+        for rid, code in codes.items():
+            owner = owners.get(code)
+            if owner is None:
+                out[rid] = DiscountError(f"discount code {code} could not be stored; will try again")
+            elif owner != (campaign.pk, rid):
+                out[rid] = _taken(code)
+            else:
+                out[rid] = code
+        return out
+
+
+def _taken(code: str) -> DiscountError:
+    return DiscountError(
+        f"The discount code {code} already belongs to another recipient; it was not given to this one.",
+        permanent=True,
+    )

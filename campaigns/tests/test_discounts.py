@@ -406,3 +406,18 @@ def test_the_service_uses_the_configured_backend(settings) -> None:
     campaign = discounted()
     got = recipient_discount_code(campaign=campaign, recipient_id=5, existing_code="")
     assert LocalDiscountCode.objects.get().code == got
+
+
+@pytest.mark.django_db
+def test_mint_many_creates_each_code_once_and_refuses_another_recipients_code():
+    campaign = CampaignFactory(discount_enabled=True, discount_value="10%")
+    client = LocalDiscountClient()
+    codes = {1: "A-1", 2: "A-2"}
+    assert client.mint_many(campaign=campaign, codes=codes) == codes
+    assert client.mint_many(campaign=campaign, codes=codes) == codes  # a retry finds them
+    assert LocalDiscountCode.objects.count() == 2
+    out = client.mint_many(campaign=campaign, codes={3: "A-1", 4: "A-4"})
+    assert out[4] == "A-4"
+    assert isinstance(out[3], DiscountError)
+    assert out[3].permanent
+    assert LocalDiscountCode.objects.get(code="A-1").recipient_id == 1

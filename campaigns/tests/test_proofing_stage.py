@@ -493,3 +493,41 @@ def test_pixelixe_down_for_every_attempt_is_failed_to_make_proof(pixelixe_settin
     assert (r.status, r.error_message) == (S.ERROR, ErrorMessages.FAILED_TO_MAKE_PROOF)
     assert "500" in r.error_detail
     assert "pxl-key" not in r.error_detail
+
+
+def test_samples_in_flight_count_against_the_sample_size():
+    campaign, _ = staged_campaign(10, approved=False)
+    held = recipients_claim(campaign=campaign, method="start_proofing", limit=2, lease=timedelta(hours=1), actor=ACTOR)
+    assert len(held) == 2  # another worker is rendering two samples right now
+    report = campaign_proof(campaign=campaign, actor=ACTOR, renderer=CountingRenderer())
+    assert (report.claimed, report.moved[S.PROOFED]) == (SAMPLE_SIZE - 2, SAMPLE_SIZE - 2)
+    assert campaign_proof(campaign=campaign, actor=ACTOR, renderer=CountingRenderer()).waiting_for_approval
+
+
+def test_the_lease_outlasts_a_batch_of_slow_network_renders():
+    class SlowNetwork(CountingRenderer):
+        timeout = 60.0
+
+    campaign, _ = staged_campaign(1)  # one row: rendered in this thread, which may read the database
+    seen = {}
+
+    class Peeking(SlowNetwork):
+        def render(self, job: ProofJob) -> RenderedProof:
+            seen.setdefault("lease", CampaignRecipient.objects.get(pk=job.recipient_id).lease_until)
+            return super().render(job)
+
+    before = timezone.now()
+    campaign_proof(campaign=campaign, actor=ACTOR, renderer=Peeking(), batch_size=100, concurrency=4)
+    # 100 rows over 4 threads, each up to 60 s: the lease covers 25 x 60 s, twice.
+    assert seen["lease"] - before >= timedelta(minutes=49)
+    local = {}
+
+    class PeekingLocal(CountingRenderer):
+        def render(self, job: ProofJob) -> RenderedProof:
+            local.setdefault("lease", CampaignRecipient.objects.get(pk=job.recipient_id).lease_until)
+            return super().render(job)
+
+    campaign2, _ = staged_campaign(1)
+    before = timezone.now()
+    campaign_proof(campaign=campaign2, actor=ACTOR, renderer=PeekingLocal(), batch_size=100, concurrency=4)
+    assert timedelta(minutes=9) < local["lease"] - before < timedelta(minutes=11)
