@@ -12,6 +12,7 @@ from django.utils.html import format_html_join
 from campaigns.admin_import import CampaignImportAdminMixin
 from campaigns.admin_proofs import CampaignProofAdminMixin, RecipientProofAdminMixin
 from campaigns.billing.service import organizations_billing_check
+from campaigns.mailing.retry import recipients_retry_sending
 from campaigns.models import (
     MERGE_FIELDS,
     BlocklistEntry,
@@ -251,6 +252,9 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
         "retry_proofing": lambda obj, actor: recipients_retry_proofing(
             queryset=CampaignRecipient.objects.filter(pk=obj.pk), actor=actor
         ),
+        "retry_sending": lambda obj, actor: recipients_retry_sending(
+            queryset=CampaignRecipient.objects.filter(pk=obj.pk), actor=actor
+        ),
     }
 
     list_display = ("__str__", "status", "why", "city", "zip", "country", "campaign", "updated")
@@ -289,7 +293,7 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
     inlines = (RecipientTransitionInline,)
     actions = (
         "retry_proofing",
-        _bulk_action("retry_sending", "Retry sending (keeps the proof)", only={"proof_url": ""}),
+        "retry_sending",
         "revalidate",
         _bulk_action("archive", "Archive (exclude from campaign)"),
     )
@@ -302,6 +306,15 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
         self.message_user(
             request,
             f"Retry from proofing: {report.summary()}.",
+            level=messages.SUCCESS if report.retried else messages.WARNING,
+        )
+
+    @admin.action(description="Retry sending (mailing errors; keeps the proof and code)", permissions=["change"])
+    def retry_sending(self, request: HttpRequest, queryset: QuerySet[CampaignRecipient]) -> None:
+        report = recipients_retry_sending(queryset=queryset, actor=Actor("admin", request.user))
+        self.message_user(
+            request,
+            f"Retry sending: {report.summary()}.",
             level=messages.SUCCESS if report.retried else messages.WARNING,
         )
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -134,14 +135,34 @@ def demo_create(*, username: str = "admin", password: str | None = None) -> Demo
 def demo_run(result: DemoResult) -> dict[str, AdvanceReport]:
     """Run the pipeline on the demo campaigns as the workers would: the samples
     are proofed, the demo user approves them (a person does this in the admin,
-    on the campaign's "Sample proofs" page), and the rest is proofed.  The
-    unbillable org's recipients end in Error with the spec's billing message."""
+    on the campaign's "Sample proofs" page), the rest is proofed, and every
+    card is mailed to the sandbox printer, served for the run by the local
+    printer simulator.  The unbillable org's recipients end in Error with the
+    spec's billing message."""
     actor = Actor("command:demo")
     reports = {}
-    for campaign in (result.campaign, result.unbillable_campaign):
-        reports[campaign.name] = campaign_advance(campaign.pk, actor=actor)
-    if campaign_approval(result.campaign) is None:
-        user = get_user_model().objects.get(username=result.username)
-        campaign_approve_proofs(campaign=result.campaign, user=user)
-        reports[result.campaign.name] = campaign_advance(result.campaign.pk, actor=actor)
+    with sandbox_simulator():
+        for campaign in (result.campaign, result.unbillable_campaign):
+            reports[campaign.name] = campaign_advance(campaign.pk, actor=actor)
+        if campaign_approval(result.campaign) is None:
+            user = get_user_model().objects.get(username=result.username)
+            campaign_approve_proofs(campaign=result.campaign, user=user)
+            reports[result.campaign.name] = campaign_advance(result.campaign.pk, actor=actor)
     return reports
+
+
+@contextmanager
+def sandbox_simulator() -> Iterator[None]:
+    """The local printer simulator, serving the sandbox printer for the demo's
+    run (the demo's only printer), then stopped."""
+    from printers.simulator import Simulator
+
+    conf = settings.PRINTERS_CONF["sandbox"]
+    sim = Simulator(secrets={"sandbox": str(conf.get("webhook_secret") or "")}).start()
+    before = conf.get("base_url")
+    conf["base_url"] = sim.url("sandbox")
+    try:
+        yield
+    finally:
+        conf["base_url"] = before
+        sim.stop()

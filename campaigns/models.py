@@ -190,7 +190,6 @@ CLEAR_PROBLEM: dict[str, Any] = {
     "attempt": 0,
     "json": WithoutKeys(*PROBLEM_KEYS),
 }
-RELEASE_LEASE: dict[str, Any] = {"lease_until": None}
 RELEASE_CLAIM: dict[str, Any] = {"lease_until": None, "claim_token": None}
 
 
@@ -252,6 +251,23 @@ def is_proofing_error(r: Any) -> bool:
     return message in PROOFING_ERRORS and not (
         message == ErrorMessages.BILLING_NOT_READY and getattr(r, "proof_url", "")
     )
+
+
+# The spec's messages the mailing stage sets (and the billing check inside its claim).
+MAILING_ERRORS = frozenset(
+    {
+        ErrorMessages.BILLING_NOT_READY,
+        ErrorMessages.FAILED_TO_MAKE_MAIL_PIECE,
+        ErrorMessages.FAILED_SUBMISSION_TO_PRINTER,
+        ErrorMessages.FAILED_SUBMISSION_TO_MAILING_QUEUE,
+    }
+)
+
+
+def is_mailing_error(r: Any) -> bool:
+    """An Error row the mailing stage set: it has its proof (the proofing
+    stage's rows have none yet)."""
+    return getattr(r, "error_message", "") in MAILING_ERRORS and bool(getattr(r, "proof_url", ""))
 
 
 # ``why`` for a CapExceeded skip: the reason records no details of its own.
@@ -448,6 +464,9 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
     # key created nothing.
     submission_gen = models.PositiveIntegerField(default=0)
     idempotency_key = models.CharField(max_length=100, blank=True)
+    # When the key was first sent: past the printer's key window a retry looks
+    # the piece up before it submits again.
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
     # Storage names (Django's storage API) of the proof's two sides, and the
     # template version they were rendered from.
     proof_url = models.CharField(max_length=500, blank=True)
@@ -573,7 +592,7 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         field=status,
         source=[Status.SENDING, Status.SCHEDULED],
         target=Status.SENT,
-        custom={"admin": False, "sets": RELEASE_LEASE},
+        custom={"admin": False, "sets": RELEASE_CLAIM},
     )
     def mark_sent(self) -> None:
         self._apply_sets("mark_sent")
@@ -582,11 +601,12 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         field=status,
         source=Status.SENDING,
         target=Status.SENDING_STAGED,
-        custom={"admin": False, "sets": RELEASE_LEASE},
+        custom={"admin": False, "sets": _requeue_sets},
     )
-    def requeue_sending(self) -> None:
-        """Transient printer failure: back to the queue with the same key."""
-        self._apply_sets("requeue_sending")
+    def requeue_sending(self, *, not_before: dt.datetime | None = None) -> None:
+        """Transient printer failure, or a lease that ran out: back to the
+        queue with the same key, claimable from ``not_before``."""
+        self._apply_sets("requeue_sending", not_before=not_before)
 
     @fsm.transition(field=status, source=Status.SENT, target=Status.RECEIVED, custom={"admin": False})
     def mark_received(self) -> None:
@@ -663,7 +683,7 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         field=status,
         source=Status.ERROR,
         target=Status.SENDING_STAGED,
-        conditions=[lambda r: bool(getattr(r, "proof_url", ""))],
+        conditions=[is_mailing_error],
         custom={"label": "Retry sending (keeps the proof)", "sets": CLEAR_PROBLEM},
     )
     def retry_sending(self) -> None:

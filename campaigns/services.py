@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 
 from campaigns.models import CampaignRecipient, RecipientTransition
@@ -69,6 +69,27 @@ def recipients_bulk_transition(
         payload=payload,
         **transition_kwargs,
     )
+
+
+def recipients_write_rows(*, fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Per-row values in one ``executemany``: each row is ``fields``' values
+    then the recipient's id.  For values that differ per row (a batch's proof
+    names, keys, payloads): Django's ``bulk_update`` builds a CASE per row and
+    field, which costs more than the rest of a batch.  No status moves here;
+    the caller holds the rows (its claim, checked in its transaction)."""
+    if not rows:
+        return
+    meta = CampaignRecipient._meta
+    model_fields = [meta.get_field(f) for f in fields]
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"{quote(f.column)} = %s" for f in model_fields)
+    # Only our own column names, quoted; the values travel as parameters.
+    sql = f"UPDATE {quote(meta.db_table)} SET {columns} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    params = [
+        [f.get_db_prep_save(v, connection) for f, v in zip(model_fields, row, strict=False)] + [row[-1]] for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 class CreatedRecipient(Protocol):

@@ -33,6 +33,8 @@ class Env(BaseSettings):
     Q_RETRY_S: int = Field(default=600, ge=2)
     LOG_LEVEL: str = "INFO"
     SECURE_SSL_REDIRECT: bool = True
+    # Where printers reach this site (the proof image links they fetch).
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
 
     # Printers: credentials, endpoints and webhook secrets.
     LOB_API_KEY: str = ""
@@ -78,6 +80,13 @@ class Env(BaseSettings):
     PIXELIXE_API_KEY: str = ""
     PIXELIXE_BASE_URL: str = "https://studio.pixelixe.com/api"
     PROOF_TIMEOUT_S: float = Field(default=60.0, gt=0)
+    # Mailing: printer calls in flight per worker, and each printer's shared
+    # request limit, JSON {"lob": [150, 5], ...} (docs/ratelimits.md).
+    MAILING_CONCURRENCY: int = Field(default=8, ge=1)
+    MAILING_LEASE_S: int = Field(default=600, ge=10)  # how long a mailing claim lasts before the sweeper takes it back
+    PRINTER_RATE_LIMITS: str = ""
+    RATE_LIMIT_BACKEND: Literal["", "database", "redis"] = ""  # default: Redis when the broker is, else the database
+    RATE_LIMIT_REDIS_URL: str = ""
 
     @property
     def production(self) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from common.ratelimit import printer_limits
 from config.database import database_from_env
 from config.env import DEV_SECRET_KEY, load_env
 
@@ -17,6 +18,7 @@ ENV = load_env()
 # ---------------------------------------------------------------------------- CORE
 SECRET_KEY = ENV.SECRET_KEY or DEV_SECRET_KEY
 DEBUG = ENV.DEBUG if ENV.DEBUG is not None else ENV.DJANGO_ENV == "development"
+PUBLIC_BASE_URL = ENV.PUBLIC_BASE_URL
 ALLOWED_HOSTS = [h.strip() for h in ENV.ALLOWED_HOSTS.split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in ENV.CSRF_TRUSTED_ORIGINS.split(",") if o.strip()]
 
@@ -168,6 +170,11 @@ PROOFING = {
     "base_url": ENV.PIXELIXE_BASE_URL,
     "timeout_s": ENV.PROOF_TIMEOUT_S,
 }
+MAILING = {"concurrency": ENV.MAILING_CONCURRENCY, "lease_s": ENV.MAILING_LEASE_S}
+# Each printer's (requests, seconds), shared by every worker (docs/ratelimits.md).
+PRINTER_RATE_LIMITS = printer_limits(ENV.PRINTER_RATE_LIMITS)
+RATE_LIMIT_BACKEND: str = ENV.RATE_LIMIT_BACKEND
+RATE_LIMIT_REDIS_URL = ENV.RATE_LIMIT_REDIS_URL
 # CSV uploads are files, so DATA_UPLOAD_MAX_MEMORY_SIZE does not cap them.
 CSV_UPLOAD_MAX_BYTES = 200 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 5

@@ -28,3 +28,11 @@ PRINTERS_CONF["intelliprint"]["webhook_secret"] = "whsec_dGVzdC1pbnRlbGxpcHJpbnQ
 # Proof images and uploads go to a throwaway folder per test run, removed at exit.
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="postcards-test-media-"))
 atexit.register(shutil.rmtree, MEDIA_ROOT, ignore_errors=True)
+
+# Printer calls in tests take permits from a limiter of this process: the test
+# runs inside a transaction, which the shared database limiter refuses to join.
+RATE_LIMIT_BACKEND = "process"
+
+# The sandbox printer points nowhere unless a test starts the simulator (the
+# `simulator` fixture): a test never mails to a simulator left running here.
+PRINTERS_CONF["sandbox"]["base_url"] = "http://127.0.0.1:9/sandbox/v1"

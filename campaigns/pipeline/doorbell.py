@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns.models import Campaign, ErrorMessages
+from campaigns.models import Campaign, CampaignRecipient, ErrorMessages
 from common.fsm import Actor
 
 logger = logging.getLogger(__name__)
@@ -70,12 +70,14 @@ def _fail_queue(campaign_id: int, detail: str) -> None:
     from campaigns.proofing.service import campaign_fail_staged
 
     campaign = Campaign.objects.get(pk=campaign_id)
-    moved = campaign_fail_staged(
-        campaign=campaign,
-        message=ErrorMessages.FAILED_SUBMISSION_TO_PROOFING_QUEUE,
-        detail=detail,
-        actor=Actor("pipeline:doorbell"),
-    )
+    moved = 0
+    for status, message in (
+        (CampaignRecipient.Status.PROOFING_STAGED, ErrorMessages.FAILED_SUBMISSION_TO_PROOFING_QUEUE),
+        (CampaignRecipient.Status.SENDING_STAGED, ErrorMessages.FAILED_SUBMISSION_TO_MAILING_QUEUE),
+    ):
+        moved += campaign_fail_staged(
+            campaign=campaign, status=status, message=message, detail=detail, actor=Actor("pipeline:doorbell")
+        )
     logger.error("campaign %s: %s staged rows set to Error: queue unavailable", campaign_id, moved)
 
 

@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.enrichment.service import campaign_enrich
+from campaigns.mailing.service import campaign_mail
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.proofing.design import SAMPLE_SIZE, campaign_approval, campaign_design
 from campaigns.proofing.service import campaign_proof
@@ -46,7 +47,7 @@ class StageRun:
 
 
 # Counts a stage reports that are not a step forward.
-NOT_PROGRESS = frozenset({"lost_claim", "released"})
+NOT_PROGRESS = frozenset({"lost_claim", "released", "retry_later"})
 
 
 @dataclass(frozen=True)
@@ -107,10 +108,30 @@ def _proof_run(campaign: Campaign, actor: Actor, batch_size: int) -> StageRun:
     return StageRun(moved, note=note)
 
 
+def _mail_due(campaign: Campaign, now: dt.datetime) -> int:
+    design = campaign_design(campaign)
+    waiting = campaign.recipients.filter(_ready(now), status=Status.SENDING_STAGED).count()
+    today = timezone.localdate(now)
+    if campaign.mail_date is None or campaign.mail_date <= today:
+        free = Q(claim_token__isnull=True, lease_until__isnull=True) | Q(lease_until__lte=now)
+        waiting += campaign.recipients.filter(free, status=Status.SCHEDULED).count()
+    if campaign_approval(campaign, version=design.version) is not None:
+        waiting += campaign.recipients.filter(status=Status.PROOFED, proof_version=design.version).count()
+    return waiting
+
+
+def _mail_run(campaign: Campaign, actor: Actor, batch_size: int) -> StageRun:
+    report = campaign_mail(campaign=campaign, actor=actor, batch_size=batch_size)
+    moved = Counter({k: v for k, v in report.moved.items() if v})
+    note = f"billing is not ready: {report.billing_problem}" if report.billing_problem else ""
+    return StageRun(moved, note=note)
+
+
 STAGES: list[Stage] = [
     Stage("qualification", _qualify_due, _qualify_run),
     Stage("enrichment", _enrich_due, _enrich_run),
     Stage("proofing", _proof_due, _proof_run),
+    Stage("mailing", _mail_due, _mail_run),
 ]
 
 
@@ -136,7 +157,7 @@ def campaign_due(campaign: Campaign, now: dt.datetime | None = None) -> dict[str
 def campaigns_with_work(campaign_ids: list[int] | None = None) -> list[Campaign]:
     """Campaigns that are not paused and hold rows a stage may move."""
     working = [Status.PENDING, Status.ADDRESS_ENRICHABLE, Status.ADDRESS_ENRICHING, Status.PROOFING_STAGED]
-    working += [Status.PROOFING, Status.PROOFED]
+    working += [Status.PROOFING, Status.PROOFED, Status.SENDING_STAGED, Status.SENDING, Status.SCHEDULED]
     ids = CampaignRecipient.objects.filter(status__in=working).values("campaign_id")
     campaigns = Campaign.objects.filter(paused=False, pk__in=ids).select_related("organization", "proof_template")
     if campaign_ids is not None:

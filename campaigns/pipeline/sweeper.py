@@ -24,7 +24,7 @@ Status = CampaignRecipient.Status
 CHUNK = 1000
 
 # Working state → the transition that returns an expired claim to its queue.
-EXPIRED_CLAIMS = {Status.PROOFING: "requeue_proofing"}
+EXPIRED_CLAIMS = {Status.PROOFING: "requeue_proofing", Status.SENDING: "requeue_sending"}
 
 
 def pipeline_sweep(
@@ -50,4 +50,11 @@ def pipeline_sweep(
             counts[status] += len(moved)
             if not moved:
                 break
+    # Scheduled rows are claimed by token and lease alone: free them again.
+    # Whatever the dead worker sent is found by the lookup the next attempt
+    # makes first (the row has a first attempt time).
+    held = CampaignRecipient.objects.filter(status=Status.SCHEDULED, claim_token__isnull=False, lease_until__lt=now)
+    if campaign_ids is not None:
+        held = held.filter(campaign_id__in=campaign_ids)
+    counts[Status.SCHEDULED] += held.update(claim_token=None, updated=now)
     return counts

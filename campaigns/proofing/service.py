@@ -34,7 +34,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -45,7 +45,7 @@ from campaigns.discounts.service import recipient_discount_code
 from campaigns.models import Campaign, CampaignRecipient, ErrorMessages
 from campaigns.proofing.base import ProofDesign, ProofError, ProofJob, ProofRenderer, get_proof_renderer
 from campaigns.proofing.design import SAMPLE_SIZE, campaign_approval, campaign_design
-from campaigns.services import recipients_bulk_transition
+from campaigns.services import recipients_bulk_transition, recipients_write_rows
 from common.fsm import Actor
 from common.http import OutboundError
 
@@ -327,8 +327,8 @@ def _record(
                 retry_after = max(retry_after, out.retry_after or 0.0, (BACKOFF * 2 ** attempts[pk]).total_seconds())
             else:
                 failed[(out.message, out.detail)].append(pk)
-        _write(("discount_code", "proof_url", "proof_back_url", "proof_version"), proofs)
-        _write(("discount_code",), codes)
+        recipients_write_rows(fields=("discount_code", "proof_url", "proof_back_url", "proof_version"), rows=proofs)
+        recipients_write_rows(fields=("discount_code",), rows=codes)
         if ok:
             moved = recipients_bulk_transition(
                 queryset=CampaignRecipient.objects.filter(pk__in=ok, claim_token=token),
@@ -361,23 +361,6 @@ def _record(
     return counts
 
 
-def _write(fields: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    """Per-row values (``fields``' values then the id, per row) in one
-    ``executemany``: a batch's proofs differ per row, and Django's
-    ``bulk_update`` builds a CASE per row and field, which costs more than
-    the rest of the batch.  The caller holds the rows (claim checked in its
-    transaction)."""
-    if not rows:
-        return
-    meta = CampaignRecipient._meta
-    quote = connection.ops.quote_name
-    columns = ", ".join(f"{quote(meta.get_field(f).column)} = %s" for f in fields)
-    # Only our own column names, quoted; the values travel as parameters.
-    sql = f"UPDATE {quote(meta.db_table)} SET {columns} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
-
-
 def _reproof_stale(campaign: Campaign, design: ProofDesign, actor: Actor) -> list[int]:
     """Proofed rows made from another design version go back to the queue."""
     stale = campaign.recipients.filter(status=Status.PROOFED).exclude(proof_version=design.version)
@@ -386,15 +369,14 @@ def _reproof_stale(campaign: Campaign, design: ProofDesign, actor: Actor) -> lis
     )
 
 
-def campaign_fail_staged(*, campaign: Campaign, message: str, detail: str, actor: Actor) -> int:
-    """Every ProofingStaged row of the campaign to Error(message), in chunks."""
+def campaign_fail_staged(
+    *, campaign: Campaign, message: str, detail: str, actor: Actor, status: str = Status.PROOFING_STAGED
+) -> int:
+    """Every row of the campaign staged in ``status`` (ProofingStaged, or
+    SendingStaged) to Error(message), in chunks."""
     total = 0
     while True:
-        ids = list(
-            campaign.recipients.filter(status=Status.PROOFING_STAGED)
-            .order_by("id")
-            .values_list("id", flat=True)[:CHUNK]
-        )
+        ids = list(campaign.recipients.filter(status=status).order_by("id").values_list("id", flat=True)[:CHUNK])
         if not ids:
             return total
         moved = recipients_bulk_transition(

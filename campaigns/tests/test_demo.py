@@ -25,7 +25,7 @@ def test_demo_prints_a_working_admin_login_and_is_safe_twice(client):
     demo_campaign = Campaign.objects.get(name=DEMO_CAMPAIGN)
     outcomes = set(demo_campaign.recipients.values_list("status", "skip_reason"))
     assert {
-        ("Proofed", ""),
+        ("Sent", ""),
         ("Holdout", ""),
         ("Blacklisted", ""),
         ("Skipped", "International"),
@@ -34,10 +34,10 @@ def test_demo_prints_a_working_admin_login_and_is_safe_twice(client):
     } <= outcomes
     enriched = CampaignRecipient.objects.get(first_name="John", last_name="Backus")
     assert enriched.address1
-    assert enriched.status in ("Proofed", "Holdout")
+    assert enriched.status in ("Sent", "Holdout")
     assert "Skipped (International): 1" in text
     # Every proofed recipient has both sides stored, and the samples were approved by the demo user.
-    for r in demo_campaign.recipients.filter(status="Proofed"):
+    for r in demo_campaign.recipients.filter(status="Sent"):
         assert default_storage.exists(r.proof_url)
         assert default_storage.exists(r.proof_back_url)
         assert r.discount_code.startswith("WINTER-")

@@ -51,7 +51,7 @@ from campaigns.models import (
     LocalDiscountCode,
     RecipientTransition,
 )
-from campaigns.pipeline import doorbell
+from campaigns.pipeline import doorbell, runner
 from campaigns.pipeline.sweeper import pipeline_sweep
 from campaigns.proofing import service
 from campaigns.proofing.base import ProofError, ProofJob, RenderedProof
@@ -428,6 +428,9 @@ def pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(settings, "BILLING", {**settings.BILLING, "backend": "local"})
     monkeypatch.setattr(service, "get_proof_renderer", lambda: RENDERER)
     monkeypatch.setattr(doorbell, "enqueue", lambda campaign_id: None)
+    # This machine is the proofing stage's: the task path stops at Proofed
+    # (the mailing stage has its own tests).
+    monkeypatch.setattr(runner, "STAGES", [s for s in runner.STAGES if s.name != "mailing"])
     SEEN.clear()
 
 
@@ -440,6 +443,9 @@ def test_the_proofing_stage_keeps_its_promises_whatever_happens(pipeline: None) 
             stateful_step_count=30,
             deadline=None,
             database=None,
+            # The same exploration every run: the coverage check below must
+            # not depend on the draw (the scripted walk covers the rare edges).
+            derandomize=True,
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )

@@ -125,7 +125,11 @@ def waiting_for(cursor, n: int, procs: list[subprocess.Popen[str]]) -> None:
 def assert_proofed_exactly_once(campaign: Campaign) -> None:
     ids = set(campaign.recipients.values_list("pk", flat=True))
     assert len(ids) == RECIPIENTS
-    assert Counter(campaign.recipients.values_list("status", flat=True)) == {S.PROOFED: RECIPIENTS}
+    # Every recipient got past proofing; the runner goes on to the mailing
+    # stage, which here has no printer to reach, so its rows wait in SendingStaged.
+    statuses = Counter(campaign.recipients.values_list("status", flat=True))
+    assert sum(statuses.values()) == RECIPIENTS
+    assert set(statuses) <= {S.PROOFED, S.SENDING_STAGED}
     history = RecipientTransition.objects.filter(recipient__campaign=campaign)
     proofed = Counter(history.filter(to_status=S.PROOFED).values_list("recipient_id", flat=True))
     claimed = Counter(
@@ -165,9 +169,22 @@ def test_two_run_pipeline_commands_proof_one_campaign_together(campaign: Campaig
 
 def test_one_task_delivered_twice_to_two_processes(campaign: Campaign) -> None:
     """django-q2 delivers the campaign's task twice, to two workers at once."""
+    # The task runs every stage; each process prints how many it proofed.  The
+    # mailing stage is left out: it has no printer to reach here, and its
+    # failed calls only shift the timing of who proofs what.
     code = (
-        "import django; django.setup(); from campaigns.tasks import campaign_run_task; "
-        f"print('moved', campaign_run_task({campaign.pk}))"
+        "import django; django.setup()\n"
+        "from campaigns import tasks\n"
+        "from campaigns.pipeline import runner\n"
+        "runner.STAGES[:] = [s for s in runner.STAGES if s.name != 'mailing']\n"
+        "real, seen = tasks.campaign_advance, {}\n"
+        "def spy(*args, **kwargs):\n"
+        "    report = real(*args, **kwargs)\n"
+        "    seen['proofed'] = report.moved.get('proofing', {}).get('Proofed', 0)\n"
+        "    return report\n"
+        "tasks.campaign_advance = spy\n"
+        f"tasks.campaign_run_task({campaign.pk})\n"
+        "print('moved', seen['proofed'])\n"
     )
     results = run_together([[sys.executable, "-c", code], [sys.executable, "-c", code]])
 
@@ -176,4 +193,7 @@ def test_one_task_delivered_twice_to_two_processes(campaign: Campaign) -> None:
     assert_proofed_exactly_once(campaign)
     moved = [int(m.group(1)) if (m := re.search(r"moved (\d+)", r.stdout)) else 0 for r in results]
     assert sum(moved) == RECIPIENTS, [r.stdout for r in results]
-    assert all(n > 0 for n in moved), moved
+    # No "both did work" here: the task takes batches of 100, so with the fast
+    # renderer one process may take all three before the other claims; what
+    # matters is that nothing was done twice (above).  The run_pipeline test
+    # (batches of 20) shows the two interleaving.

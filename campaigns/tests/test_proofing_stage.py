@@ -86,6 +86,14 @@ def proofed_once_each(campaign) -> bool:
     return all(n == 1 for n in per.values()) and len(per) == campaign.recipients.count()
 
 
+def past_proofing(campaign) -> bool:
+    """Every row proofed exactly once, and none of them left behind: the task
+    path goes on to the mailing stage (here without a printer to reach, so the
+    rows wait in SendingStaged)."""
+    later = {S.PROOFED, S.SENDING_STAGED, S.SENT}
+    return proofed_once_each(campaign) and set(statuses(campaign)) <= later
+
+
 # ---------------------------------------------------------------- the happy path
 def test_a_batch_proofs_mints_once_and_stores_both_sides():
     campaign, rows = staged_campaign(5)
@@ -268,7 +276,7 @@ def test_duplicate_delivery_of_the_same_task_does_the_work_once(settings):
     campaign, _ = staged_campaign(7)
     campaign_run_task(campaign.pk)
     campaign_run_task(campaign.pk)
-    assert statuses(campaign) == {S.PROOFED: 7}
+    assert past_proofing(campaign)
     assert proofed_once_each(campaign)
     assert LocalDiscountCode.objects.count() == 7
 
@@ -307,7 +315,7 @@ def test_a_lost_enqueue_is_recovered_by_the_tick(monkeypatch, settings):
     # ... and does once its lease has passed (tests run tasks inline: sync mode).
     type(campaign).objects.filter(pk=campaign.pk).update(doorbell_rung_at=timezone.now() - timedelta(minutes=6))
     assert pipeline_tick_task() == 1
-    assert statuses(campaign) == {S.PROOFED: 3}
+    assert past_proofing(campaign)
 
 
 def test_an_enqueue_that_keeps_failing_becomes_the_spec_error_and_the_retry_recovers(
@@ -332,7 +340,7 @@ def test_an_enqueue_that_keeps_failing_becomes_the_spec_error_and_the_retry_reco
         report = recipients_retry_proofing(queryset=campaign.recipients.all(), actor=ACTOR)
     assert report.retried == 3
     # The retry rang the doorbell after commit: the rows are proofed.
-    assert statuses(campaign) == {S.PROOFED: 3}
+    assert past_proofing(campaign)
 
 
 # ---------------------------------------------------------------- failures

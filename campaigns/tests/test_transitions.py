@@ -82,11 +82,19 @@ def test_fail_records_the_error_message_and_retry_clears_it():
     assert (r.status, r.error_message) == (S.PROOFING_STAGED, "")
 
 
-def test_retry_sending_needs_a_proof():
-    r = CampaignRecipientFactory(status=S.ERROR, proof_url="")
+def test_retry_sending_needs_a_proof_and_a_mailing_error():
+    printer = "Failed submission to Printer"
+    r = CampaignRecipientFactory(status=S.ERROR, proof_url="", error_message=printer)
     with pytest.raises(fsm.TransitionNotAllowed):
         recipient_transition(recipient=r, method="retry_sending", actor=Actor("admin"))
-    r2 = CampaignRecipientFactory(status=S.ERROR, proof_url="https://proofs.example/1.png")
+    proofing = CampaignRecipientFactory(
+        status=S.ERROR,
+        proof_url="https://proofs.example/1.png",
+        error_message="Failed to make proof for this recipient",
+    )
+    with pytest.raises(fsm.TransitionNotAllowed):
+        recipient_transition(recipient=proofing, method="retry_sending", actor=Actor("admin"))
+    r2 = CampaignRecipientFactory(status=S.ERROR, proof_url="https://proofs.example/1.png", error_message=printer)
     recipient_transition(recipient=r2, method="retry_sending", actor=Actor("admin"))
     assert r2.status == S.SENDING_STAGED
 
@@ -191,7 +199,10 @@ CLEARED_JSON = {
 )
 def test_a_bulk_move_ends_like_a_move_one_by_one(method, source):
     problem = {
-        "error_message": "Failed to make proof for this recipient",
+        # Each retry is offered for its own stage's errors only.
+        "error_message": "Failed submission to Printer"
+        if method == "retry_sending"
+        else "Failed to make proof for this recipient",
         "skip_reason": "NoAddress",
         "proof_url": "https://proofs.example/1.png",
         "json": PROBLEM_JSON,

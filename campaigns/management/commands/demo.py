@@ -13,7 +13,7 @@ from campaigns.models import Campaign
 class Command(BaseCommand):
     help = (
         "Create the demo orgs, campaigns, audiences and an admin user, run the pipeline on them "
-        "(qualify, enrich, proof), print where to look, and exit."
+        "(qualify, enrich, proof, bill, mail to the local printer simulator), print where to look, and exit."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -33,8 +33,9 @@ class Command(BaseCommand):
         self.stdout.write("")
         self.stdout.write(f"Admin:         {url}/admin/")
         self.stdout.write(f"Sample proofs: {url}/admin/campaigns/campaign/{result.campaign.pk}/proofs/")
-        proofed = {"campaign__id__exact": result.campaign.pk, "status__exact": "Proofed"}
-        self.stdout.write(f"Proofed:       {recipients}?{urlencode(proofed)}")
+        sent = {"campaign__id__exact": result.campaign.pk, "status__exact": "Sent"}
+        self.stdout.write(f"Mailed:        {recipients}?{urlencode(sent)}")
+        self.stdout.write(f"Mailpieces:    {url}/admin/mailpieces/mailpiece/")
         errors = {"campaign__id__exact": result.unbillable_campaign.pk, "status__exact": "Error"}
         self.stdout.write(f"Billing error: {recipients}?{urlencode(errors)}")
         self.stdout.write(f"Username:      {result.username}")

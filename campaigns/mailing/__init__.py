@@ -1,0 +1,1 @@
+"""The mailing stage: Proofed → SendingStaged / Scheduled → Sending → Sent, exactly once."""

@@ -1,0 +1,420 @@
+"""``campaign_mail``: one mailing batch of a campaign, exactly once per recipient.
+
+1. **Stage.** Proofed rows whose proof is of the approved design version go to
+   SendingStaged, or to Scheduled when the campaign's mail date is still ahead
+   (one rule for every printer: a mail date today or in the past mails now).
+2. **Billing, again**, before any claim: an org that cannot be billed claims
+   nothing; its SendingStaged rows (and Scheduled rows now due) become
+   Error(BILLING_NOT_READY), except rows sent before, whose piece may exist:
+   they wait.  0 printer calls.
+3. **Claim** a batch: SendingStaged → Sending (one CAS, token, lease), and due
+   Scheduled rows by token and lease alone (their status stays Scheduled
+   until the printer has the piece: the spec's Scheduled → Sent).
+4. **Before the first attempt**, in their own committed write: each row's
+   idempotency key (``printers.keys.submission_key``), the exact request
+   (address, image links, size, metadata) and the time of the first
+   attempt.  Every retry sends those same bytes under that same key.
+5. **Outside any transaction**, in a thread pool, each call starting only when
+   the printer's shared rate limiter allows (``campaigns/mailing/limits.py``):
+   a row that was ever attempted before is looked up first (by our reference)
+   and submitted only when the printer has nothing; then ``submit``.
+6. **Record** in one short transaction, for rows the worker still holds: a
+   Mailpiece (Submitted, the printer's id) and the recipient Sent; a definitive
+   refusal: an Error Mailpiece with the printer's answer and the recipient
+   Error with the message of its cause; an unknown outcome (timeout, 429, 5xx):
+   back to SendingStaged (Scheduled rows stay Scheduled) with a backoff that
+   honours Retry-After, until the attempt budget is spent.  A row is put in
+   Error after transient failures only when a lookup has just shown that the
+   printer holds no piece for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import uuid
+from collections import Counter, defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from campaigns.billing.service import preflight_campaign_billing
+from campaigns.claims import recipients_claim
+from campaigns.mailing.limits import printer_limiter
+from campaigns.mailing.payload import submission_payload, submit_request
+from campaigns.models import Campaign, CampaignRecipient, ErrorMessages
+from campaigns.proofing.design import campaign_approval, campaign_design
+from campaigns.services import recipients_bulk_transition, recipients_write_rows
+from common.fsm import Actor, insert_history
+from mailpieces.models import Mailpiece, MailpieceTransition
+from mailpieces.status import MailpieceStatus
+from printers.base import Printer, PrinterError, Submission
+from printers.keys import submission_key
+from printers.registry import get_printer
+
+logger = logging.getLogger(__name__)
+
+Status = CampaignRecipient.Status
+LEASE = timedelta(minutes=10)
+MAX_ATTEMPTS = 6
+BACKOFF = timedelta(seconds=30)  # doubled per attempt, capped; a longer Retry-After wins
+MAX_BACKOFF = timedelta(hours=1)
+CHUNK = 1000
+# Printer answers that say our request itself was wrong (the address, the
+# images, the size): the mail piece cannot be made as asked.
+BAD_REQUEST_STATUSES = frozenset({400, 413, 415, 422})
+
+
+@dataclass
+class SendOutcome:
+    submission: Submission | None = None
+    message: str = ""  # set: Error with this spec message
+    detail: str = ""
+    response: dict[str, Any] = field(default_factory=dict)
+    transient: bool = False
+    retry_after: float | None = None
+
+
+@dataclass
+class MailReport:
+    moved: Counter[str] = field(default_factory=Counter)
+    claimed: int = 0
+    calls: int = 0
+    billing_problem: str = ""
+    paused: bool = False
+    waiting_for_approval: bool = False
+
+    @property
+    def progressed(self) -> bool:
+        return any(n for k, n in self.moved.items() if k != "lost_claim")
+
+
+def campaign_stage_mailing(*, campaign: Campaign, actor: Actor, today: dt.date | None = None) -> Counter[str]:
+    """Proofed rows of the approved design → SendingStaged or Scheduled."""
+    counts: Counter[str] = Counter()
+    design = campaign_design(campaign)
+    if campaign_approval(campaign, version=design.version) is None:
+        return counts
+    today = today or timezone.localdate()
+    later = campaign.mail_date is not None and campaign.mail_date > today
+    method = "schedule" if later else "stage_sending"
+    ready = campaign.recipients.filter(status=Status.PROOFED, proof_version=design.version)
+    while True:
+        ids = list(ready.order_by("id").values_list("id", flat=True)[:CHUNK])
+        if not ids:
+            return counts
+        moved = recipients_bulk_transition(
+            queryset=CampaignRecipient.objects.filter(pk__in=ids),
+            method=method,
+            actor=actor,
+            reason=f"mail date {campaign.mail_date}" if later else "to the printer",
+        )
+        counts[Status.SCHEDULED if later else Status.SENDING_STAGED] += len(moved)
+        if not moved:
+            return counts
+
+
+def _scheduled_due(campaign: Campaign, today: dt.date, now: dt.datetime) -> Q:
+    """Scheduled rows whose day has come and that nobody holds (or whose
+    holder's lease ran out), past any backoff."""
+    if campaign.mail_date is not None and campaign.mail_date > today:
+        return Q(pk__in=[])
+    free = Q(claim_token__isnull=True, lease_until__isnull=True) | Q(lease_until__lte=now)
+    return Q(status=Status.SCHEDULED) & free
+
+
+def campaign_mail(
+    *,
+    campaign: Campaign,
+    actor: Actor,
+    batch_size: int = 100,
+    printer: Printer | None = None,
+    concurrency: int | None = None,
+    now: dt.datetime | None = None,
+) -> MailReport:
+    """Run one mailing batch of ``campaign``; safe to run twice at once."""
+    report = MailReport()
+    campaign.refresh_from_db()
+    if campaign.paused:
+        report.paused = True
+        return report
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    report.moved.update(campaign_stage_mailing(campaign=campaign, actor=actor, today=today))
+    design = campaign_design(campaign)
+    if campaign_approval(campaign, version=design.version) is None:
+        report.waiting_for_approval = campaign.recipients.filter(status=Status.PROOFED).exists()
+    staged = campaign.recipients.filter(status=Status.SENDING_STAGED)
+    due = campaign.recipients.filter(_scheduled_due(campaign, today, now))
+    if not staged.exists() and not due.exists():
+        return report
+    check = preflight_campaign_billing(campaign)
+    if not check.ready:
+        report.billing_problem = check.problem
+        report.moved[ErrorMessages.BILLING_NOT_READY] = _fail_waiting(campaign, check.problem, actor, today, now)
+        return report
+    printer = printer or get_printer(campaign.printer)
+    workers = max(1, concurrency or int(settings.MAILING.get("concurrency") or 8))
+    per_call = float(getattr(settings, "PRINTER_TIMEOUT_S", 20) or 20) * 2  # a lookup and a submit
+    # At least the configured lease (MAILING_LEASE_S), and never shorter than
+    # the batch's worst case, or a second worker would take rows in flight.
+    floor = timedelta(seconds=int(settings.MAILING.get("lease_s") or LEASE.total_seconds()))
+    lease = max(floor, timedelta(seconds=math.ceil(batch_size / workers) * per_call * 2))
+    token, rows = _claim(campaign, actor, batch_size, lease, today, now)
+    report.claimed = len(rows)
+    if not rows:
+        return report
+    requests = _prepare(campaign, rows, now)
+    outcomes = _call_all(printer, rows, requests, workers, report)
+    report.moved.update(_record(campaign, rows, outcomes, token, actor, now))
+    return report
+
+
+def _claim(
+    campaign: Campaign, actor: Actor, batch_size: int, lease: timedelta, today: dt.date, now: dt.datetime
+) -> tuple[uuid.UUID, list[CampaignRecipient]]:
+    claim = recipients_claim(
+        campaign=campaign, method="start_sending", limit=batch_size, lease=lease, actor=actor, now=now
+    )
+    token = claim.token
+    room = batch_size - len(claim)
+    if room > 0:
+        # Scheduled rows are held by token and lease only: the CAS re-checks
+        # that nobody holds them, under the row lock on PostgreSQL.
+        due = _scheduled_due(campaign, today, now)
+        ids = list(campaign.recipients.filter(due).order_by("id").values_list("id", flat=True)[:room])
+        if ids:
+            CampaignRecipient.objects.filter(due, pk__in=ids).update(
+                claim_token=token, lease_until=claim.lease_until, updated=now
+            )
+    rows = CampaignRecipient.objects.filter(claim_token=token, status__in=[Status.SENDING, Status.SCHEDULED])
+    return token, list(rows.order_by("id"))
+
+
+def _prepare(campaign: Campaign, rows: list[CampaignRecipient], now: dt.datetime) -> dict[int, Any]:
+    """Key, request and first-attempt time of every row, saved (committed)
+    before any printer call; rows that have them keep them unchanged."""
+    writes = []
+    requests = {}
+    for r in rows:
+        key = r.idempotency_key or submission_key(
+            org_id=campaign.organization_id, recipient_id=r.pk, gen=r.submission_gen
+        )
+        saved = (r.json or {}).get("submission")
+        payload = saved if isinstance(saved, dict) else submission_payload(campaign, r, key)
+        if key != r.idempotency_key or saved is not payload or r.first_attempt_at is None:
+            writes.append((key, {**(r.json or {}), "submission": payload}, r.first_attempt_at or now, r.pk))
+        requests[r.pk] = submit_request(payload, key)
+    recipients_write_rows(fields=("idempotency_key", "json", "first_attempt_at"), rows=writes)
+    return requests
+
+
+def _call_all(
+    printer: Printer, rows: list[CampaignRecipient], requests: dict[int, Any], workers: int, report: MailReport
+) -> dict[int, SendOutcome]:
+    """Every row's printer calls, each started when the shared limiter says
+    so.  Permits are taken in this thread (the limiter may use the database),
+    the calls run in the pool (they never touch the database)."""
+    limiter = printer_limiter(printer.kind)
+    futures: dict[int, Future[SendOutcome]] = {}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"mail-{printer.kind}") as pool:
+        for r in rows:
+            seen_before = r.first_attempt_at is not None
+            calls = 1 if r.attempt >= MAX_ATTEMPTS else 2 if seen_before else 1
+            limiter.acquire(calls)
+            report.calls += calls
+            futures[r.pk] = pool.submit(_send_one, printer, requests[r.pk], seen_before, r.attempt >= MAX_ATTEMPTS)
+        return {pk: f.result() for pk, f in futures.items()}
+
+
+def _send_one(printer: Printer, request: Any, seen_before: bool, give_up: bool) -> SendOutcome:
+    """One row's calls.  ``give_up``: the attempt budget is spent; only look:
+    the piece is found (Sent), or the printer has nothing (Error), or the
+    outcome is still unknown (try the lookup again later)."""
+    out = SendOutcome()
+    try:
+        if seen_before or give_up:
+            # It may exist already (a crash after the printer accepted, a
+            # timeout after it created the piece, a key past its window):
+            # look before submitting, never submit blind twice.
+            found = printer.lookup(request.reference)
+            if found is not None:
+                out.submission = found
+                return out
+            if give_up:
+                out.message = ErrorMessages.FAILED_SUBMISSION_TO_PRINTER
+                out.detail = f"no piece after {MAX_ATTEMPTS} attempts; the printer holds none for this recipient"
+                return out
+        out.submission = printer.submit(request)
+        return out
+    except PrinterError as exc:
+        out.detail = exc.message[:500]
+        out.response = {"status": exc.status_code, "code": exc.code, "message": exc.message[:1000]}
+        if exc.permanent:
+            bad_request = exc.status_code in BAD_REQUEST_STATUSES
+            out.message = (
+                ErrorMessages.FAILED_TO_MAKE_MAIL_PIECE if bad_request else ErrorMessages.FAILED_SUBMISSION_TO_PRINTER
+            )
+        else:
+            out.transient, out.retry_after = True, exc.retry_after
+        return out
+    except Exception as exc:  # a bug must not take the batch down, nor guess the outcome
+        logger.exception("printer call for %s failed unexpectedly", request.reference)
+        out.transient, out.detail = True, f"unexpected error: {type(exc).__name__}"
+        return out
+
+
+def _record(
+    campaign: Campaign,
+    rows: list[CampaignRecipient],
+    outcomes: dict[int, SendOutcome],
+    token: uuid.UUID,
+    actor: Actor,
+    now: dt.datetime,
+) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    by_pk = {r.pk: r for r in rows}
+    with transaction.atomic():
+        mine = CampaignRecipient.objects.filter(pk__in=list(by_pk), claim_token=token)
+        held = dict(mine.select_for_update().values_list("pk", "status"))
+        counts["lost_claim"] = len(rows) - len(held)
+        sent: list[int] = []
+        pieces: list[Mailpiece] = []
+        failed: defaultdict[tuple[str, str, str], list[int]] = defaultdict(list)
+        retry: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
+        retry_after = 0.0
+        for pk, out in outcomes.items():
+            if pk not in held:
+                continue
+            r = by_pk[pk]
+            reference = r.json.get("submission", {}).get("reference", "") if isinstance(r.json, dict) else ""
+            reference = reference or submission_key(
+                org_id=campaign.organization_id, recipient_id=pk, gen=r.submission_gen
+            )
+            if out.submission is not None:
+                sent.append(pk)
+                pieces.append(_piece(campaign, pk, out.submission, reference))
+                continue
+            if out.transient:
+                retry[(held[pk], out.detail)].append(pk)
+                backoff = min(MAX_BACKOFF, BACKOFF * 2**r.attempt).total_seconds()
+                retry_after = max(retry_after, out.retry_after or 0.0, backoff)
+                continue
+            failed[(held[pk], out.message, out.detail)].append(pk)
+            pieces.append(
+                Mailpiece(
+                    recipient_id=pk,
+                    printer=campaign.printer,
+                    reference=reference,
+                    status=MailpieceStatus.ERROR,
+                    status_at=now,
+                    last_vendor_status=str(out.response.get("code") or out.response.get("status") or "")[:100],
+                )
+            )
+        created = Mailpiece.objects.bulk_create(pieces)
+        by_status: defaultdict[str, list[int]] = defaultdict(list)
+        for piece in created:
+            by_status[piece.status].append(piece.pk)
+        for status, ids in by_status.items():
+            insert_history(
+                MailpieceTransition,
+                obj_field="mailpiece",
+                ids=ids,
+                from_status="",
+                to_status=status,
+                actor=actor,
+                reason="submitted to the printer" if status != MailpieceStatus.ERROR else "the printer refused it",
+                at=now,
+            )
+        if sent:
+            moved = recipients_bulk_transition(
+                queryset=CampaignRecipient.objects.filter(pk__in=sent, claim_token=token),
+                method="mark_sent",
+                actor=actor,
+                reason="the printer has the piece",
+            )
+            counts[Status.SENT] += len(moved)
+        not_before = now + timedelta(seconds=retry_after)
+        for (status, detail), ids in retry.items():
+            # The last failure stays visible to ops while the row waits.
+            CampaignRecipient.objects.filter(pk__in=ids).update(attempt=F("attempt") + 1, error_detail=detail)
+            if status == Status.SENDING:
+                moved = recipients_bulk_transition(
+                    queryset=CampaignRecipient.objects.filter(pk__in=ids, claim_token=token),
+                    method="requeue_sending",
+                    actor=actor,
+                    reason="outcome unknown (timeout, rate limit or printer error): same key later",
+                    not_before=not_before,
+                )
+                counts["retry_later"] += len(moved)
+            else:  # Scheduled: stays Scheduled, free again after the backoff
+                counts["retry_later"] += CampaignRecipient.objects.filter(pk__in=ids, claim_token=token).update(
+                    claim_token=None, lease_until=not_before, updated=now
+                )
+        for (status, message, detail), ids in failed.items():
+            method = "fail" if status == Status.SENDING else "fail_queued"
+            moved = recipients_bulk_transition(
+                queryset=CampaignRecipient.objects.filter(pk__in=ids, claim_token=token),
+                method=method,
+                actor=actor,
+                reason=message,
+                message=message,
+                detail=detail,
+            )
+            counts[message] += len(moved)
+    return counts
+
+
+def _piece(campaign: Campaign, recipient_id: int, submission: Submission, reference: str) -> Mailpiece:
+    """The Mailpiece of an accepted submission.  A test-mode piece (Stannp
+    answers id "0" for every one) is kept without the printer's id, with
+    status Test, so the unique (printer, printer id) constraint holds."""
+    printer_id = submission.printer_id
+    status = MailpieceStatus.SUBMITTED
+    if submission.status == MailpieceStatus.TEST or printer_id in ("", "0"):
+        printer_id, status = "", MailpieceStatus.TEST
+    return Mailpiece(
+        recipient_id=recipient_id,
+        printer=campaign.printer,
+        printer_id=printer_id[:100],
+        reference=(submission.reference or reference)[:100],
+        status=status,
+        status_at=timezone.now(),
+    )
+
+
+def _fail_waiting(campaign: Campaign, problem: str, actor: Actor, today: dt.date, now: dt.datetime) -> int:
+    """Billing is not ready: the rows waiting to be mailed become Error.  Not
+    a row that was sent before (a crash or a timeout after the printer took
+    it): its piece may be in the mail, so it waits, saying why, and its next
+    attempt (once billing works) looks the piece up first."""
+    total = 0
+    sent_before = campaign.recipients.filter(
+        Q(status=Status.SENDING_STAGED) | _scheduled_due(campaign, today, now), first_attempt_at__isnull=False
+    )
+    sent_before.update(error_detail=f"waiting: billing is not ready ({problem})"[:500], updated=now)
+    waiting = (Q(status=Status.SENDING_STAGED) | _scheduled_due(campaign, today, now)) & Q(
+        first_attempt_at__isnull=True
+    )
+    while True:
+        ids = list(campaign.recipients.filter(waiting).order_by("id").values_list("id", flat=True)[:CHUNK])
+        if not ids:
+            return total
+        moved = recipients_bulk_transition(
+            queryset=CampaignRecipient.objects.filter(pk__in=ids),
+            method="fail_queued",
+            actor=actor,
+            reason=ErrorMessages.BILLING_NOT_READY,
+            message=ErrorMessages.BILLING_NOT_READY,
+            detail=problem,
+        )
+        total += len(moved)
+        if not moved:
+            return total

@@ -1,0 +1,464 @@
+"""A request-rate limiter shared by every thread, process and machine.
+
+``limiter_for("lob", limit=150, period_s=5).acquire()`` blocks until one more
+request may start without ``limit`` + 1 starts ever falling inside one window
+of ``period_s`` seconds, wherever the other starts came from.  Call it right
+before the outbound request, outside any database transaction.
+
+Why a sliding window log, not a fixed window or a token bucket
+--------------------------------------------------------------
+A fixed window (a counter reset every ``period_s``) lets ``limit`` requests
+through at the end of one window and ``limit`` more at the start of the next:
+2x the limit within a few milliseconds, which a vendor that counts over a
+sliding window answers with 429s.  A token bucket or GCRA with a burst of
+``limit`` has the same flaw in a milder form (a full burst, then a steady
+refill on top of it).  We keep the start times themselves, the last ``limit``
+of them, and let a request start only when the oldest of those started a whole
+window ago.  That is exact for a sliding window, and a stream that obeys a
+sliding window obeys every fixed window too, so it is safe whichever way the
+vendor counts.  The cost is ``limit`` stored times per name: 150 for Lob.
+
+The guarantee, and why it holds
+-------------------------------
+Both backends keep ``limit`` slots per name.  A start takes a slot whose
+time is at least ``window`` old and writes its own time into it.  So the
+starts recorded in one slot are at least ``window`` apart, a window holds at
+most one start per slot, and ``limit`` slots give at most ``limit`` starts.
+This needs no global lock, only that taking a slot is atomic: a row lock on
+PostgreSQL, the single writer of SQLite, a Lua script in Redis.
+
+``window`` is the vendor's period plus a safety margin (default 1 %, 50 ms
+for Lob): a start is recorded when the permit is granted, and the request
+reaches the vendor a little later, by a delay that varies (commit, thread
+scheduling, network).  The margin absorbs that variation, so the vendor, not
+only our log, sees at most ``limit`` requests per period.
+
+Clocks
+------
+Times come from the store that decides, never from the workers' hosts:
+PostgreSQL's ``clock_timestamp()`` (the time when the slot is taken, not the
+transaction's start), Redis's ``TIME``.  Machines with skewed clocks therefore
+agree, and each slot's times are written by one clock.  SQLite can only be
+shared by processes on one host, so its (one) local clock is used.  Tests may
+inject a clock (and a sleep) to step time by hand.
+
+Backends
+--------
+Redis when ``RATE_LIMIT_REDIS_URL`` is set, or the task queue's broker is
+Redis (``Q_CLUSTER["redis"]``); the database otherwise.  ``RATE_LIMIT_BACKEND``
+(``"database"`` or ``"redis"``) forces one.  The database backend stores its
+slots in ``printers.models.RateLimitSlot``.  A store that cannot be reached
+raises its own error: the caller treats it as a transient failure and no
+request is sent, never an unlimited one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from django.conf import settings
+from django.db import connections, transaction
+
+Backend = Literal["database", "redis"]
+Clock = Callable[[], float]  # seconds since the epoch
+
+# The share of the period added as a safety margin, unless one is given.
+DEFAULT_MARGIN_FRACTION = 0.01
+# A waiter never sleeps less (no busy loop) ...
+MIN_SLEEP_S = 0.001
+REDIS_KEY_PREFIX = "postcards:ratelimit:"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+# Requests and seconds per printer kind.  Lob documents 150 per 5 s per key
+# and endpoint; Stannp 300-3,000 per minute by plan (the lowest here: raise it
+# with PRINTER_RATE_LIMITS for a bigger plan); IntelliPrint 100 per minute;
+# Taylor has no documented limit (one a second until they tell us); the
+# sandbox simulator answers with Lob's rate-limit headers, so it gets Lob's.
+DEFAULT_PRINTER_LIMITS: dict[str, tuple[int, float]] = {
+    "lob": (150, 5.0),
+    "stannp": (300, 60.0),
+    "intelliprint": (100, 60.0),
+    "taylor": (60, 60.0),
+    "sandbox": (150, 5.0),
+}
+
+
+class RateLimitTimeout(Exception):
+    """No permit came free within the caller's timeout.  ``retry_after`` is
+    the estimated wait (seconds) before one does."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One try at taking ``n`` slots: granted (``at``, the store's time of the
+    grant, epoch seconds), or how long until it could be."""
+
+    granted: bool
+    wait_s: float = 0.0
+    at: float | None = None
+
+
+class _TooFew(Exception):
+    """Fewer free slots than asked for: rolls the partial take back."""
+
+
+class _Store(Protocol):
+    def try_take(self, n: int) -> _Attempt: ...
+
+
+class RateLimiter:
+    """At most ``limit`` starts per ``period_s`` seconds under ``name``,
+    for every process that uses the same store."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        limit: int,
+        period_s: float,
+        store: _Store,
+        margin_s: float,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Clock = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.limit = limit
+        self.period_s = period_s
+        self.margin_s = margin_s
+        self._store = store
+        self._sleep = sleep
+        self._monotonic = monotonic
+
+    @property
+    def window_s(self) -> float:
+        """The gap kept between the starts that share a slot."""
+        return self.period_s + self.margin_s
+
+    def acquire(self, n: int = 1, *, timeout_s: float | None = None) -> float:
+        """Block until ``n`` requests may start; the seconds waited.
+
+        Raises :class:`RateLimitTimeout` as soon as it is clear that no permit
+        comes free within ``timeout_s`` (None waits as long as it takes).
+        """
+        self._check_n(n)
+        started = self._monotonic()
+        deadline = None if timeout_s is None else started + timeout_s
+        while True:
+            attempt = self._store.try_take(n)
+            if attempt.granted:
+                return self._monotonic() - started
+            wait = max(attempt.wait_s, MIN_SLEEP_S)
+            now = self._monotonic()
+            if deadline is not None and now + wait > deadline:
+                raise RateLimitTimeout(
+                    f"The request limit for {self.name} ({self.limit} every {self.period_s:g} s) is reached; "
+                    f"the next request could start in {wait:.2f} s, later than the {timeout_s:g} s allowed.",
+                    retry_after=wait,
+                )
+            self._sleep(wait)
+
+    def try_acquire(self, n: int = 1) -> bool:
+        """Take ``n`` permits if they are free now; never waits."""
+        self._check_n(n)
+        return self._store.try_take(n).granted
+
+    def _check_n(self, n: int) -> None:
+        if not 1 <= n <= self.limit:
+            raise ValueError(f"can acquire 1 to {self.limit} permits at once, not {n}")
+
+    def __repr__(self) -> str:
+        return f"RateLimiter({self.name!r}, limit={self.limit}, period_s={self.period_s:g})"
+
+
+# ---------------------------------------------------------------------------- DATABASE
+class DatabaseStore:
+    """A ring of ``limit`` rows per name (``RateLimitSlot``), each holding one
+    recent start time.
+
+    PostgreSQL: one statement takes the oldest expired rows, skipping rows
+    another transaction holds (``FOR UPDATE SKIP LOCKED``), so concurrent
+    workers take different slots instead of queueing on one; the expiry test
+    is re-checked on the row's newest version once it is locked.  SQLite: the
+    transaction starts IMMEDIATE (config/database.py), so takers run one at a
+    time and a plain read-check-write is atomic.
+    """
+
+    def __init__(self, name: str, *, limit: int, window_s: float, clock: Clock | None, using: str) -> None:
+        self.name = name
+        self.limit = limit
+        self.window = dt.timedelta(seconds=window_s)
+        self.clock = clock
+        self.using = using
+        self._ring_ready = False
+
+    def try_take(self, n: int) -> _Attempt:
+        connection = connections[self.using]
+        if connection.in_atomic_block:
+            # A slot taken inside a longer transaction stays locked (SQLite:
+            # the whole database) until that transaction ends.
+            raise RuntimeError("rate limiter permits must be acquired outside a database transaction")
+        if not self._ring_ready:
+            self._ensure_ring()
+        take = self._take_postgresql if connection.vendor == "postgresql" else self._take_serialised
+        attempt = take(n)
+        if attempt is None:  # the ring has gone (a flushed table): rebuild it
+            self._ensure_ring()
+            return _Attempt(False, MIN_SLEEP_S)
+        return attempt
+
+    def _ensure_ring(self) -> None:
+        from printers.models import RateLimitSlot
+
+        rows = [RateLimitSlot(name=self.name, slot=i, started=_EPOCH) for i in range(self.limit)]
+        RateLimitSlot.objects.using(self.using).bulk_create(rows, ignore_conflicts=True)
+        self._ring_ready = True
+
+    def _now(self) -> dt.datetime:
+        assert self.clock is not None
+        return dt.datetime.fromtimestamp(self.clock(), tz=dt.UTC)
+
+    def _take_postgresql(self, n: int) -> _Attempt | None:
+        from printers.models import RateLimitSlot
+
+        table = connections[self.using].ops.quote_name(RateLimitSlot._meta.db_table)
+        # clock_timestamp() is the time of each evaluation, so the expiry test
+        # re-run on a row locked after a concurrent update uses the time then.
+        now_sql = "clock_timestamp()" if self.clock is None else "%(now)s::timestamptz"
+        params: dict[str, Any] = {"name": self.name, "limit": self.limit, "window": self.window, "n": n}
+        if self.clock is not None:
+            params["now"] = self._now()
+        take = f"""
+            WITH free AS (
+                SELECT id FROM {table}
+                WHERE name = %(name)s AND slot < %(limit)s AND started <= {now_sql} - %(window)s
+                ORDER BY started LIMIT %(n)s
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE {table} AS ring SET started = {now_sql} FROM free WHERE ring.id = free.id
+            RETURNING EXTRACT(EPOCH FROM ring.started)
+        """  # noqa: S608 - the table name is ours; values are parameters
+        wait = f"""
+            SELECT EXTRACT(EPOCH FROM started + %(window)s - {now_sql}) FROM {table}
+            WHERE name = %(name)s AND slot < %(limit)s
+            ORDER BY started LIMIT 1 OFFSET %(n)s - 1
+        """  # noqa: S608
+        try:
+            with transaction.atomic(using=self.using), connections[self.using].cursor() as cursor:
+                # The grant is stamped before the commit and the caller sees it
+                # after: an fsync there (tens of ms under load) would be a gap
+                # the margin must cover.  A lost slot write costs less.
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                cursor.execute(take, params)
+                taken = cursor.fetchall()
+                if len(taken) < n:
+                    raise _TooFew  # all n or none: undo a partial take
+            return _Attempt(True, at=float(taken[0][0]))
+        except _TooFew:
+            pass
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(wait, params)
+            row = cursor.fetchone()
+        return None if row is None else _Attempt(False, float(row[0]))
+
+    def _take_serialised(self, n: int) -> _Attempt | None:
+        from printers.models import RateLimitSlot
+
+        slots = RateLimitSlot.objects.using(self.using)
+        with transaction.atomic(using=self.using):
+            # Read the clock only once the write lock is held (BEGIN IMMEDIATE
+            # waits for it), so the time written is the time the slot was taken.
+            now = self._now() if self.clock is not None else dt.datetime.now(tz=dt.UTC)
+            oldest = list(
+                slots.select_for_update()
+                .filter(name=self.name, slot__lt=self.limit)
+                .order_by("started", "slot")
+                .values_list("pk", "started")[:n]
+            )
+            if len(oldest) < n:
+                return None
+            newest_needed = oldest[-1][1]
+            if newest_needed > now - self.window:
+                return _Attempt(False, (newest_needed + self.window - now).total_seconds())
+            slots.filter(pk__in=[pk for pk, _ in oldest]).update(started=now)
+        return _Attempt(True, at=now.timestamp())
+
+
+# ---------------------------------------------------------------------------- REDIS
+# A sorted set of recent start times (microseconds) per name.  Atomic in
+# Redis: drop the expired starts, then take n places if that many are free,
+# or answer how long until the oldest that must expire does.  TIME makes the
+# Redis server the one clock (allowed in scripts since Redis 5).
+_REDIS_SCRIPT = """
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local now
+if ARGV[5] ~= '' then
+  now = tonumber(ARGV[5])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+if used + n <= limit then
+  for i = 1, n do
+    redis.call('ZADD', KEYS[1], now, ARGV[4] .. ':' .. i)
+  end
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+  return {1, string.format('%.0f', now)}
+end
+local must_expire = used + n - limit
+local entry = redis.call('ZRANGE', KEYS[1], must_expire - 1, must_expire - 1, 'WITHSCORES')
+return {0, tostring(tonumber(entry[2]) + window - now)}
+"""
+
+_redis_clients: dict[str, Any] = {}
+_redis_lock = threading.Lock()
+
+
+def _redis_client(target: str | Mapping[str, Any]) -> Any:
+    """One client (and connection pool) per Redis target, shared by threads."""
+    import redis
+
+    key = target if isinstance(target, str) else json.dumps(target, sort_keys=True, default=str)
+    with _redis_lock:
+        if key not in _redis_clients:
+            if isinstance(target, str):
+                _redis_clients[key] = redis.Redis.from_url(target)
+            else:
+                _redis_clients[key] = redis.Redis(**target)
+        return _redis_clients[key]
+
+
+class RedisStore:
+    """The sliding window log in a Redis sorted set that expires when idle."""
+
+    def __init__(self, name: str, *, limit: int, window_s: float, clock: Clock | None, client: Any) -> None:
+        self.key = REDIS_KEY_PREFIX + name
+        self.limit = limit
+        self.window_us = math.ceil(window_s * 1_000_000)
+        self.clock = clock
+        self._script = client.register_script(_REDIS_SCRIPT)
+
+    def try_take(self, n: int) -> _Attempt:
+        now = "" if self.clock is None else str(round(self.clock() * 1_000_000))
+        granted, micros = self._script(keys=[self.key], args=[self.limit, self.window_us, n, uuid.uuid4().hex, now])
+        if int(granted):
+            return _Attempt(True, at=float(micros) / 1_000_000)
+        return _Attempt(False, float(micros) / 1_000_000)
+
+
+# ---------------------------------------------------------------------------- FACTORY
+def _settings_redis() -> str | Mapping[str, Any] | None:
+    return getattr(settings, "RATE_LIMIT_REDIS_URL", "") or getattr(settings, "Q_CLUSTER", {}).get("redis") or None
+
+
+def redis_target() -> str | Mapping[str, Any] | None:
+    """Where the Redis backend lives, from settings; None for the database."""
+    forced = getattr(settings, "RATE_LIMIT_BACKEND", "") or ""
+    if forced == "database":
+        return None
+    target = _settings_redis()
+    if forced == "redis" and not target:
+        raise ValueError("RATE_LIMIT_BACKEND is redis but neither RATE_LIMIT_REDIS_URL nor a Redis broker is set")
+    return target
+
+
+_limiters: dict[tuple[Any, ...], RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def limiter_for(
+    name: str,
+    *,
+    limit: int,
+    period_s: float,
+    margin_s: float | None = None,
+    backend: Backend | None = None,
+    redis: str | Mapping[str, Any] | None = None,
+    clock: Clock | None = None,
+    sleep: Callable[[float], None] | None = None,
+    using: str = "default",
+) -> RateLimiter:
+    """The limiter for ``name`` (e.g. ``"lob"``): ``limit`` starts per ``period_s``.
+
+    The backend comes from settings unless ``backend`` (and ``redis``, a URL
+    or client keyword arguments) says otherwise.  ``margin_s`` defaults to 1 %
+    of the period.  ``clock`` (epoch seconds) and ``sleep`` replace the store's
+    clock and the real sleep, for tests; the waiting time is then measured
+    with ``clock`` too.  Limiters are shared per process, so their Redis
+    connection pool is.
+    """
+    if limit < 1 or period_s <= 0:
+        raise ValueError(f"a rate limit needs limit >= 1 and period_s > 0, not {limit} per {period_s}")
+    margin = period_s * DEFAULT_MARGIN_FRACTION if margin_s is None else margin_s
+    if margin < 0:
+        raise ValueError("margin_s cannot be negative")
+    target: str | Mapping[str, Any] | None
+    if backend == "database":
+        target = None
+    elif backend == "redis":
+        target = redis or _settings_redis()
+        if not target:
+            raise ValueError("the Redis rate limiter needs a Redis URL")
+    else:
+        target = redis or redis_target()
+    cacheable = clock is None and sleep is None
+    key = (name, limit, period_s, margin, json.dumps(target, sort_keys=True, default=str), using)
+    if cacheable:
+        with _limiters_lock:
+            if key in _limiters:
+                return _limiters[key]
+    window = period_s + margin
+    store: _Store
+    if target is not None:
+        store = RedisStore(name, limit=limit, window_s=window, clock=clock, client=_redis_client(target))
+    else:
+        store = DatabaseStore(name, limit=limit, window_s=window, clock=clock, using=using)
+    limiter = RateLimiter(
+        name,
+        limit=limit,
+        period_s=period_s,
+        margin_s=margin,
+        store=store,
+        sleep=sleep or time.sleep,
+        monotonic=clock or time.monotonic,
+    )
+    if cacheable:
+        with _limiters_lock:
+            limiter = _limiters.setdefault(key, limiter)
+    return limiter
+
+
+def printer_limits(raw: str = "") -> dict[str, tuple[int, float]]:
+    """Each printer kind's (requests, seconds): the defaults, overridden by
+    ``raw``, a JSON object like ``{"stannp": [600, 60]}`` (PRINTER_RATE_LIMITS)."""
+    limits = dict(DEFAULT_PRINTER_LIMITS)
+    if not raw:
+        return limits
+    try:
+        given = json.loads(raw)
+        if not isinstance(given, dict):
+            raise TypeError
+        for kind, (count, seconds) in given.items():
+            if int(count) != count or count < 1 or seconds <= 0:
+                raise TypeError
+            limits[str(kind)] = (int(count), float(seconds))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            'Printer rate limits must be a JSON object of [requests, seconds] pairs, like {"lob": [150, 5]}'
+        ) from exc
+    return limits
