@@ -33,15 +33,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import queue
+import threading
 import uuid
 from collections import Counter, defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -219,28 +221,59 @@ def _prepare(campaign: Campaign, rows: list[CampaignRecipient], now: dt.datetime
 def _call_all(
     printer: Printer, rows: list[CampaignRecipient], requests: dict[int, Any], workers: int, report: MailReport
 ) -> dict[int, SendOutcome]:
-    """Every row's printer calls, each started when the shared limiter says
-    so.  Permits are taken in this thread (the limiter may use the database),
-    the calls run in the pool (they never touch the database)."""
+    """Every row's printer calls, in ``workers`` threads.  Each call takes its
+    permit from the printer's shared limiter right before it starts, in the
+    thread that makes it: a permit taken earlier, for a call that then waits
+    for a free thread, would reach the printer later than the limiter
+    counted it, and bunch calls over the limit.  The threads touch the
+    database only through the limiter, and close their connections at the end."""
     limiter = printer_limiter(printer.kind)
-    futures: dict[int, Future[SendOutcome]] = {}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"mail-{printer.kind}") as pool:
-        for r in rows:
-            seen_before = r.first_attempt_at is not None
-            calls = 1 if r.attempt >= MAX_ATTEMPTS else 2 if seen_before else 1
-            limiter.acquire(calls)
-            report.calls += calls
-            futures[r.pk] = pool.submit(_send_one, printer, requests[r.pk], seen_before, r.attempt >= MAX_ATTEMPTS)
-        return {pk: f.result() for pk, f in futures.items()}
+    jobs: queue.SimpleQueue[CampaignRecipient] = queue.SimpleQueue()
+    for r in rows:
+        jobs.put(r)
+    outcomes: dict[int, SendOutcome] = {}
+    lock = threading.Lock()
+
+    def permit() -> None:
+        limiter.acquire(1)
+        with lock:
+            report.calls += 1
+
+    def work() -> None:
+        try:
+            while True:
+                try:
+                    r = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                seen_before, give_up = r.first_attempt_at is not None, r.attempt >= MAX_ATTEMPTS
+                outcomes[r.pk] = _send_one(printer, requests[r.pk], seen_before, give_up, permit)
+        finally:
+            connections.close_all()  # this thread's own (the database limiter's)
+
+    threads = [
+        threading.Thread(target=work, name=f"mail-{printer.kind}-{i}", daemon=True)
+        for i in range(min(workers, len(rows)))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # A thread that died outside _send_one leaves its row's outcome unknown.
+    missing = SendOutcome(transient=True, detail="the call could not be made (worker thread stopped)")
+    return {r.pk: outcomes.get(r.pk, missing) for r in rows}
 
 
-def _send_one(printer: Printer, request: Any, seen_before: bool, give_up: bool) -> SendOutcome:
-    """One row's calls.  ``give_up``: the attempt budget is spent; only look:
-    the piece is found (Sent), or the printer has nothing (Error), or the
-    outcome is still unknown (try the lookup again later)."""
+def _send_one(
+    printer: Printer, request: Any, seen_before: bool, give_up: bool, permit: Callable[[], None] = lambda: None
+) -> SendOutcome:
+    """One row's calls, each after ``permit()``.  ``give_up``: the attempt
+    budget is spent; only look: the piece is found (Sent), or the printer has
+    nothing (Error), or the outcome is still unknown (try the lookup again later)."""
     out = SendOutcome()
     try:
         if seen_before or give_up:
+            permit()
             # It may exist already (a crash after the printer accepted, a
             # timeout after it created the piece, a key past its window):
             # look before submitting, never submit blind twice.
@@ -252,6 +285,7 @@ def _send_one(printer: Printer, request: Any, seen_before: bool, give_up: bool) 
                 out.message = ErrorMessages.FAILED_SUBMISSION_TO_PRINTER
                 out.detail = f"no piece after {MAX_ATTEMPTS} attempts; the printer holds none for this recipient"
                 return out
+        permit()
         out.submission = printer.submit(request)
         return out
     except PrinterError as exc:

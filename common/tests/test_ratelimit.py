@@ -238,7 +238,10 @@ def test_eight_threads_never_exceed_the_limit_and_use_almost_all_of_it(make):
     starts.sort()
     assert min_gap(grants, limit) >= period + margin - 1e-6
     assert most_in_any_window(grants, period) == limit
-    assert most_in_any_window(starts, period) == limit
+    # What the threads saw can lag the grant by the scheduler's delay, which on
+    # a loaded 2-core machine (the whole suite, CI) passes the 30 ms margin now
+    # and then: their view is held to a window shortened by 10 % of the period.
+    assert most_in_any_window(starts, period * 0.9) <= limit
     # `windows` full windows' worth of starts took this long (a perfect
     # limiter: windows * (period + margin)).
     rate = limit * windows / (starts[limit * windows] - starts[0])
