@@ -43,7 +43,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -352,7 +352,15 @@ def _record(
                     last_vendor_status=str(out.response.get("code") or out.response.get("status") or "")[:100],
                 )
             )
-        created = Mailpiece.objects.bulk_create(pieces)
+        created, refused = _store_pieces(pieces)
+        for piece in refused:  # the printer answered with an id we already hold for another piece
+            if piece.recipient_id not in sent:
+                continue  # an Error record: the row's own failure is already recorded
+            sent.remove(piece.recipient_id)
+            detail = f"the printer answered with id {piece.printer_id}, which another mailpiece already has: check it"
+            failed[(held[piece.recipient_id], ErrorMessages.FAILED_SUBMISSION_TO_PRINTER, detail)].append(
+                piece.recipient_id
+            )
         by_status: defaultdict[str, list[int]] = defaultdict(list)
         for piece in created:
             by_status[piece.status].append(piece.pk)
@@ -404,6 +412,28 @@ def _record(
             )
             counts[message] += len(moved)
     return counts
+
+
+def _store_pieces(pieces: list[Mailpiece]) -> tuple[list[Mailpiece], list[Mailpiece]]:
+    """Insert the batch's mailpieces; when one breaks a unique constraint (a
+    printer id already recorded), insert them one by one so the others are
+    kept, and return the refused ones: one bad record never sinks a batch
+    the printer already holds (nor, retried, every batch after it)."""
+    try:
+        with transaction.atomic():
+            return Mailpiece.objects.bulk_create(pieces), []
+    except IntegrityError:
+        pass
+    created, refused = [], []
+    for piece in pieces:
+        try:
+            with transaction.atomic():
+                piece.save(force_insert=True)
+            created.append(piece)
+        except IntegrityError:
+            piece.pk = None
+            refused.append(piece)
+    return created, refused
 
 
 def _piece(campaign: Campaign, recipient_id: int, submission: Submission, reference: str) -> Mailpiece:

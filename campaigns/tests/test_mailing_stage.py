@@ -671,3 +671,32 @@ def test_two_workers_mailing_one_campaign_at_once_mail_each_recipient_once(simul
         )
     )
     assert set(per.values()) == {1}
+
+
+def test_a_printer_id_we_already_hold_fails_that_row_not_the_batch(simulator):
+    """A printer answering with an id already recorded for another piece (it
+    should never happen) must not roll back the batch the printer holds."""
+    campaign, (a, _) = ready_campaign(2)
+    mail(campaign)
+    taken = Mailpiece.objects.get(recipient=a).printer_id
+    other, (c, d) = ready_campaign(2)
+    real = SandboxHandler.handle
+
+    def repeat_id(self, method, path, query, headers, body):
+        status, hdrs, data = real(self, method, path, query, headers, body)
+        if method == "POST" and json.loads(body).get("metadata", {}).get("recipient_id") == str(c.pk):
+            payload = json.loads(data)
+            payload["id"] = taken
+            data = json.dumps(payload).encode()
+        return status, hdrs, data
+
+    SandboxHandler.handle = repeat_id
+    try:
+        mail(other)
+    finally:
+        SandboxHandler.handle = real
+    c.refresh_from_db()
+    d.refresh_from_db()
+    assert (c.status, c.error_message) == (S.ERROR, ErrorMessages.FAILED_SUBMISSION_TO_PRINTER)
+    assert taken in c.error_detail
+    assert d.status == S.SENT

@@ -60,7 +60,13 @@ class Command(BaseCommand):
         if not campaigns:
             self.stdout.write("Nothing to do: no active campaign has recipients waiting.")
         for campaign in campaigns:
-            self.advance(campaign, batch_size, bar)
+            try:
+                self.advance(campaign, batch_size, bar)
+            except Exception:
+                # One campaign's failure (a bug, a database error) must not stop
+                # the others: its claims expire and the sweeper returns them.
+                logger.exception("campaign %s: the run failed; moving on to the next campaign", campaign.pk)
+                self.stderr.write(f"“{campaign}”: the run failed (see the log); the next pass tries again.")
         for campaign in Campaign.objects.filter(paused=True, pk__in=ids or [c.pk for c in campaigns]):
             self.stdout.write(f"“{campaign}” is paused: nothing moved.")
 
