@@ -22,6 +22,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -72,11 +73,13 @@ def recipients_claim(
     # A staged row's lease, when set, is a "not before": the backoff after a
     # transient failure (requeue_proofing's ``not_before``).
     ready = Q(lease_until__isnull=True) | Q(lease_until__lte=now)
-    candidates = (
-        CampaignRecipient.objects.filter(ready, campaign=campaign, status__in=staged)
-        .order_by("id")
-        .values("pk")[:limit]
-    )
+    candidates = CampaignRecipient.objects.filter(ready, campaign=campaign, status__in=staged).order_by("id")
+    if connection.features.has_select_for_update_skip_locked:
+        # Skip the rows another worker is claiming right now *before* the
+        # LIMIT: otherwise two workers pick the same first ``limit`` ids and
+        # the second, skipping them all, claims nothing while rows wait.
+        candidates = candidates.select_for_update(skip_locked=True)
+    candidates = candidates.values("pk")[:limit]
     ids = recipients_bulk_transition(
         queryset=CampaignRecipient.objects.filter(pk__in=candidates),
         method=method,

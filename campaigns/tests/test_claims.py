@@ -100,3 +100,40 @@ def test_racing_workers_never_hold_the_same_recipient() -> None:
     assert len(every) == 120
     assert len(set(every)) == 120
     assert RecipientTransition.objects.filter(to_status=S.SENDING).count() == 120
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_takes_the_next_rows_while_another_worker_holds_the_first_ones():
+    """PostgreSQL: rows another worker is claiming are skipped before the
+    LIMIT, so the second worker gets the next batch instead of nothing."""
+    import threading
+
+    from django.db import connection, connections, transaction
+
+    if not connection.features.has_select_for_update_skip_locked:
+        pytest.skip("SQLite serialises claimers with its write lock: nothing to skip")
+    campaign = CampaignFactory()
+    rows = CampaignRecipientFactory.create_batch(6, campaign=campaign, status=CampaignRecipient.Status.PROOFING_STAGED)
+    first = sorted(r.pk for r in rows)[:3]
+    locked, release = threading.Event(), threading.Event()
+
+    def other_worker() -> None:
+        try:
+            with transaction.atomic():
+                list(CampaignRecipient.objects.select_for_update().filter(pk__in=first).values_list("pk", flat=True))
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=other_worker)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        claim = recipients_claim(
+            campaign=campaign, method="start_proofing", limit=3, lease=dt.timedelta(minutes=5), actor=Actor("t")
+        )
+    finally:
+        release.set()
+        holder.join()
+    assert claim.ids == sorted(r.pk for r in rows)[3:]

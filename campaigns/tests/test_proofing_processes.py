@@ -164,7 +164,7 @@ def test_two_run_pipeline_commands_proof_one_campaign_together(campaign: Campaig
     # Each printed "“Campaign N”: proofing M." — both did part of the work.
     moved = [int(m.group(1)) if (m := re.search(r"proofing (\d+)", r.stdout)) else 0 for r in results]
     assert sum(moved) == RECIPIENTS, [r.stdout for r in results]
-    assert all(n > 0 for n in moved), moved
+    assert all(n > 0 for n in moved), [(r.stdout, r.stderr[-3000:]) for r in results]
 
 
 def test_one_task_delivered_twice_to_two_processes(campaign: Campaign) -> None:
