@@ -82,7 +82,7 @@ class Env(BaseSettings):
     PROOF_TIMEOUT_S: float = Field(default=60.0, gt=0)
     # Mailing: printer calls in flight per worker, and each printer's shared
     # request limit, JSON {"lob": [150, 5], ...} (docs/ratelimits.md).
-    MAILING_CONCURRENCY: int = Field(default=8, ge=1)
+    MAILING_CONCURRENCY: int = Field(default=16, ge=1)
     MAILING_LEASE_S: int = Field(default=600, ge=10)  # how long a mailing claim lasts before the sweeper takes it back
     PRINTER_RATE_LIMITS: str = ""
     RATE_LIMIT_BACKEND: Literal["", "database", "redis"] = ""  # default: Redis when the broker is, else the database

@@ -163,7 +163,7 @@ def campaign_mail(
         report.moved[ErrorMessages.BILLING_NOT_READY] = _fail_waiting(campaign, check.problem, actor, today, now)
         return report
     printer = printer or get_printer(campaign.printer)
-    workers = max(1, concurrency or int(settings.MAILING.get("concurrency") or 8))
+    workers = max(1, concurrency or int(settings.MAILING.get("concurrency") or 16))
     per_call = float(getattr(settings, "PRINTER_TIMEOUT_S", 20) or 20) * 2  # a lookup and a submit
     # At least the configured lease (MAILING_LEASE_S), and never shorter than
     # the batch's worst case, or a second worker would take rows in flight.
