@@ -11,8 +11,7 @@ ops may have fixed the address).  The admin's "Retry sending" calls this.
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 from django.db import transaction
@@ -20,6 +19,7 @@ from django.db.models import F, QuerySet
 
 from campaigns.models import CampaignRecipient, is_mailing_error
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
+from campaigns.proofing.retry import RetryReport
 from campaigns.services import recipients_bulk_transition
 from common.fsm import Actor
 from common.models import JSONRemove
@@ -28,18 +28,9 @@ Status = CampaignRecipient.Status
 
 
 @dataclass
-class SendRetryReport:
-    retried: int = 0
+class SendRetryReport(RetryReport):
+    stage: str = "mailing"
     new_keys: int = 0
-    not_eligible: Counter[str] = field(default_factory=Counter)
-
-    def summary(self) -> str:
-        text = f"{self.retried} sent back to mailing"
-        left = sum(self.not_eligible.values())
-        if left:
-            parts = ", ".join(f"{n} {why}" for why, n in self.not_eligible.most_common())
-            text += f"; {left} not eligible: {parts}"
-        return text
 
 
 def recipients_retry_sending(*, queryset: QuerySet[CampaignRecipient], actor: Actor) -> SendRetryReport:

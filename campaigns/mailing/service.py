@@ -93,10 +93,6 @@ class MailReport:
     paused: bool = False
     waiting_for_approval: bool = False
 
-    @property
-    def progressed(self) -> bool:
-        return any(n for k, n in self.moved.items() if k != "lost_claim")
-
 
 def campaign_stage_mailing(*, campaign: Campaign, actor: Actor, today: dt.date | None = None) -> Counter[str]:
     """Proofed rows of the approved design → SendingStaged or Scheduled."""
@@ -123,7 +119,7 @@ def campaign_stage_mailing(*, campaign: Campaign, actor: Actor, today: dt.date |
             return counts
 
 
-def _scheduled_due(campaign: Campaign, today: dt.date, now: dt.datetime) -> Q:
+def scheduled_due(campaign: Campaign, today: dt.date, now: dt.datetime) -> Q:
     """Scheduled rows whose day has come and that nobody holds (or whose
     holder's lease ran out), past any backoff."""
     if campaign.mail_date is not None and campaign.mail_date > today:
@@ -154,7 +150,7 @@ def campaign_mail(
     if campaign_approval(campaign, version=design.version) is None:
         report.waiting_for_approval = campaign.recipients.filter(status=Status.PROOFED).exists()
     staged = campaign.recipients.filter(status=Status.SENDING_STAGED)
-    due = campaign.recipients.filter(_scheduled_due(campaign, today, now))
+    due = campaign.recipients.filter(scheduled_due(campaign, today, now))
     if not staged.exists() and not due.exists():
         return report
     check = preflight_campaign_billing(campaign)
@@ -190,7 +186,7 @@ def _claim(
     if room > 0:
         # Scheduled rows are held by token and lease only: the CAS re-checks
         # that nobody holds them, under the row lock on PostgreSQL.
-        due = _scheduled_due(campaign, today, now)
+        due = scheduled_due(campaign, today, now)
         ids = list(campaign.recipients.filter(due).order_by("id").values_list("id", flat=True)[:room])
         if ids:
             CampaignRecipient.objects.filter(due, pk__in=ids).update(
@@ -461,12 +457,10 @@ def _fail_waiting(campaign: Campaign, problem: str, actor: Actor, today: dt.date
     attempt (once billing works) looks the piece up first."""
     total = 0
     sent_before = campaign.recipients.filter(
-        Q(status=Status.SENDING_STAGED) | _scheduled_due(campaign, today, now), first_attempt_at__isnull=False
+        Q(status=Status.SENDING_STAGED) | scheduled_due(campaign, today, now), first_attempt_at__isnull=False
     )
     sent_before.update(error_detail=f"waiting: billing is not ready ({problem})"[:500], updated=now)
-    waiting = (Q(status=Status.SENDING_STAGED) | _scheduled_due(campaign, today, now)) & Q(
-        first_attempt_at__isnull=True
-    )
+    waiting = (Q(status=Status.SENDING_STAGED) | scheduled_due(campaign, today, now)) & Q(first_attempt_at__isnull=True)
     while True:
         ids = list(campaign.recipients.filter(waiting).order_by("id").values_list("id", flat=True)[:CHUNK])
         if not ids:

@@ -25,7 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.enrichment.service import campaign_enrich
-from campaigns.mailing.service import campaign_mail
+from campaigns.mailing.service import campaign_mail, scheduled_due
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.proofing.design import SAMPLE_SIZE, campaign_approval, campaign_design
 from campaigns.proofing.service import campaign_proof
@@ -111,10 +111,7 @@ def _proof_run(campaign: Campaign, actor: Actor, batch_size: int) -> StageRun:
 def _mail_due(campaign: Campaign, now: dt.datetime) -> int:
     design = campaign_design(campaign)
     waiting = campaign.recipients.filter(_ready(now), status=Status.SENDING_STAGED).count()
-    today = timezone.localdate(now)
-    if campaign.mail_date is None or campaign.mail_date <= today:
-        free = Q(claim_token__isnull=True, lease_until__isnull=True) | Q(lease_until__lte=now)
-        waiting += campaign.recipients.filter(free, status=Status.SCHEDULED).count()
+    waiting += campaign.recipients.filter(scheduled_due(campaign, timezone.localdate(now), now)).count()
     if campaign_approval(campaign, version=design.version) is not None:
         waiting += campaign.recipients.filter(status=Status.PROOFED, proof_version=design.version).count()
     return waiting

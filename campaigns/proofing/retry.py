@@ -22,12 +22,15 @@ Status = CampaignRecipient.Status
 
 @dataclass
 class RetryReport:
+    """What an ops retry did, for the admin's message (both stages' retries)."""
+
     retried: int = 0
     not_eligible: Counter[str] = field(default_factory=Counter)
+    stage: str = "proofing"
 
     def summary(self) -> str:
         """ "3 sent back to proofing; 2 not eligible: 1 already Sent, 1 not a proofing error"."""
-        text = f"{self.retried} sent back to proofing"
+        text = f"{self.retried} sent back to {self.stage}"
         left = sum(self.not_eligible.values())
         if left:
             parts = ", ".join(f"{n} {why}" for why, n in self.not_eligible.most_common())
