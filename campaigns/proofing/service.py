@@ -80,6 +80,10 @@ class ProofReport:
     billing_problem: str = ""
     paused: bool = False
 
+    @property
+    def progressed(self) -> bool:
+        return bool(sum(self.moved.values()))
+
 
 def campaign_proof(
     *,
