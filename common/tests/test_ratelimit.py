@@ -281,22 +281,28 @@ WORKER = textwrap.dedent(
     start_at = float(sys.stdin.readline())  # the test's go, once every process is ready
     stop_at = start_at + float(run_s)
 
+    errors = []
+
     def run():
         from django.db import connections
-        while True:
-            limiter.acquire(timeout_s=10)
-            now = time.time()
-            if now >= stop_at:
-                break
-            with lock:
-                starts.append(now)
-        connections.close_all()
+        try:
+            while True:
+                limiter.acquire(timeout_s=10)
+                now = time.time()
+                if now >= stop_at:
+                    break
+                with lock:
+                    starts.append(now)
+        except Exception as exc:  # reported to the test, which fails with it
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            connections.close_all()
 
     time.sleep(max(0.0, start_at - time.time()))
     threads = [threading.Thread(target=run) for _ in range(4)]
     for t in threads: t.start()
     for t in threads: t.join()
-    print(json.dumps({"starts": starts, "grants": grants}))
+    print(json.dumps({"starts": starts, "grants": grants, "errors": errors}))
     """
 )
 
@@ -352,7 +358,12 @@ def test_two_processes_share_one_limit(make, backend):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert all(out["starts"] for out in outputs), "each process started requests"
+    assert not [e for out in outputs for e in out["errors"]], "no worker thread failed"
+    # Not "each process started some": the limit is shared, not fair.  On a
+    # loaded machine SQLite's busy handler can leave one process's threads
+    # asleep while the other's take every slot (seen: 0 + 60, 2 + 58).  Two
+    # unshared limits would start about twice the bound checked below.
+    assert any(out["starts"] for out in outputs), "the processes started requests"
     starts = sorted(outputs[0]["starts"] + outputs[1]["starts"])
     grants = sorted(outputs[0]["grants"] + outputs[1]["grants"])
     counts = f"{len(outputs[0]['starts'])} + {len(outputs[1]['starts'])}"
