@@ -4,6 +4,7 @@ import datetime as dt
 
 import django_fsm as fsm
 from django.db import models
+from django.utils import timezone
 
 from campaigns.models import CampaignRecipient
 from common.models import TransitionLog
@@ -143,3 +144,105 @@ class MailpieceTransition(TransitionLog):
     class Meta(TransitionLog.Meta):
         # One object's history, newest first; also the mailpiece's own lookups.
         indexes = [models.Index(fields=["mailpiece", "created"], name="mailpiece_transition_by_obj")]
+
+
+# ---------------------------------------------------------------------------- webhooks
+class InboundWebhook(models.Model):
+    """The inbox: one authentic webhook delivery, stored raw before anything reads it.
+
+    Written by the webhook view after the signature checks out, and never
+    deleted by processing.  ``event_id`` is the vendor's id for the delivery
+    (Lob's ``evt_…``, IntelliPrint's ``svix-id``, Taylor's and the sandbox's
+    event id) or ``sha256:<hex>`` of the body where the vendor has none
+    (Stannp): a delivery seen twice is one row.  Processing turns a row into
+    :class:`MailpieceEvent` rows and marks it processed, or quarantines it with
+    the reason its body could not be read.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to be processed"
+        PROCESSED = "processed", "Processed"
+        QUARANTINED = "quarantined", "Quarantined (could not be read)"
+
+    printer = models.CharField(max_length=20, choices=PrinterKind.choices)
+    event_id = models.CharField(max_length=200)
+    body = models.BinaryField(help_text="The request body, byte for byte as it was signed.")
+    headers = models.JSONField(default=dict, blank=True, help_text="The headers that matter (signature, ids, type).")
+    content_type = models.CharField(max_length=200, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    events_count = models.PositiveIntegerField(default=0, help_text="Status reports read from this delivery.")
+    attempts = models.PositiveIntegerField(default=0, help_text="Processing runs that failed on this row.")
+    error = models.TextField(blank=True, help_text="Why the row is quarantined, or why the last run failed.")
+    # A processing run holds the row until lease_until (claim token guard).
+    claim_token = models.UUIDField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "inbound webhook"
+        constraints = [
+            models.UniqueConstraint(fields=["printer", "event_id"], name="inbound_webhook_unique_event"),
+        ]
+        indexes = [
+            # The processing queue: only pending rows are indexed, in arrival order.
+            models.Index(fields=["id"], name="inbound_webhook_pending", condition=models.Q(state="pending")),
+            models.Index(fields=["printer", "received_at"], name="inbound_webhook_by_printer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.printer} {self.event_id[:40]}"
+
+
+class MailpieceEvent(models.Model):
+    """One status report about one piece, read from an inbox row, with what
+    became of it: applied, ignored (and why), waiting for its piece, or a
+    problem (an item that could not be read).  Every report is kept: this and
+    the transitions are the piece's history."""
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied", "Applied"
+        IGNORED = "ignored", "Ignored"
+        WAITING = "waiting", "Waiting for its mailpiece"
+        PROBLEM = "problem", "Could not be read"
+
+    # The delivery it was read from; empty for what a lookup at the printer
+    # reported (``refresh_mailpieces``).
+    inbox = models.ForeignKey(
+        InboundWebhook, null=True, blank=True, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
+    printer = models.CharField(max_length=20, choices=PrinterKind.choices)
+    printer_id = models.CharField(max_length=100, blank=True)
+    # The vendor's id for this report, unique per printer: the same report in
+    # two deliveries (Stannp's retries) is recorded once.
+    event_key = models.CharField(max_length=200)
+    mailpiece = models.ForeignKey(
+        Mailpiece, null=True, blank=True, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
+    vendor_status = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=32, choices=MailpieceStatus.choices)
+    occurred_at = models.DateTimeField(null=True, blank=True, help_text="When the printer says it happened.")
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    note = models.CharField(max_length=300, blank=True, help_text="Why it was ignored, or what is wrong with it.")
+    reference = models.CharField(max_length=100, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["printer", "event_key"], name="mailpiece_event_unique_key"),
+        ]
+        indexes = [
+            models.Index(fields=["mailpiece", "occurred_at"], name="mailpiece_event_by_piece"),
+            models.Index(fields=["inbox"], name="mailpiece_event_by_inbox"),
+            # Reports that arrived before their piece: looked up by the piece's id.
+            models.Index(
+                fields=["printer", "printer_id"],
+                name="mailpiece_event_waiting",
+                condition=models.Q(outcome="waiting"),
+            ),
+        ]
+        ordering = ("occurred_at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.printer}:{self.printer_id} {self.vendor_status} ({self.outcome})"

@@ -9,6 +9,7 @@ into :class:`PrinterEvent` values.  It never touches the database: services in
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -181,6 +182,25 @@ class Printer:
     def verify_webhook(self, request: WebhookRequest) -> None:
         """Raise :class:`WebhookVerificationError` unless the request is authentic."""
         raise NotImplementedError
+
+    # Headers kept with a stored webhook (besides Content-Type and User-Agent):
+    # the ones that prove it and name it, so a stored row can be verified again.
+    webhook_headers: ClassVar[tuple[str, ...]] = ()
+    # Where the vendor puts its id for one delivery in a JSON body ("" when it has none).
+    webhook_id_field: ClassVar[str] = ""
+
+    def delivery_id(self, request: WebhookRequest) -> str:
+        """The vendor's id for this delivery, for the inbox's dedupe: the
+        ``webhook_id_field`` of a JSON body, else ``sha256:`` of the body, so
+        the same bytes delivered twice are one delivery.  Never raises."""
+        if self.webhook_id_field:
+            try:
+                value = json.loads(request.body).get(self.webhook_id_field)
+            except (ValueError, AttributeError, RecursionError):
+                value = None
+            if isinstance(value, str) and 0 < len(value.strip()) <= 150 and value.isprintable():
+                return value.strip()
+        return "sha256:" + hashlib.sha256(request.body).hexdigest()
 
     def parse_webhook(self, raw: bytes, content_type: str = "application/json") -> list[PrinterEvent]:
         raise NotImplementedError

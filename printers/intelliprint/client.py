@@ -67,6 +67,7 @@ def _epoch(value: int | None) -> dt.datetime | None:
 
 class IntelliPrintPrinter(Printer):
     kind = PrinterKind.INTELLIPRINT
+    webhook_headers = ("svix-id", "svix-timestamp", "svix-signature")
     label = "IntelliPrint"
     approval_model = IntelliprintRecipientApproval
     status_map = STATUS_MAP
@@ -203,6 +204,13 @@ class IntelliPrintPrinter(Printer):
         )
 
     # ------------------------------------------------------------------ webhooks
+    def delivery_id(self, request: WebhookRequest) -> str:
+        """Svix's ``svix-id``: the same across Svix's retries of one message."""
+        message_id = (request.header("svix-id") or "").strip()
+        if 0 < len(message_id) <= 150 and message_id.isprintable():
+            return message_id
+        return super().delivery_id(request)
+
     def verify_webhook(self, request: WebhookRequest) -> None:
         secret = str(self.conf.get("webhook_secret") or "")
         if not secret:

@@ -91,6 +91,8 @@ def send_date_for(mail_date: dt.date | None, *, today: dt.date | None = None) ->
 
 class LobPrinter(Printer):
     kind = PrinterKind.LOB
+    webhook_headers = ("Lob-Signature", "Lob-Signature-Timestamp")
+    webhook_id_field = "id"  # evt_...
     label = "Lob"
     approval_model = LobRecipientApproval
     status_map = STATUS_MAP

@@ -79,6 +79,8 @@ def parse_signature_header(value: str | None) -> tuple[str, list[str]]:
 
 class SandboxPrinter(Printer):
     kind = PrinterKind.SANDBOX
+    webhook_headers = (SIGNATURE_HEADER,)
+    webhook_id_field = "id"
     label = "Sandbox (local simulator)"
     approval_model = SandboxRecipientApproval
     status_map = STATUS_MAP

@@ -45,6 +45,8 @@ def recipient_fields(request: SubmitRequest) -> dict[str, str]:
 
 class StannpPrinter(Printer):
     kind = PrinterKind.STANNP
+    # No event id and no signed timestamp: the inbox keys a delivery by its body's hash.
+    webhook_headers = SIGNATURE_HEADERS
     label = "Stannp"
     approval_model = StannpRecipientApproval
     status_map = STATUS_MAP

@@ -79,6 +79,8 @@ def parse_signature_header(value: str | None) -> tuple[str, list[str]]:
 
 class TaylorPrinter(Printer):
     kind = PrinterKind.TAYLOR
+    webhook_headers = (SIGNATURE_HEADER,)
+    webhook_id_field = "id"
     label = "Taylor"
     approval_model = TaylorRecipientApproval
     status_map = STATUS_MAP  # the spec's defaults; convert_status applies the settings override

@@ -1,0 +1,574 @@
+"""Processing the inbox: read, dedupe and apply printer reports in batches, monotonically.
+
+One batch:
+
+1. **Claim** up to ``batch_size`` pending inbox rows (oldest first) with a
+   claim token and a lease: two processing runs never read the same row.
+2. **Parse** each row with its printer module, outside any transaction (CPU
+   only).  A body that cannot be read is *quarantined* with the reason; the
+   others go on.  One Stannp delivery gives one report per mailpiece; an odd
+   item gives a *problem* report and costs the others nothing.
+3. **Apply**, in one transaction: lock the pieces the reports name (rows
+   locked on PostgreSQL; SQLite's IMMEDIATE transaction holds the write
+   lock), drop the reports already recorded (the same report in another
+   delivery), then walk each piece's reports in the order they *happened*
+   (the printer's time, else when we received them) from the piece's current
+   status.  A report that moves the piece forward (:func:`can_move`, the one
+   rule the Mailpiece FSM derives from) is applied; any other is ignored,
+   with the reason recorded; a status we cannot map is recorded and never
+   applied.  Reports about a piece we have not recorded yet *wait* and are
+   applied, through the same walk, once it exists (a webhook can beat our
+   own commit).  Then, in bulk: the report rows, the pieces, one history row
+   per applied move, the recipients of delivered pieces Sent → Received, and
+   the inbox rows marked processed.
+
+A batch that fails is retried row by row, each in its own transaction, so
+one poison row cannot hold the others back; a row that fails
+``MAX_ATTEMPTS`` times is quarantined with the error.  Processing never
+deletes an inbox row.  The same walk serves ``reprocess_webhooks`` (after a
+mapping fix: reports not applied yet are decided again) and
+``refresh_mailpieces`` (what a lookup at the printer says).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from campaigns.models import CampaignRecipient
+from campaigns.services import recipients_bulk_transition
+from common.fsm import Actor
+from mailpieces.models import InboundWebhook, Mailpiece, MailpieceEvent, MailpieceTransition
+from mailpieces.status import TERMINAL, MailpieceStatus, can_move
+from printers.base import Printer, PrinterEvent
+from printers.registry import get_printer_class
+
+logger = logging.getLogger(__name__)
+
+S = MailpieceStatus
+Outcome = MailpieceEvent.Outcome
+State = InboundWebhook.State
+
+BATCH_SIZE = 1000
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 5
+# Reports waiting for their piece looked at per batch.
+ADOPT_LIMIT = 5000
+# Keep IN lists well under SQLite's bound on parameters.
+CHUNK = 900
+ACTOR_SOURCE = "webhook"
+
+
+@dataclass
+class ProcessReport:
+    """What one or more batches did, for the command, the task and the logs."""
+
+    deliveries: int = 0  # inbox rows read
+    quarantined: int = 0  # inbox rows that could not be read
+    reports: int = 0  # status reports read from them
+    applied: int = 0
+    ignored: int = 0
+    waiting: int = 0  # about a piece we do not know yet
+    adopted: int = 0  # waiting reports decided now that their piece exists
+    duplicates: int = 0  # recorded before (another delivery of the same report)
+    problems: int = 0  # items that could not be read
+    received: int = 0  # recipients moved Sent -> Received
+    failed: int = 0  # rows whose processing failed this time (retried later)
+
+    def add(self, other: ProcessReport) -> ProcessReport:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    def __str__(self) -> str:
+        parts = [f"{self.deliveries} deliveries", f"{self.reports} reports", f"{self.applied} applied"]
+        for name in ("ignored", "duplicates", "waiting", "adopted", "problems", "quarantined", "received", "failed"):
+            if value := getattr(self, name):
+                parts.append(f"{value} {name}")
+        return ", ".join(parts)
+
+
+@dataclass
+class Report:
+    """One printer report on its way through a batch: new (``row_id`` None)
+    or already recorded and to be decided again (waiting, or re-read)."""
+
+    printer: str
+    event: PrinterEvent
+    inbox_id: int | None
+    order: tuple[Any, ...]
+    row_id: int | None = None
+    outcome: str = ""
+    note: str = ""
+    mailpiece_id: int | None = None
+
+
+@dataclass
+class Piece:
+    pk: int
+    status: str
+    status_at: dt.datetime | None
+    last_vendor_status: str
+    recipient_id: int
+    moves: list[tuple[str, str, Report]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- entry points
+def webhooks_process(
+    *, batch_size: int = BATCH_SIZE, deadline: float | None = None, now: dt.datetime | None = None
+) -> ProcessReport:
+    """Process the inbox until it is empty (or ``deadline``, a ``time.monotonic()``
+    value, passes), then decide waiting reports whose pieces now exist."""
+    total = ProcessReport()
+    while deadline is None or time.monotonic() < deadline:
+        report = webhooks_process_batch(batch_size=batch_size, now=now)
+        total.add(report)
+        if report.deliveries + report.failed + report.quarantined < batch_size:
+            break
+    while deadline is None or time.monotonic() < deadline:
+        adopted = webhooks_adopt_waiting(now=now)
+        total.add(adopted)
+        if adopted.adopted < ADOPT_LIMIT:
+            break
+    return total
+
+
+def webhooks_process_batch(*, batch_size: int = BATCH_SIZE, now: dt.datetime | None = None) -> ProcessReport:
+    """Claim, parse and apply one batch of pending inbox rows."""
+    now = now or timezone.now()
+    token = uuid.uuid4()
+    rows = _claim(batch_size, token, now)
+    if not rows:
+        return ProcessReport()
+    parsed = [(row, *_parse(row)) for row in rows]
+    try:
+        with transaction.atomic():
+            return _apply_rows(parsed, token, now)
+    except Exception:
+        logger.exception("webhook batch of %s rows failed; retrying them one by one", len(rows))
+    report = ProcessReport()
+    for item in parsed:
+        try:
+            with transaction.atomic():
+                report.add(_apply_rows([item], token, now))
+        except Exception as exc:
+            logger.exception("webhook inbox row %s failed", item[0].pk)
+            _release_failed(item[0].pk, token, exc)
+            report.failed += 1
+    return report
+
+
+def webhooks_adopt_waiting(*, now: dt.datetime | None = None, limit: int = ADOPT_LIMIT) -> ProcessReport:
+    """Decide reports that waited for a piece which exists now."""
+    now = now or timezone.now()
+    exists = Mailpiece.objects.filter(printer=OuterRef("printer"), printer_id=OuterRef("printer_id"))
+    keys = set(
+        MailpieceEvent.objects.filter(outcome=Outcome.WAITING)
+        .filter(Exists(exists))
+        .values_list("printer", "printer_id")[:limit]
+    )
+    if not keys:
+        return ProcessReport()
+    with transaction.atomic():
+        return apply_reports([], now=now, extra_keys=keys)
+
+
+def reports_from_rows(rows: Iterable[InboundWebhook]) -> tuple[list[Report], list[tuple[int, str]]]:
+    """Parse stored inbox rows (for ``reprocess_webhooks``): the reports, and
+    the rows that cannot be read with the reason."""
+    reports: list[Report] = []
+    broken: list[tuple[int, str]] = []
+    for row in rows:
+        got, problem = _parse(row)
+        if problem:
+            broken.append((row.pk, problem))
+        reports.extend(got)
+    return reports, broken
+
+
+# ---------------------------------------------------------------------------- claim and parse
+def _claim(batch_size: int, token: uuid.UUID, now: dt.datetime) -> list[InboundWebhook]:
+    """Take up to ``batch_size`` pending rows whose lease (if any) ran out."""
+    due = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    with transaction.atomic():
+        candidates = InboundWebhook.objects.filter(due, state=State.PENDING).order_by("pk")
+        if connection.vendor == "postgresql":
+            candidates = candidates.select_for_update(skip_locked=True)
+        ids = list(candidates.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return []
+        InboundWebhook.objects.filter(pk__in=ids).update(claim_token=token, lease_until=now + LEASE)
+    return list(
+        InboundWebhook.objects.filter(pk__in=ids, claim_token=token)
+        .only("pk", "printer", "body", "content_type", "received_at", "attempts")
+        .order_by("pk")
+    )
+
+
+_parsers: dict[str, Printer] = {}
+
+
+def _parser(kind: str) -> Printer:
+    """A printer instance for parsing only: parsing needs no credentials, so
+    reports of a printer disabled since are still read."""
+    if kind not in _parsers:
+        _parsers[kind] = get_printer_class(kind)({})
+    return _parsers[kind]
+
+
+def _parse(row: InboundWebhook) -> tuple[list[Report], str]:
+    """The row's reports, or the reason it cannot be read."""
+    try:
+        events = _parser(row.printer).parse_webhook(bytes(row.body), row.content_type or "application/json")
+    except Exception as exc:  # ValueError for a malformed body; anything else is our bug, kept the same way
+        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        return [], message[:2000] or type(exc).__name__
+    reports = [
+        Report(
+            printer=row.printer,
+            event=event,
+            inbox_id=row.pk,
+            order=(event.occurred_at or row.received_at, row.received_at, row.pk, index),
+        )
+        for index, event in enumerate(events)
+    ]
+    return reports, ""
+
+
+def _release_failed(row_id: int, token: uuid.UUID, exc: Exception) -> None:
+    """Count a failed run on the row and let it be claimed again; quarantine
+    it once it has failed ``MAX_ATTEMPTS`` times."""
+    error = f"processing failed: {type(exc).__name__}: {exc}"[:2000]
+    with transaction.atomic():
+        row = InboundWebhook.objects.select_for_update().filter(pk=row_id, claim_token=token).first()
+        if row is None:
+            return
+        row.attempts += 1
+        row.error = error
+        row.claim_token = None
+        row.lease_until = None
+        if row.attempts >= MAX_ATTEMPTS:
+            row.state = State.QUARANTINED
+            row.processed_at = timezone.now()
+        row.save(update_fields=["attempts", "error", "claim_token", "lease_until", "state", "processed_at"])
+
+
+# ---------------------------------------------------------------------------- apply
+def _apply_rows(
+    parsed: Sequence[tuple[InboundWebhook, list[Report], str]], token: uuid.UUID, now: dt.datetime
+) -> ProcessReport:
+    """Apply one claimed batch inside the caller's transaction."""
+    ids = [row.pk for row, _, _ in parsed]
+    held_qs = InboundWebhook.objects.filter(pk__in=ids, claim_token=token, state=State.PENDING)
+    if connection.vendor == "postgresql":
+        held_qs = held_qs.select_for_update()
+    held = set(held_qs.values_list("pk", flat=True))
+    if len(held) < len(ids):
+        logger.warning("%s webhook inbox rows were taken over by another run (lease ran out)", len(ids) - len(held))
+    report = ProcessReport()
+    reports: list[Report] = []
+    processed: list[tuple[int, int]] = []
+    quarantined: list[tuple[str, int]] = []
+    for row, got, problem in parsed:
+        if row.pk not in held:
+            continue
+        if problem:
+            quarantined.append((problem, row.pk))
+            continue
+        reports.extend(got)
+        processed.append((len(got), row.pk))
+    report.add(apply_reports(reports, now=now))
+    report.deliveries = len(processed)
+    report.quarantined = len(quarantined)
+    with connection.cursor() as cursor:
+        table = connection.ops.quote_name(InboundWebhook._meta.db_table)
+        if processed:
+            cursor.executemany(
+                f"UPDATE {table} SET state = %s, processed_at = %s, events_count = %s, error = '', "  # noqa: S608
+                "claim_token = NULL, lease_until = NULL WHERE id = %s",
+                [(State.PROCESSED.value, now, count, pk) for count, pk in processed],
+            )
+        if quarantined:
+            cursor.executemany(
+                f"UPDATE {table} SET state = %s, processed_at = %s, error = %s, "  # noqa: S608
+                "claim_token = NULL, lease_until = NULL WHERE id = %s",
+                [(State.QUARANTINED.value, now, error, pk) for error, pk in quarantined],
+            )
+    return report
+
+
+def apply_reports(
+    reports: Sequence[Report],
+    *,
+    now: dt.datetime,
+    extra_keys: Iterable[tuple[str, str]] = (),
+    redecide: bool = False,
+    actor: Actor | None = None,
+) -> ProcessReport:
+    """Record and apply ``reports`` inside the caller's transaction.
+
+    ``extra_keys`` are (printer, printer id) pairs whose waiting reports are
+    to be decided even without a new report.  With ``redecide`` (a re-read
+    after a mapping fix) a report recorded before and not applied is
+    replaced by its new reading and decided again; applied ones stand.
+    """
+    report = ProcessReport(reports=len(reports))
+    # One report per key in this batch: the first delivered wins.
+    unique: dict[tuple[str, str], Report] = {}
+    for r in sorted(reports, key=lambda r: r.order):
+        key = (r.printer, r.event.event_id[:200])
+        if key in unique:
+            report.duplicates += 1
+        else:
+            unique[key] = r
+    statuses = [r for r in unique.values() if not r.event.problem]
+    piece_keys = {(r.printer, r.event.printer_id) for r in statuses if r.event.printer_id} | set(extra_keys)
+    pieces = _lock_pieces(piece_keys)
+    # Recorded before: duplicates, or (redecide) candidates for a new decision.
+    recorded = _recorded(unique.keys())
+    fresh: list[Report] = []
+    for key, r in unique.items():
+        old = recorded.get(key)
+        if old is None:
+            fresh.append(r)
+        elif redecide and old[1] != Outcome.APPLIED:
+            r.row_id = old[0]
+            fresh.append(r)
+        else:
+            report.duplicates += 1
+    waiting = _waiting_reports(pieces, exclude={r.row_id for r in fresh if r.row_id})
+    report.adopted = len(waiting)
+    by_piece: dict[tuple[str, str], list[Report]] = defaultdict(list)
+    for r in [*fresh, *waiting]:
+        if r.event.problem:
+            continue
+        by_piece[(r.printer, r.event.printer_id)].append(r)
+    for r in fresh:
+        if r.event.problem:
+            r.outcome, r.note = Outcome.PROBLEM, r.event.problem[:300]
+    for key, items in by_piece.items():
+        piece = pieces.get(key)
+        if piece is None:
+            for r in items:
+                r.outcome, r.note = Outcome.WAITING, "no mailpiece with this printer id yet"
+            continue
+        _walk(piece, sorted(items, key=lambda r: r.order))
+    for r in [*fresh, *waiting]:
+        report.applied += r.outcome == Outcome.APPLIED
+        report.ignored += r.outcome == Outcome.IGNORED
+        report.problems += r.outcome == Outcome.PROBLEM
+        report.waiting += r.outcome == Outcome.WAITING and r.row_id is None
+    _write_reports([r for r in fresh if r.row_id is None], now)
+    _update_reports([r for r in [*fresh, *waiting] if r.row_id is not None], now)
+    moved = [p for p in pieces.values() if p.moves]
+    _write_pieces(moved, now, actor)
+    delivered = {p.recipient_id for p in moved if any(to == S.DELIVERED for _, to, _ in p.moves)}
+    if delivered:
+        report.received = len(
+            recipients_bulk_transition(
+                queryset=CampaignRecipient.objects.filter(pk__in=delivered),
+                method="mark_received",
+                actor=actor or Actor(ACTOR_SOURCE),
+                reason="the printer reports the postcard delivered",
+            )
+        )
+    return report
+
+
+def _walk(piece: Piece, items: list[Report]) -> None:
+    """Decide each report, in the order they happened, from the piece's status."""
+    for r in items:
+        r.mailpiece_id = piece.pk
+        target = r.event.status
+        if target == S.UNKNOWN:
+            r.outcome = Outcome.IGNORED
+            r.note = f"the printer's status {r.event.vendor_status[:60]!r} is not one we know: recorded, not applied"
+        elif can_move(piece.status, target):
+            r.outcome = Outcome.APPLIED
+            piece.moves.append((piece.status, target, r))
+            piece.status = target
+            at = r.event.occurred_at
+            if at is not None and (piece.status_at is None or at > piece.status_at):
+                piece.status_at = at
+            if r.event.vendor_status:
+                piece.last_vendor_status = r.event.vendor_status[:100]
+        else:
+            r.outcome = Outcome.IGNORED
+            r.note = _why_not(piece.status, target)
+
+
+def _why_not(current: str, target: str) -> str:
+    label = S(current).label if current in S.values else current
+    if current == target:
+        return f"the piece is already {label}"
+    if current in TERMINAL:
+        return f"the piece is {label}, which is final"
+    if target == S.ERROR:
+        return f"an error report after {label} does not undo it"
+    return f"{S(target).label} is behind {label}: a piece never moves back"
+
+
+def _lock_pieces(keys: set[tuple[str, str]]) -> dict[tuple[str, str], Piece]:
+    """The pieces named by ``keys``, locked until the transaction ends."""
+    by_printer: dict[str, list[str]] = defaultdict(list)
+    for printer, printer_id in keys:
+        by_printer[printer].append(printer_id)
+    found: dict[tuple[str, str], Piece] = {}
+    for printer, printer_ids in by_printer.items():
+        for start in range(0, len(printer_ids), CHUNK):
+            rows = Mailpiece.objects.filter(printer=printer, printer_id__in=printer_ids[start : start + CHUNK])
+            if connection.vendor == "postgresql":
+                rows = rows.select_for_update().order_by("pk")  # one order: no deadlock between runs
+            for pk, printer_id, status, status_at, vendor_status, recipient_id in rows.values_list(
+                "pk", "printer_id", "status", "status_at", "last_vendor_status", "recipient_id"
+            ):
+                found[(printer, printer_id)] = Piece(pk, status, status_at, vendor_status, recipient_id)
+    return found
+
+
+def _recorded(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
+    """Reports recorded before, by (printer, event key): (row id, outcome)."""
+    by_printer: dict[str, list[str]] = defaultdict(list)
+    for printer, key in keys:
+        by_printer[printer].append(key)
+    out: dict[tuple[str, str], tuple[int, str]] = {}
+    for printer, event_keys in by_printer.items():
+        for start in range(0, len(event_keys), CHUNK):
+            for pk, key, outcome in MailpieceEvent.objects.filter(
+                printer=printer, event_key__in=event_keys[start : start + CHUNK]
+            ).values_list("pk", "event_key", "outcome"):
+                out[(printer, key)] = (pk, outcome)
+    return out
+
+
+def _waiting_reports(pieces: dict[tuple[str, str], Piece], *, exclude: set[int]) -> list[Report]:
+    """Recorded reports waiting for one of ``pieces``, as reports to decide."""
+    by_printer: dict[str, list[str]] = defaultdict(list)
+    for printer, printer_id in pieces:
+        by_printer[printer].append(printer_id)
+    out: list[Report] = []
+    for printer, printer_ids in by_printer.items():
+        for start in range(0, len(printer_ids), CHUNK):
+            rows = MailpieceEvent.objects.filter(
+                outcome=Outcome.WAITING, printer=printer, printer_id__in=printer_ids[start : start + CHUNK]
+            ).values_list(
+                "pk",
+                "printer_id",
+                "event_key",
+                "vendor_status",
+                "status",
+                "occurred_at",
+                "reference",
+                "created",
+                "inbox_id",
+            )
+            for pk, printer_id, key, vendor_status, status, occurred_at, reference, created, inbox_id in rows:
+                if pk in exclude:
+                    continue
+                event = PrinterEvent(
+                    printer_id=printer_id,
+                    vendor_status=vendor_status,
+                    status=S(status),
+                    occurred_at=occurred_at,
+                    event_id=key,
+                    reference=reference,
+                )
+                out.append(
+                    Report(printer, event, inbox_id, (occurred_at or created, created, inbox_id or 0, pk), row_id=pk)
+                )
+    return out
+
+
+def _write_reports(reports: list[Report], now: dt.datetime) -> None:
+    """New report rows.  A conflict can only be a waiting or problem report
+    another run recorded meanwhile (applied ones are decided under the
+    piece's lock), so it is skipped, not an error."""
+    MailpieceEvent.objects.bulk_create(
+        [
+            MailpieceEvent(
+                inbox_id=r.inbox_id,
+                printer=r.printer,
+                printer_id=r.event.printer_id[:100],
+                event_key=r.event.event_id[:200],
+                mailpiece_id=r.mailpiece_id,
+                vendor_status=r.event.vendor_status[:100],
+                status=r.event.status,
+                occurred_at=r.event.occurred_at,
+                outcome=r.outcome,
+                note=r.note[:300],
+                reference=r.event.reference[:100],
+                created=now,
+                decided_at=None if r.outcome == Outcome.WAITING else now,
+            )
+            for r in reports
+        ],
+        batch_size=500,
+        ignore_conflicts=True,
+    )
+
+
+def _update_reports(reports: list[Report], now: dt.datetime) -> None:
+    """Reports recorded before and decided again (waiting, or re-read)."""
+    if not reports:
+        return
+    table = connection.ops.quote_name(MailpieceEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET outcome = %s, note = %s, mailpiece_id = %s, status = %s, "  # noqa: S608
+            "vendor_status = %s, occurred_at = %s, decided_at = %s WHERE id = %s",
+            [
+                (
+                    r.outcome,
+                    r.note[:300],
+                    r.mailpiece_id,
+                    r.event.status,
+                    r.event.vendor_status[:100],
+                    r.event.occurred_at,
+                    None if r.outcome == Outcome.WAITING else now,
+                    r.row_id,
+                )
+                for r in reports
+            ],
+        )
+
+
+def _write_pieces(pieces: list[Piece], now: dt.datetime, actor: Actor | None) -> None:
+    """The pieces' new status (a compare-and-swap on the status read under the
+    lock) and one history row per move."""
+    if not pieces:
+        return
+    table = connection.ops.quote_name(Mailpiece._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET status = %s, status_at = %s, last_vendor_status = %s, updated = %s "  # noqa: S608
+            "WHERE id = %s AND status = %s",
+            [(p.status, p.status_at, p.last_vendor_status, now, p.pk, p.moves[0][0]) for p in pieces],
+        )
+    MailpieceTransition.objects.bulk_create(
+        [
+            MailpieceTransition(
+                mailpiece_id=p.pk,
+                from_status=before,
+                to_status=after,
+                source=(actor.source if actor else f"{ACTOR_SOURCE}:{r.printer}")[:64],
+                acting_user=actor.user if actor else None,
+                reason=f"printer reported {r.event.vendor_status or after}"[:500],
+                payload={"event": r.event.event_id[:200], "inbox": r.inbox_id},
+                created=now,
+            )
+            for p in pieces
+            for before, after, r in p.moves
+        ],
+        batch_size=500,
+    )
