@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 
 from campaigns.admin_import import CampaignImportAdminMixin
 from campaigns.admin_proofs import CampaignProofAdminMixin, RecipientProofAdminMixin
@@ -258,7 +258,7 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
     }
 
     list_display = ("__str__", "status", "why", "city", "zip", "country", "campaign", "updated")
-    list_filter = ("status", "skip_reason", ErrorFilter, "campaign__printer", "campaign")
+    list_filter = ("status", "skip_reason", ErrorFilter, "campaign__printer", "mailpieces__status", "campaign")
     search_fields = (
         "first_name",
         "last_name",
@@ -280,11 +280,13 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
         "proof",
         "discount_code",
         "natural_key",
+        "mail",
         *PIPELINE_FIELDS,
     )
     fieldsets = (
         (None, {"fields": ("campaign", "status", "why", "skip_reason", "error_message", "error_detail")}),
         ("Proof", {"fields": ("proof", "discount_code")}),
+        ("Mail", {"fields": ("mail",)}),
         ("Person", {"fields": ("first_name", "last_name", "company", "email", "external_id", "natural_key")}),
         ("Address", {"fields": ("address1", "address2", "city", "state", "zip", "country")}),
         ("Data", {"fields": ("json",)}),
@@ -336,6 +338,30 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
     @admin.display(description="Why")
     def why(self, obj: CampaignRecipient) -> str:
         return obj.why
+
+    @admin.display(description="Mailpieces")
+    def mail(self, obj: CampaignRecipient) -> str:
+        """Every piece mailed for the recipient, newest first, with the printer's
+        latest word: a Returned, Cancelled or Error piece shows here even though
+        the recipient stays Sent or Received."""
+        pieces = list(obj.mailpieces.order_by("-created")[:5])
+        if not pieces:
+            return "None yet."
+        rows = format_html_join(
+            "",
+            '<li><a href="{}">{} {}</a>: <strong>{}</strong>{}</li>',
+            (
+                (
+                    reverse("admin:mailpieces_mailpiece_change", args=[p.pk]),
+                    p.get_printer_display(),
+                    p.printer_id or "(no printer id)",
+                    p.get_status_display(),
+                    f" — the printer said “{p.last_vendor_status}”" if p.last_vendor_status else "",
+                )
+                for p in pieces
+            ),
+        )
+        return format_html("<ul>{}</ul>", rows)
 
 
 @admin.register(RecipientTransition)

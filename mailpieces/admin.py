@@ -1,14 +1,49 @@
 from __future__ import annotations
 
+import contextlib
+import json
+from typing import ClassVar
+
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from common.admin import BigTableAdminMixin, HistoryFSMAdminMixin, ReadOnlyHistoryAdmin, ReadOnlyHistoryInline
-from mailpieces.models import Mailpiece, MailpieceTransition
+from mailpieces.models import InboundWebhook, Mailpiece, MailpieceEvent, MailpieceTransition
 from mailpieces.services import mailpiece_transition
+
+# Shown of a stored body: enough to read any real delivery, not a megabyte page.
+BODY_SHOWN = 20_000
 
 
 class MailpieceTransitionInline(ReadOnlyHistoryInline):
     model = MailpieceTransition
+
+
+class MailpieceEventInline(admin.TabularInline):
+    """Every report the printer sent about the piece, applied or not, and why."""
+
+    model = MailpieceEvent
+    fk_name = "mailpiece"
+    fields: ClassVar[tuple[str, ...]] = ("occurred_at", "vendor_status", "status", "outcome", "note", "delivery")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    ordering = ("-occurred_at", "-id")
+    verbose_name_plural = "Printer reports (newest first)"
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="Delivery")
+    def delivery(self, obj: MailpieceEvent) -> str:
+        if obj.inbox_id is None:
+            return "a lookup at the printer"
+        url = reverse("admin:mailpieces_inboundwebhook_change", args=[obj.inbox_id])
+        return format_html('<a href="{}">webhook {}</a>', url, obj.inbox_id)
 
 
 @admin.register(Mailpiece)
@@ -22,7 +57,10 @@ class MailpieceAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
     list_select_related = ("recipient",)
     raw_id_fields = ("recipient",)
     readonly_fields = ("status", "status_at", "last_vendor_status", "printer_id", "reference", "created", "updated")
-    inlines = (MailpieceTransitionInline,)
+    inlines = (MailpieceEventInline, MailpieceTransitionInline)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(MailpieceTransition)
@@ -31,3 +69,78 @@ class MailpieceTransitionAdmin(ReadOnlyHistoryAdmin):
     list_select_related = ["mailpiece", "acting_user"]
     search_fields = ("=mailpiece__id", "mailpiece__printer_id", "reason")
     raw_id_fields = ("mailpiece",)
+
+
+class ReadOnlyAdmin(BigTableAdminMixin):
+    """Records of what printers said: viewable and searchable, never edited or deleted."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class EventInline(MailpieceEventInline):
+    fk_name = "inbox"
+    fields = ("printer_id", "mailpiece", "occurred_at", "vendor_status", "status", "outcome", "note")
+    readonly_fields = fields
+    verbose_name_plural = "Reports read from this delivery"
+
+
+@admin.register(InboundWebhook)
+class InboundWebhookAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "printer", "event_id", "state", "events_count", "short_error")
+    list_filter = ("state", "printer")
+    search_fields = ("=event_id",)
+    date_hierarchy = "received_at"
+    fields = (
+        "printer",
+        "event_id",
+        "received_at",
+        "state",
+        "processed_at",
+        "events_count",
+        "attempts",
+        "error",
+        "content_type",
+        "pretty_headers",
+        "pretty_body",
+    )
+    readonly_fields = fields
+    inlines = (EventInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[InboundWebhook]:
+        # The list never loads bodies.
+        qs = super().get_queryset(request)
+        match = request.resolver_match
+        return qs if match and (match.url_name or "").endswith("change") else qs.defer("body")
+
+    @admin.display(description="Error")
+    def short_error(self, obj: InboundWebhook) -> str:
+        return obj.error[:120]
+
+    @admin.display(description="Headers")
+    def pretty_headers(self, obj: InboundWebhook) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.headers, indent=2, ensure_ascii=False))
+
+    @admin.display(description="Body (as received)")
+    def pretty_body(self, obj: InboundWebhook) -> str:
+        raw = bytes(obj.body)
+        text = raw.decode("utf-8", errors="replace")
+        with contextlib.suppress(ValueError, RecursionError):
+            text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+        cut = f"\n… {len(text) - BODY_SHOWN} more characters" if len(text) > BODY_SHOWN else ""
+        return format_html("<pre>{}{}</pre>", text[:BODY_SHOWN], cut)
+
+
+@admin.register(MailpieceEvent)
+class MailpieceEventAdmin(ReadOnlyAdmin):
+    list_display = ("created", "printer", "printer_id", "vendor_status", "status", "outcome", "note", "mailpiece")
+    list_filter = ("outcome", "printer", "status")
+    search_fields = ("=printer_id", "=event_key")
+    list_select_related = ("mailpiece",)
+    raw_id_fields = ("mailpiece", "inbox")

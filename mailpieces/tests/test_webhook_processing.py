@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import threading
 from pathlib import Path
+from typing import cast
 
 import pytest
 from django.db import connection, connections
@@ -57,7 +58,7 @@ def store(printer: str, body: bytes, event_id: str | None = None, content_type: 
 
 def sent_piece(printer: str = "sandbox", printer_id: str = "sbx_1") -> Mailpiece:
     recipient = CampaignRecipientFactory(status=Status.SENT)
-    return MailpieceFactory(recipient=recipient, printer=printer, printer_id=printer_id)
+    return cast("Mailpiece", MailpieceFactory(recipient=recipient, printer=printer, printer_id=printer_id))
 
 
 def statuses_of(piece: Mailpiece) -> list[tuple[str, str]]:
