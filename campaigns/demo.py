@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -21,6 +22,10 @@ from campaigns.models import BlocklistEntry, Campaign, Organization, ProofTempla
 from campaigns.pipeline.runner import AdvanceReport, campaign_advance
 from campaigns.proofing.design import campaign_approval, campaign_approve_proofs
 from common.fsm import Actor
+
+if TYPE_CHECKING:
+    from mailpieces.webhooks.processing import ProcessReport
+    from printers.simulator import Simulator
 
 DEMO_ORG = "Demo Coffee Roasters"
 DEMO_CAMPAIGN = "Winter welcome-back postcards"
@@ -72,6 +77,7 @@ class DemoResult:
     password: str
     created_recipients: int
     unbillable_campaign: Campaign
+    tracking: Tracking | None = None
 
 
 def demo_create(*, username: str = "admin", password: str | None = None) -> DemoResult:
@@ -141,18 +147,82 @@ def demo_run(result: DemoResult) -> dict[str, AdvanceReport]:
     spec's billing message."""
     actor = Actor("command:demo")
     reports = {}
-    with sandbox_simulator():
+    with sandbox_simulator() as sim:
         for campaign in (result.campaign, result.unbillable_campaign):
             reports[campaign.name] = campaign_advance(campaign.pk, actor=actor)
         if campaign_approval(result.campaign) is None:
             user = get_user_model().objects.get(username=result.username)
             campaign_approve_proofs(campaign=result.campaign, user=user)
             reports[result.campaign.name] = campaign_advance(result.campaign.pk, actor=actor)
+        result.tracking = demo_track(sim, result.campaign)
     return reports
 
 
+# Every RETURN_EVERY-th piece comes back to sender instead of being delivered.
+RETURN_EVERY = 5
+WEBHOOK_PATH = "/webhooks/sandbox/"
+
+
+@dataclass
+class Tracking:
+    """What the printer reported in the demo and what became of it."""
+
+    posted: int = 0
+    rejected: int = 0
+    duplicates: int = 0  # deliveries of a webhook already received
+    report: ProcessReport | None = None
+
+
+def demo_track(sim: Simulator, campaign: Campaign) -> Tracking:
+    """The printer reports each piece's progress as printers do: signed
+    webhooks posted to our own endpoint (through the whole Django stack: URL,
+    signature check, inbox), one delivered twice and one out of order, every
+    fifth piece returned to sender; the inbox is processed as the 15-second
+    schedule would, then one late report arrives."""
+    from django.test import Client
+
+    from mailpieces.models import InboundWebhook, Mailpiece
+    from mailpieces.webhooks.processing import webhooks_process
+
+    client = Client()
+
+    def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        extra = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        kind = headers.get("Content-Type", "application/json")
+        response = client.post(url, data=body, content_type=kind, headers=extra)
+        return response.status_code, response.content.decode("utf-8", "replace")
+
+    lifecycle = ["Received", "Producing", "HandedOver", "InTransit", "LocalDelivery", "Delivered"]
+    returned = ["Received", "Producing", "HandedOver", "InTransit", "Returned"]
+    steps, late = [], []
+    ids = Mailpiece.objects.filter(recipient__campaign=campaign, printer="sandbox").order_by("pk")
+    # Pieces this run mailed (a second demo run's simulator knows only its own).
+    mailed = [pid for pid in ids.values_list("printer_id", flat=True) if sim.piece("sandbox", pid) is not None]
+    for i, printer_id in enumerate(mailed):
+        if i % RETURN_EVERY == RETURN_EVERY - 1:
+            steps += sim.timeline("sandbox", printer_id, returned)
+        elif i == 0:  # LocalDelivery arrives after Delivered was applied: recorded, ignored
+            timeline = sim.timeline("sandbox", printer_id, lifecycle)
+            steps += [s for s in timeline if s.status != "LocalDelivery"]
+            late += [s for s in timeline if s.status == "LocalDelivery"]
+        elif i == 1:  # InTransit is delivered twice: recorded once
+            steps += sim.timeline("sandbox", printer_id, lifecycle, duplicates=[3])
+        else:
+            steps += sim.timeline("sandbox", printer_id, lifecycle)
+    before = InboundWebhook.objects.count()
+    deliveries = sim.fire_webhooks(WEBHOOK_PATH, steps, send=post)
+    report = webhooks_process()
+    deliveries += sim.fire_webhooks(WEBHOOK_PATH, late, send=post)
+    report.add(webhooks_process())
+    rejected = sum(1 for d in deliveries if d.status_code >= 300)
+    stored = InboundWebhook.objects.count() - before
+    return Tracking(
+        posted=len(deliveries), rejected=rejected, duplicates=len(deliveries) - rejected - stored, report=report
+    )
+
+
 @contextmanager
-def sandbox_simulator() -> Iterator[None]:
+def sandbox_simulator() -> Iterator[Simulator]:
     """The local printer simulator, serving the sandbox printer for the demo's
     run (the demo's only printer), then stopped."""
     from printers.simulator import Simulator
@@ -162,7 +232,7 @@ def sandbox_simulator() -> Iterator[None]:
     before = conf.get("base_url")
     conf["base_url"] = sim.url("sandbox")
     try:
-        yield
+        yield sim
     finally:
         conf["base_url"] = before
         sim.stop()

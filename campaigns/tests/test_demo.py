@@ -9,6 +9,7 @@ from django.core.management import call_command
 
 from campaigns.demo import DEMO_CAMPAIGN, UNBILLABLE_CAMPAIGN
 from campaigns.models import Campaign, CampaignRecipient, ProofApproval, RecipientTransition
+from mailpieces.models import Mailpiece, MailpieceEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +26,8 @@ def test_demo_prints_a_working_admin_login_and_is_safe_twice(client):
     demo_campaign = Campaign.objects.get(name=DEMO_CAMPAIGN)
     outcomes = set(demo_campaign.recipients.values_list("status", "skip_reason"))
     assert {
-        ("Sent", ""),
+        ("Received", ""),  # delivered: the printer's signed webhooks went through our endpoint
+        ("Sent", ""),  # returned to sender: still Sent, the piece says Returned
         ("Holdout", ""),
         ("Blacklisted", ""),
         ("Skipped", "International"),
@@ -34,10 +36,10 @@ def test_demo_prints_a_working_admin_login_and_is_safe_twice(client):
     } <= outcomes
     enriched = CampaignRecipient.objects.get(first_name="John", last_name="Backus")
     assert enriched.address1
-    assert enriched.status in ("Sent", "Holdout")
+    assert enriched.status in ("Sent", "Received", "Holdout")
     assert "Skipped (International): 1" in text
     # Every proofed recipient has both sides stored, and the samples were approved by the demo user.
-    for r in demo_campaign.recipients.filter(status="Sent"):
+    for r in demo_campaign.recipients.filter(status__in=["Sent", "Received"]):
         assert default_storage.exists(r.proof_url)
         assert default_storage.exists(r.proof_back_url)
         assert r.discount_code.startswith("WINTER-")
@@ -50,6 +52,14 @@ def test_demo_prints_a_working_admin_login_and_is_safe_twice(client):
     assert not lapsed.recipients.exclude(proof_url="").exists()
     assert not lapsed.recipients.exclude(discount_code="").exists()
     assert "/proofs/" in text
+    # Tracked to the mailbox: most pieces Delivered, every fifth Returned, one late report kept and ignored.
+    pieces = Mailpiece.objects.filter(recipient__campaign=demo_campaign)
+    delivered, returned = pieces.filter(status="Delivered").count(), pieces.filter(status="Returned").count()
+    assert delivered >= 8
+    assert returned >= 2
+    assert demo_campaign.recipients.filter(status="Received").count() == delivered
+    assert MailpieceEvent.objects.filter(outcome="ignored", note__contains="never moves back").count() == 1
+    assert "1 delivered twice, 0 refused" in text
     assert RecipientTransition.objects.filter(from_status="").count() == count
     # Every recipient's history starts at creation and ends at its status.
     for r in CampaignRecipient.objects.all():

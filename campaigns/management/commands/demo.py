@@ -30,12 +30,26 @@ class Command(BaseCommand):
             for stage, note in reports[campaign.name].notes.items():
                 self.stdout.write(f"  ({stage}: {note})")
         recipients = f"{url}/admin/campaigns/campaignrecipient/"
+        tracking = result.tracking
+        if tracking is not None and tracking.report is not None:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"The printer posted {tracking.posted} signed webhooks ({tracking.duplicates} delivered twice, "
+                    f"{tracking.rejected} refused); processing applied {tracking.report.applied} status reports, "
+                    f"recorded {tracking.report.ignored} late one(s) without moving a piece back, and moved "
+                    f"{tracking.report.received} recipients to Received."
+                )
+            )
         self.stdout.write("")
         self.stdout.write(f"Admin:         {url}/admin/")
         self.stdout.write(f"Sample proofs: {url}/admin/campaigns/campaign/{result.campaign.pk}/proofs/")
         sent = {"campaign__id__exact": result.campaign.pk, "status__exact": "Sent"}
         self.stdout.write(f"Mailed:        {recipients}?{urlencode(sent)}")
+        received = {"campaign__id__exact": result.campaign.pk, "status__exact": "Received"}
+        self.stdout.write(f"Received:      {recipients}?{urlencode(received)}")
         self.stdout.write(f"Mailpieces:    {url}/admin/mailpieces/mailpiece/")
+        self.stdout.write(f"Returned:      {url}/admin/mailpieces/mailpiece/?status__exact=Returned")
+        self.stdout.write(f"Webhooks:      {url}/admin/mailpieces/inboundwebhook/")
         errors = {"campaign__id__exact": result.unbillable_campaign.pk, "status__exact": "Error"}
         self.stdout.write(f"Billing error: {recipients}?{urlencode(errors)}")
         self.stdout.write(f"Username:      {result.username}")
