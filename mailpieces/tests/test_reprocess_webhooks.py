@@ -63,6 +63,8 @@ def test_an_applied_report_is_never_applied_again():
     webhooks_process()
     webhooks_reprocess(printer="sandbox", since=SINCE)
     assert statuses_of(piece) == [("Submitted", "Delivered")]
+    event = MailpieceEvent.objects.get(event_key="d")
+    assert (event.outcome, event.note) == ("applied", "")  # its record is not rewritten either
     assert piece.recipient.transitions.filter(to_status="Received").count() == 1
 
 

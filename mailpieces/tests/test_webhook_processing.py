@@ -257,6 +257,19 @@ def test_a_waiting_report_is_walked_with_newer_ones_in_time_order():
     assert statuses_of(piece) == [("Submitted", "InTransit"), ("InTransit", "Delivered")]
 
 
+def test_a_waiting_report_older_than_a_new_one_is_applied_first():
+    """The waiting InTransit (t1) and the new Delivered (t5) are walked in time
+    order, so both apply; in arrival order InTransit would come too late."""
+    store("sandbox", sandbox_body("transit", "sbx_9", "InTransit", 1))
+    webhooks_process()
+    piece = sent_piece(printer_id="sbx_9")
+    store("sandbox", sandbox_body("delivered", "sbx_9", "Delivered", 5))
+    webhooks_process()
+    piece.refresh_from_db()
+    assert statuses_of(piece) == [("Submitted", "InTransit"), ("InTransit", "Delivered")]
+    assert set(MailpieceEvent.objects.values_list("outcome", flat=True)) == {Outcome.APPLIED}
+
+
 # ---------------------------------------------------------------------------- bad input and crashes
 def test_a_malformed_authentic_body_is_quarantined_and_the_rest_go_on():
     piece = sent_piece()
