@@ -176,6 +176,16 @@ class Printer:
     def lookup(self, reference: str) -> Submission | None:
         raise NotImplementedError
 
+    def lookup_report(self, submission: Submission) -> PrinterEvent | None:
+        """The status the printer's own object (``submission.raw``, from :meth:`lookup`)
+        says the piece is in, as a report for the webhooks' monotonic path
+        (``refresh_mailpieces``): the vendor status converted with
+        :meth:`convert_status`, the time the object gives for it (else None), and
+        ``event_id`` ``lookup:<printer id>:<vendor status>[:<epoch s>]``, stable
+        for one answer so asking twice records it once.  None when the object
+        names no status."""
+        return None
+
     def cancel(self, printer_id: str) -> None:
         raise NotImplementedError
 

@@ -67,7 +67,15 @@ def _epoch(value: int | None) -> dt.datetime | None:
 
 class IntelliPrintPrinter(Printer):
     kind = PrinterKind.INTELLIPRINT
-    webhook_headers = ("svix-id", "svix-timestamp", "svix-signature")
+    # Svix's names, and the Standard Webhooks names Svix also sends.
+    webhook_headers = (
+        "svix-id",
+        "svix-timestamp",
+        "svix-signature",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    )
     label = "IntelliPrint"
     approval_model = IntelliprintRecipientApproval
     status_map = STATUS_MAP
@@ -133,6 +141,39 @@ class IntelliPrintPrinter(Printer):
             if winner is not None and winner.get("confirmed"):
                 return self._submission(winner)
         return None
+
+    def lookup_report(self, submission: Submission) -> PrinterEvent | None:
+        """The job's letter status: a job (``{id: print_…, letters: [{id, status, …}],
+        …}``) has no status of its own, and ours hold one letter (one recipient).
+        Times as the webhooks read them, where the letter has them: ``returned.date``
+        for returned, ``shipped_date`` for shipping, sent and returned."""
+        letters = [x for x in submission.raw.get("letters") or [] if isinstance(x, dict) and x.get("status")]
+        if not letters:
+            return None
+        letter = letters[0]
+        vendor_status = str(letter["status"]).strip()
+        returned = letter.get("returned")
+        returned_date = returned.get("date") if isinstance(returned, dict) else None
+        shipped = letter.get("shipped_date")
+        try:
+            if vendor_status == "returned" and returned_date:
+                when = _epoch(int(returned_date))
+            elif vendor_status in ("shipping", "sent", "returned") and shipped:
+                when = _epoch(int(shipped))
+            else:
+                when = None
+        except (TypeError, ValueError):  # not a number, or out of range
+            when = None
+        stamp = f":{int(when.timestamp())}" if when else ""
+        return PrinterEvent(
+            printer_id=submission.printer_id,
+            vendor_status=vendor_status,
+            status=self.convert_status(vendor_status),
+            occurred_at=when,
+            event_id=f"lookup:{submission.printer_id}:{vendor_status}{stamp}",
+            reference=submission.reference,
+            raw=submission.raw,
+        )
 
     def cancel(self, printer_id: str) -> None:
         self._call("DELETE", f"/prints/{printer_id}")
@@ -205,8 +246,8 @@ class IntelliPrintPrinter(Printer):
 
     # ------------------------------------------------------------------ webhooks
     def delivery_id(self, request: WebhookRequest) -> str:
-        """Svix's ``svix-id``: the same across Svix's retries of one message."""
-        message_id = (request.header("svix-id") or "").strip()
+        """Svix's ``svix-id`` (or ``webhook-id``): the same across Svix's retries of one message."""
+        message_id = (request.header("svix-id") or request.header("webhook-id") or "").strip()
         if 0 < len(message_id) <= 150 and message_id.isprintable():
             return message_id
         return super().delivery_id(request)

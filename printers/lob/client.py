@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mailpieces.status import RANK
 from printers import http, signing
 from printers.base import (
     Printer,
@@ -167,6 +168,57 @@ class LobPrinter(Printer):
             if isinstance(metadata, dict) and metadata.get("reference") == reference and not item.get("deleted"):
                 return self._submission(item, reference=reference)
         return None
+
+    def lookup_report(self, submission: Submission) -> PrinterEvent | None:
+        """What the postcard object says.  It has no single status field: ``status``
+        is only the PDF render status (``processed`` | ``rendered`` | ``failed``),
+        and the piece's progress is ``tracking_events`` (USPS scans, ascending by
+        ``time``; never populated in test mode).  The report is the furthest scan
+        (by our rank, the latest of equals, so a Re-Routed scan after In Local
+        Area does not hide it), as the event type Lob fires for that scan, at the
+        scan's ``time``.  A postcard without scans reports its render status as
+        ``postcard.created`` / ``postcard.rendered_pdf`` / ``postcard.failed``,
+        a deleted one ``postcard.deleted``, both without a time."""
+        raw = submission.raw
+        vendor_status, when = "", None
+        if raw.get("deleted") is True:
+            vendor_status = "postcard.deleted"
+        else:
+            event_types = {name: event_type for event_type, name in TRACKING_NAMES.items()}
+            tracking = raw.get("tracking_events")
+            best: tuple[int, dt.datetime] | None = None
+            for item in tracking if isinstance(tracking, list) else []:
+                event_type = event_types.get(str(item.get("name"))) if isinstance(item, dict) else None
+                if event_type is None:
+                    continue
+                try:
+                    at = aware(dt.datetime.fromisoformat(str(item.get("time") or "").replace("Z", "+00:00")))
+                except ValueError:
+                    at = None
+                rank = (RANK.get(self.convert_status(event_type), -1), at or dt.datetime.min.replace(tzinfo=dt.UTC))
+                if best is None or rank >= best:
+                    best, vendor_status, when = rank, event_type, at
+            if not vendor_status:
+                render = {
+                    "processed": "postcard.created",
+                    "rendered": "postcard.rendered_pdf",
+                    "failed": "postcard.failed",
+                }
+                vendor_status = render.get(str(raw.get("status") or ""), "")
+        if not vendor_status:
+            return None
+        stamp = f":{int(when.timestamp())}" if when else ""
+        metadata = raw.get("metadata")
+        reference = str(metadata.get("reference") or "") if isinstance(metadata, dict) else ""
+        return PrinterEvent(
+            printer_id=submission.printer_id,
+            vendor_status=vendor_status,
+            status=self.convert_status(vendor_status),
+            occurred_at=when,
+            event_id=f"lookup:{submission.printer_id}:{vendor_status}{stamp}",
+            reference=reference or submission.reference,
+            raw=raw,
+        )
 
     def cancel(self, printer_id: str) -> None:
         self._call("DELETE", f"/postcards/{printer_id}")

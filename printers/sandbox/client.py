@@ -119,6 +119,31 @@ class SandboxPrinter(Printer):
                 return self._submission(item, reference=reference)
         return None
 
+    def lookup_report(self, submission: Submission) -> PrinterEvent | None:
+        """The piece's ``status`` (a MailpieceStatus value).  A piece from ``GET
+        /pieces`` carries no time of that status (``created_at`` is the piece's),
+        so ``occurred_at`` is read only when the object has one."""
+        raw = submission.raw
+        vendor_status = str(raw.get("status") or "").strip()
+        if not vendor_status:
+            return None
+        when = None
+        if isinstance(raw.get("occurred_at"), str):
+            try:
+                when = aware(dt.datetime.fromisoformat(raw["occurred_at"].replace("Z", "+00:00")))
+            except ValueError:
+                when = None
+        stamp = f":{int(when.timestamp())}" if when else ""
+        return PrinterEvent(
+            printer_id=submission.printer_id,
+            vendor_status=vendor_status,
+            status=self.convert_status(vendor_status),
+            occurred_at=when,
+            event_id=f"lookup:{submission.printer_id}:{vendor_status}{stamp}",
+            reference=str(raw.get("reference") or submission.reference),
+            raw=raw,
+        )
+
     def cancel(self, printer_id: str) -> None:
         self._call("DELETE", f"/pieces/{printer_id}")
 

@@ -109,6 +109,25 @@ class StannpPrinter(Printer):
                 return self._submission(item, reference=reference)
         return None
 
+    def lookup_report(self, submission: Submission) -> PrinterEvent | None:
+        """The mailpiece object's ``status`` (``/reporting/list`` singles and
+        ``/postcards/get`` share its shape: ``{id, timestamp, status, dispatched,
+        tags, …}``).  It gives no time of that status (``timestamp`` is when the
+        piece was created; ``dispatched`` is undocumented beyond null), so the
+        report has none."""
+        vendor_status = str(submission.raw.get("status") or "").strip()
+        if not vendor_status:
+            return None
+        return PrinterEvent(
+            printer_id=submission.printer_id,
+            vendor_status=vendor_status,
+            status=self.convert_status(vendor_status),
+            occurred_at=None,
+            event_id=f"lookup:{submission.printer_id}:{vendor_status}",
+            reference=submission.reference,
+            raw=submission.raw,
+        )
+
     def cancel(self, printer_id: str) -> None:
         self._call("POST", "/postcards/cancel", data={"id": printer_id})
 

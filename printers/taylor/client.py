@@ -136,6 +136,25 @@ class TaylorPrinter(Printer):
         matches = [item for item in items if isinstance(item, dict) and item.get("reference") == reference]
         return self._submission(matches[0]) if matches else None
 
+    def lookup_report(self, submission: Submission) -> PrinterEvent | None:
+        """The mailpiece's numeric ``status`` (``{id, reference, status, created_at}``,
+        docs/printers/taylor.md), read as the webhooks read it.  The object gives no
+        time of that status, so the report has none.  Code 0 (accepted) maps to
+        nothing and is recorded, never applied."""
+        value = submission.raw.get("status")
+        if value is None or isinstance(value, bool) or not str(value).strip():
+            return None
+        code = status_code(value)
+        return PrinterEvent(
+            printer_id=submission.printer_id,
+            vendor_status=code,
+            status=self.convert_status(code),
+            occurred_at=None,
+            event_id=f"lookup:{submission.printer_id}:{code}",
+            reference=submission.reference,
+            raw=submission.raw,
+        )
+
     def cancel(self, printer_id: str) -> None:
         self._call("DELETE", f"/mailpieces/{printer_id}")
 
