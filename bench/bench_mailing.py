@@ -31,11 +31,14 @@ simulator that adds 300 ms to every call, two worker processes
 (``manage.py run_pipeline --once``) sharing the limiter (the database of the
 run; Redis too when one answers at ``BENCH_MAIL_REDIS_URL``).  Every
 request's arrival time is recorded at the simulator; the sustained rate as a
-fraction of the limit and the most requests in any sliding 5 s window.
+fraction of the limit (the requests after the first ``limit``, over the time
+from the ``limit``-th arrival to the last: see ``_fanout``) and the most
+requests in any sliding 5 s window.
 
 Standalone: ``python bench/bench_mailing.py``.  ``BENCH_MAIL_N``,
 ``BENCH_MAIL_SAMPLE``, ``BENCH_MAIL_BATCH``, ``BENCH_MAIL_FANOUT_N`` change
-the sizes; ``BENCH_MAIL_FANOUT=0`` skips the fan-out.
+the sizes; ``BENCH_MAIL_FANOUT=0`` skips the fan-out; ``BENCH_MAIL_ARRIVALS``
+(a directory) keeps each fan-out's arrival times as JSON.
 """
 
 from __future__ import annotations
@@ -55,13 +58,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-# The issue's 100k is BENCH_MAIL_N=100000: the stage moves ~100-300 rows/s
-# here, bound by the shared limiter's one database transaction per printer
-# call (bench/README.md), so 100k would take 6-17 minutes per database.
+# The issue's 100k is BENCH_MAIL_N=100000: the stage moves ~300-600 rows/s
+# here, about the floor's pace (HTTP on localhost, bench/README.md), so 100k
+# would take 3-6 minutes per database and the default stays at 10k.
 N = int(os.environ.get("BENCH_MAIL_N", "10000"))
 SAMPLE = int(os.environ.get("BENCH_MAIL_SAMPLE", "500"))
 BATCH = int(os.environ.get("BENCH_MAIL_BATCH", "1000"))
-# ≥ 30 s at Lob's 30 a second after the first window's 150.
+# ≥ 30 s at Lob's 30 a second after the first window's 150.  A multiple of
+# Lob's 150, so a stream the vendor accepts cannot score above 1.0 sustained.
 FANOUT_N = int(os.environ.get("BENCH_MAIL_FANOUT_N", "1200"))
 FANOUT = os.environ.get("BENCH_MAIL_FANOUT", "1") != "0"
 FANOUT_BATCH = 100  # run_pipeline's default batch size
@@ -475,13 +479,25 @@ def _fanout(backend: str, database: str) -> dict[str, Any]:
         sim.stop()
         close_clients()
     times = sorted(arrivals)
+    if os.environ.get("BENCH_MAIL_ARRIVALS"):  # a directory: each run's arrival times, for a closer look
+        Path(os.environ["BENCH_MAIL_ARRIVALS"], f"{database}-{backend}.json").write_text(json.dumps(times))
     if len(times) != FANOUT_N:
         raise AssertionError(f"fan-out: {len(times)} requests for {FANOUT_N} rows")
     most, over = _windows(times, period, limit)
-    # An exact sliding-window limiter lets the first `limit` through at once,
-    # then `limit` per period: the rest over the time from the first to the last.
+    # An exact sliding-window limiter lets the first `limit` through as fast as
+    # the workers send them, then at most `limit` per period: request i + limit
+    # arrives at least a period after request i.  So the requests after the
+    # `limit`-th, over the time from the `limit`-th arrival to the last, are at
+    # most `limit` per period (with FANOUT_N a multiple of `limit`): 1.0 is the
+    # ceiling of any stream the vendor accepts, and what the limiter sustains
+    # once the window is full.  The first `limit` arrivals' own spread is the
+    # workers' start-up (two processes, 16 threads each, 300 ms a call: ~1.5 s),
+    # not the limiter, so it is left out; it is kept in the notes, counted from
+    # the first arrival, as the first version of this benchmark measured it.
     span = times[-1] - times[0]
-    sustained = (len(times) - limit) / span / (limit / period)
+    steady = times[-1] - times[limit - 1]
+    sustained = (len(times) - limit) / steady / (limit / period)
+    from_first = (len(times) - limit) / span / (limit / period)
     gaps = [times[i + limit] - times[i] for i in range(len(times) - limit)]
     result = {
         "backend": backend,
@@ -489,6 +505,8 @@ def _fanout(backend: str, database: str) -> dict[str, Any]:
         "span_s": round(span, 2),
         "wall_s": round(wall, 2),
         "sustained": round(sustained, 4),
+        "sustained_from_first": round(from_first, 4),
+        "first_window_fill_s": round(times[limit - 1] - times[0], 2),
         "max_in_window": most,
         "over": over,
         "tightest_gap_s": round(min(gaps), 4),
@@ -562,8 +580,11 @@ def run() -> list[dict[str, Any]]:
             notes = (
                 f"{fan['requests']} requests over {fan['span_s']} s ({fan['wall_s']} s with start-up), two "
                 f"run_pipeline processes, batch {FANOUT_BATCH}, {LATENCY_S * 1000:.0f} ms per call, limiter "
-                f"{backend}; most in any 5 s window {fan['max_in_window']} (limit {LOB_LIMIT[0]}), tightest gap "
-                f"between a request and the {LOB_LIMIT[0]}th after it {fan['tightest_gap_s']} s"
+                f"{backend}; sustained: requests after the first {LOB_LIMIT[0]} over the time from the "
+                f"{LOB_LIMIT[0]}th arrival to the last (the first {LOB_LIMIT[0]} took {fan['first_window_fill_s']} s "
+                f"to arrive; counted from the first arrival: {fan['sustained_from_first']}); most in any 5 s window "
+                f"{fan['max_in_window']} (limit {LOB_LIMIT[0]}), tightest gap between a request and the "
+                f"{LOB_LIMIT[0]}th after it {fan['tightest_gap_s']} s"
             )
             metrics += [
                 {

@@ -33,6 +33,12 @@ reaches the vendor a little later, by a delay that varies (commit, thread
 scheduling, network).  The margin absorbs that variation, so the vendor, not
 only our log, sees at most ``limit`` requests per period.
 
+Group rounds
+------------
+A limiter's threads in one process take permits in rounds (``RateLimiter``):
+one store step for every thread waiting at that moment, so the store sees
+one taker per process and ``k`` waiting threads cost one write, not ``k``.
+
 Clocks
 ------
 Times come from the store that decides, never from the workers' hosts:
@@ -102,12 +108,14 @@ class RateLimitTimeout(Exception):
 
 @dataclass(frozen=True)
 class _Attempt:
-    """One try at taking ``n`` slots: granted (``at``, the store's time of the
-    grant, epoch seconds), or how long until it could be."""
+    """One try at taking slots: granted (``count`` of them, ``at`` the store's
+    time of the grant, epoch seconds), or how long until one could be."""
 
     granted: bool
-    wait_s: float = 0.0
+    wait_s: float = 0.0  # granted: how long the ones not served (taking some) wait; 0: unknown, ask again
     at: float | None = None
+    count: int = 0
+    times: tuple[float, ...] = ()  # each slot's time as written, when the store has several
 
 
 class _TooFew(Exception):
@@ -115,12 +123,42 @@ class _TooFew(Exception):
 
 
 class _Store(Protocol):
-    def try_take(self, n: int) -> _Attempt: ...
+    def try_take(self, n: int) -> _Attempt:
+        """All ``n`` slots, or none."""
+        ...
+
+    def try_take_some(self, n: int) -> _Attempt:
+        """As many free slots as there are, from 1 to ``n``, in one atomic step."""
+        ...
+
+    def check_caller(self) -> None:
+        """Raise if the calling thread may not take permits (runs in the caller's thread)."""
+        ...
+
+
+class _Ticket:
+    """One thread's request for a permit in a group round."""
+
+    __slots__ = ("attempt", "error")
+
+    def __init__(self) -> None:
+        self.attempt: _Attempt | None = None
+        self.error: BaseException | None = None
 
 
 class RateLimiter:
     """At most ``limit`` starts per ``period_s`` seconds under ``name``,
-    for every process that uses the same store."""
+    for every process that uses the same store.
+
+    Within one process the limiter's threads take permits in group rounds: one
+    thread at a time (the round's leader) asks the store, for itself and for
+    every thread that asked for one permit while the previous round ran, in
+    one atomic step (one transaction on the database, one script run on
+    Redis).  The store sees one taker per process instead of one per thread:
+    on SQLite no thread of the process sleeps in the busy handler behind
+    another of the same process, and ``k`` waiting threads cost one write, not
+    ``k``.  The guarantee is the store's, unchanged: each permit is a slot.
+    """
 
     def __init__(
         self,
@@ -140,6 +178,10 @@ class RateLimiter:
         self._store = store
         self._sleep = sleep
         self._monotonic = monotonic
+        self._round = threading.Condition(threading.Lock())
+        self._leading = False  # a round is at the store
+        self._pending: list[tuple[_Ticket, int]] = []  # (ticket, n), oldest first
+        self.rounds = 0  # store calls made by group rounds (for tests and benchmarks)
 
     @property
     def window_s(self) -> float:
@@ -153,10 +195,11 @@ class RateLimiter:
         comes free within ``timeout_s`` (None waits as long as it takes).
         """
         self._check_n(n)
+        self._store.check_caller()
         started = self._monotonic()
         deadline = None if timeout_s is None else started + timeout_s
         while True:
-            attempt = self._store.try_take(n)
+            attempt = self._take(n)
             if attempt.granted:
                 return self._monotonic() - started
             wait = max(attempt.wait_s, MIN_SLEEP_S)
@@ -170,9 +213,60 @@ class RateLimiter:
             self._sleep(wait)
 
     def try_acquire(self, n: int = 1) -> bool:
-        """Take ``n`` permits if they are free now; never waits."""
+        """Take ``n`` permits if they are free now; never waits (but for
+        this process's round at the store)."""
         self._check_n(n)
-        return self._store.try_take(n).granted
+        self._store.check_caller()
+        return self._take(n).granted
+
+    def _take(self, n: int) -> _Attempt:
+        """One try in a group round: join the round being gathered, or lead
+        it.  A leader asking for one permit takes, in one store step, as many
+        as there are free for itself and every thread waiting for one (the
+        oldest first); one asking for several takes them all or none, alone."""
+        me = _Ticket()
+        with self._round:
+            self._pending.append((me, n))
+            while self._leading and me.attempt is None and me.error is None:
+                self._round.wait()
+            if me.attempt is None and me.error is None:
+                self._leading = True
+                batch = [me]
+                if n == 1:
+                    batch = [t for t, k in self._pending if k == 1][: self.limit]
+                    if me not in batch:  # more waiters than the limit: the leader is served too
+                        batch[-1] = me
+                chosen = {id(t) for t in batch}
+                self._pending = [(t, k) for t, k in self._pending if id(t) not in chosen]
+        if me.error is not None:
+            raise me.error
+        if me.attempt is not None:  # a round led by another thread answered
+            return me.attempt
+        try:
+            attempt = self._store.try_take(n) if n > 1 else self._store.try_take_some(len(batch))
+        except BaseException as exc:
+            with self._round:
+                for t in batch:
+                    t.error = exc
+                self._leading = False
+                self._round.notify_all()
+            raise
+        granted = attempt.count if attempt.granted else 0
+        refused = _Attempt(False, attempt.wait_s)
+        with self._round:
+            self.rounds += 1
+            for i, t in enumerate(batch):  # the oldest tickets first
+                if i >= granted:
+                    t.attempt = refused
+                elif n > 1:
+                    t.attempt = attempt
+                else:
+                    at = attempt.times[i] if attempt.times else attempt.at
+                    t.attempt = _Attempt(True, at=at, count=1, times=(at,) if at is not None else ())
+            self._leading = False
+            self._round.notify_all()
+        assert me.attempt is not None
+        return me.attempt
 
     def _check_n(self, n: int) -> None:
         if not 1 <= n <= self.limit:
@@ -203,16 +297,26 @@ class DatabaseStore:
         self.using = using
         self._ring_ready = False
 
-    def try_take(self, n: int) -> _Attempt:
-        connection = connections[self.using]
-        if connection.in_atomic_block:
+    def check_caller(self) -> None:
+        if connections[self.using].in_atomic_block:
             # A slot taken inside a longer transaction stays locked (SQLite:
             # the whole database) until that transaction ends.
             raise RuntimeError("rate limiter permits must be acquired outside a database transaction")
+
+    def try_take(self, n: int) -> _Attempt:
+        return self._try(n, some=False)
+
+    def try_take_some(self, n: int) -> _Attempt:
+        return self._try(n, some=True)
+
+    def _try(self, n: int, *, some: bool) -> _Attempt:
+        self.check_caller()
+        n = min(n, self.limit) if some else n
         if not self._ring_ready:
             self._ensure_ring()
-        take = self._take_postgresql if connection.vendor == "postgresql" else self._take_serialised
-        attempt = take(n)
+        vendor = connections[self.using].vendor
+        take = self._take_postgresql if vendor == "postgresql" else self._take_serialised
+        attempt = take(n, some)
         if attempt is None:  # the ring has gone (a flushed table): rebuild it
             self._ensure_ring()
             return _Attempt(False, MIN_SLEEP_S)
@@ -229,7 +333,7 @@ class DatabaseStore:
         assert self.clock is not None
         return dt.datetime.fromtimestamp(self.clock(), tz=dt.UTC)
 
-    def _take_postgresql(self, n: int) -> _Attempt | None:
+    def _take_postgresql(self, n: int, some: bool) -> _Attempt | None:
         from printers.models import RateLimitSlot
 
         table = connections[self.using].ops.quote_name(RateLimitSlot._meta.db_table)
@@ -252,7 +356,7 @@ class DatabaseStore:
         wait = f"""
             SELECT EXTRACT(EPOCH FROM started + %(window)s - {now_sql}) FROM {table}
             WHERE name = %(name)s AND slot < %(limit)s
-            ORDER BY started LIMIT 1 OFFSET %(n)s - 1
+            ORDER BY started LIMIT 1 OFFSET %(offset)s
         """  # noqa: S608
         try:
             with transaction.atomic(using=self.using), connections[self.using].cursor() as cursor:
@@ -262,43 +366,65 @@ class DatabaseStore:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
                 cursor.execute(take, params)
                 taken = cursor.fetchall()
-                if len(taken) < n:
+                if not taken or (len(taken) < n and not some):
                     raise _TooFew  # all n or none: undo a partial take
-            return _Attempt(True, at=float(taken[0][0]))
+            times = tuple(sorted(float(row[0]) for row in taken))
+            return _Attempt(True, at=times[0], count=len(times), times=times)
         except _TooFew:
             pass
+        params["offset"] = 0 if some else n - 1
         with connections[self.using].cursor() as cursor:
             cursor.execute(wait, params)
             row = cursor.fetchone()
         return None if row is None else _Attempt(False, float(row[0]))
 
-    def _take_serialised(self, n: int) -> _Attempt | None:
+    def _take_serialised(self, n: int, some: bool) -> _Attempt | None:
         from printers.models import RateLimitSlot
 
-        slots = RateLimitSlot.objects.using(self.using)
-        with transaction.atomic(using=self.using):
-            # Read the clock only once the write lock is held (BEGIN IMMEDIATE
-            # waits for it), so the time written is the time the slot was taken.
-            now = self._now() if self.clock is not None else dt.datetime.now(tz=dt.UTC)
-            oldest = list(
-                slots.select_for_update()
-                .filter(name=self.name, slot__lt=self.limit)
-                .order_by("started", "slot")
-                .values_list("pk", "started")[:n]
+        connection = connections[self.using]
+        table = connection.ops.quote_name(RateLimitSlot._meta.db_table)
+        # Plain SQL: this runs once per round of every printer call, and the
+        # ORM's query building was most of its cost (bench/README.md).
+        with transaction.atomic(using=self.using), connection.cursor() as cursor:
+            # BEGIN IMMEDIATE has waited for the write lock: from here on no
+            # other taker can run until the commit.
+            cursor.execute(
+                f"SELECT id, started FROM {table} WHERE name = %s AND slot < %s ORDER BY started, slot LIMIT %s",  # noqa: S608
+                [self.name, self.limit, n],
             )
+            oldest = [(pk, _sqlite_time(started)) for pk, started in cursor.fetchall()]
             if len(oldest) < n:
                 return None
-            newest_needed = oldest[-1][1]
-            if newest_needed > now - self.window:
-                return _Attempt(False, (newest_needed + self.window - now).total_seconds())
-            slots.filter(pk__in=[pk for pk, _ in oldest]).update(started=now)
-        return _Attempt(True, at=now.timestamp())
+            # The clock is read as late as it can be, under the lock and just
+            # before the write, so the time written is as close as it can be
+            # to the moment the caller sees the grant.
+            now = self._now() if self.clock is not None else dt.datetime.now(tz=dt.UTC)
+            free = [pk for pk, started in oldest if started <= now - self.window]
+            if not free or (len(free) < n and not some):
+                needed = oldest[0 if some else n - 1][1]
+                return _Attempt(False, (needed + self.window - now).total_seconds())
+            marks = ", ".join(["%s"] * len(free))
+            cursor.execute(
+                f"UPDATE {table} SET started = %s WHERE id IN ({marks})",  # noqa: S608
+                [connection.ops.adapt_datetimefield_value(now), *free],
+            )
+        # Taken fewer than asked: the rest of a round waits for the next slot.
+        rest = (oldest[len(free)][1] + self.window - now).total_seconds() if len(free) < n else 0.0
+        return _Attempt(True, rest, now.timestamp(), len(free), (now.timestamp(),) * len(free))
+
+
+def _sqlite_time(value: Any) -> dt.datetime:
+    """A ``started`` column as SQLite returns it (Django's text, in UTC)."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(str(value)).replace(tzinfo=dt.UTC)
 
 
 # ---------------------------------------------------------------------------- REDIS
 # A sorted set of recent start times (microseconds) per name.  Atomic in
-# Redis: drop the expired starts, then take n places if that many are free,
-# or answer how long until the oldest that must expire does.  TIME makes the
+# Redis: drop the expired starts, then take n places if that many are free
+# (ARGV[6] '1': as many as are free, up to n), or answer how long until the
+# oldest that must expire does.  Answers {places taken, time} or {0, wait}.  TIME makes the
 # Redis server the one clock (allowed in scripts since Redis 5).
 _REDIS_SCRIPT = """
 local limit = tonumber(ARGV[1])
@@ -313,12 +439,18 @@ else
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local used = redis.call('ZCARD', KEYS[1])
+if ARGV[6] == '1' and used < limit and used + n > limit then
+  n = limit - used
+end
 if used + n <= limit then
   for i = 1, n do
     redis.call('ZADD', KEYS[1], now, ARGV[4] .. ':' .. i)
   end
   redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
-  return {1, string.format('%.0f', now)}
+  return {n, string.format('%.0f', now)}
+end
+if ARGV[6] == '1' then
+  n = 1
 end
 local must_expire = used + n - limit
 local entry = redis.call('ZRANGE', KEYS[1], must_expire - 1, must_expire - 1, 'WITHSCORES')
@@ -353,11 +485,22 @@ class RedisStore:
         self.clock = clock
         self._script = client.register_script(_REDIS_SCRIPT)
 
+    def check_caller(self) -> None:
+        pass
+
     def try_take(self, n: int) -> _Attempt:
+        return self._try(n, some=False)
+
+    def try_take_some(self, n: int) -> _Attempt:
+        return self._try(n, some=True)
+
+    def _try(self, n: int, *, some: bool) -> _Attempt:
         now = "" if self.clock is None else str(round(self.clock() * 1_000_000))
-        granted, micros = self._script(keys=[self.key], args=[self.limit, self.window_us, n, uuid.uuid4().hex, now])
+        args = [self.limit, self.window_us, n, uuid.uuid4().hex, now, "1" if some else "0"]
+        granted, micros = self._script(keys=[self.key], args=args)
         if int(granted):
-            return _Attempt(True, at=float(micros) / 1_000_000)
+            at = float(micros) / 1_000_000
+            return _Attempt(True, at=at, count=int(granted), times=(at,) * int(granted))
         return _Attempt(False, float(micros) / 1_000_000)
 
 

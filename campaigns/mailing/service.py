@@ -221,8 +221,10 @@ def _call_all(
     permit from the printer's shared limiter right before it starts, in the
     thread that makes it: a permit taken earlier, for a call that then waits
     for a free thread, would reach the printer later than the limiter
-    counted it, and bunch calls over the limit.  The threads touch the
-    database only through the limiter, and close their connections at the end."""
+    counted it, and bunch calls over the limit.  Threads that ask at the same
+    moment share one step at the limiter's store (its group rounds), so a
+    permit per call does not cost a transaction per call.  The threads touch
+    the database only through the limiter, and close their connections at the end."""
     limiter = printer_limiter(printer.kind)
     jobs: queue.SimpleQueue[CampaignRecipient] = queue.SimpleQueue()
     for r in rows:

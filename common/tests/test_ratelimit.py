@@ -178,6 +178,147 @@ def test_timeout_raises_at_once_when_no_permit_can_come_in_time(make):
     assert limiter.acquire(timeout_s=7.5) == pytest.approx(7.0)
 
 
+def test_taking_some_grants_as_many_as_are_free(make, backend):
+    """The store step a group round uses: from 1 to n slots, as many as are
+    free, never more; none free: not granted, and the wait for the oldest."""
+    clock = FakeTime()
+    limiter = make(3, 10.0, margin_s=0.0, clock=clock, sleep=clock.sleep)
+    store = limiter._store
+    assert limiter.try_acquire(2)
+    some = store.try_take_some(5)
+    assert (some.granted, some.count, some.at, some.times) == (True, 1, pytest.approx(T0), (pytest.approx(T0),))
+    if backend == "database" and connection.vendor == "sqlite":
+        assert some.wait_s == pytest.approx(10.0)  # the four not served: until the next slot frees
+    clock.now = T0 + 4
+    none = store.try_take_some(2)
+    assert not none.granted
+    assert none.wait_s == pytest.approx(6.0)
+    clock.now = T0 + 10
+    again = store.try_take_some(2)
+    assert (again.granted, again.count) == (True, 2)
+    assert not store.try_take(2).granted  # all or none: the one left free stays free
+    assert store.try_take_some(3).count == 1
+
+
+def blocked_first_round(limiter: RateLimiter) -> tuple[threading.Event, list[int]]:
+    """Holds the limiter's first store step until the returned event is set;
+    the sizes ``n`` of every ``try_take_some`` call, in order."""
+    go = threading.Event()
+    sizes: list[int] = []
+    take = limiter._store.try_take_some
+
+    def held(n: int):
+        sizes.append(n)
+        if len(sizes) == 1:
+            assert go.wait(30), "the test never let the first round go"
+        return take(n)
+
+    limiter._store.try_take_some = held  # type: ignore[method-assign]
+    return go, sizes
+
+
+def wait_for_pending(limiter: RateLimiter, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while len(limiter._pending) < count:
+        assert time.monotonic() < deadline, f"{len(limiter._pending)} threads waiting, not {count}"
+        time.sleep(0.005)
+
+
+def test_threads_waiting_at_once_share_one_store_step(make):
+    """While one thread is at the store, the others queue; the next round
+    takes a permit for every one of them in one step (one transaction, one
+    script run), not one each."""
+    limiter = make(10, 60.0)
+    go, sizes = blocked_first_round(limiter)
+    threads = 8
+    results: list[float] = []
+
+    def worker() -> None:
+        results.append(limiter.acquire(timeout_s=30))
+
+    runners = [threading.Thread(target=worker) for _ in range(threads)]
+    runners[0].start()
+    while not sizes:
+        time.sleep(0.005)
+    for t in runners[1:]:
+        t.start()
+    wait_for_pending(limiter, threads - 1)
+    go.set()
+    for t in runners:
+        t.join(30)
+    assert len(results) == threads
+    assert sizes == [1, threads - 1]
+    assert limiter.rounds == 2
+    assert not limiter.try_acquire(3)  # 8 of 10 slots taken: the grants were real
+    assert limiter.try_acquire(2)
+
+
+def test_a_round_never_grants_more_than_the_free_slots(make):
+    """More threads waiting than the limit: a round takes at most ``limit``
+    (its leader among them), grants only the free slots, oldest tickets
+    first, and the others are refused."""
+    limiter = make(4, 60.0)
+    go, sizes = blocked_first_round(limiter)
+    answers: list[bool] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        got = limiter.try_acquire()
+        with lock:
+            answers.append(got)
+
+    runners = [threading.Thread(target=worker) for _ in range(7)]
+    runners[0].start()
+    while not sizes:
+        time.sleep(0.005)
+    for t in runners[1:]:
+        t.start()
+    wait_for_pending(limiter, 6)
+    go.set()
+    for t in runners:
+        t.join(30)
+    assert sorted(answers) == [False] * 3 + [True] * 4
+    assert all(n <= 4 for n in sizes)
+    assert sizes[:2] == [1, 4]
+
+
+def test_a_store_failure_reaches_every_thread_of_the_round(make):
+    """A store that fails fails every waiter of that round: none is granted
+    a permit that was never taken."""
+    limiter = make(10, 60.0)
+    go, sizes = blocked_first_round(limiter)
+
+    def failing(n: int):
+        sizes.append(n)
+        raise ConnectionError("store down")
+
+    errors: list[str] = []
+    granted: list[float] = []
+
+    def worker() -> None:
+        try:
+            granted.append(limiter.acquire(timeout_s=5))
+        except ConnectionError as exc:
+            errors.append(str(exc))
+
+    runners = [threading.Thread(target=worker) for _ in range(5)]
+    runners[0].start()
+    while not sizes:
+        time.sleep(0.005)
+    for t in runners[1:]:
+        t.start()
+    wait_for_pending(limiter, 4)
+    limiter._store.try_take_some = failing  # rounds after the held one
+    go.set()
+    for t in runners:
+        t.join(30)
+    assert len(granted) == 1  # the held first round
+    assert errors == ["store down"] * 4
+    assert sizes == [1, 4]  # one failed round for the four
+    assert not limiter._leading
+    assert not limiter._pending
+
+
 # ---------------------------------------------------------------------------- real clock and concurrency
 def test_timeout_with_the_real_clock(make):
     limiter = make(2, 1.0)
@@ -193,16 +334,21 @@ def test_timeout_with_the_real_clock(make):
 def record_grants(limiter: RateLimiter) -> list[float]:
     """The store's time of every grant from now on (the limiter's own log)."""
     grants: list[float] = []
-    take = limiter._store.try_take
+    store = limiter._store
 
-    def recorded(n: int):
-        attempt = take(n)
-        if attempt.granted:
-            assert attempt.at is not None
-            grants.extend([attempt.at] * n)
-        return attempt
+    def recording(take: Callable[[int], Any]) -> Callable[[int], Any]:
+        def recorded(n: int):
+            attempt = take(n)
+            if attempt.granted:
+                assert attempt.at is not None
+                assert len(attempt.times) == attempt.count >= 1
+                grants.extend(attempt.times)
+            return attempt
 
-    limiter._store.try_take = recorded  # type: ignore[method-assign]
+        return recorded
+
+    store.try_take = recording(store.try_take)  # type: ignore[assignment]
+    store.try_take_some = recording(store.try_take_some)  # type: ignore[assignment]
     return grants
 
 
@@ -267,16 +413,19 @@ WORKER = textwrap.dedent(
         name, limit=int(limit), period_s=float(period), margin_s=float(margin), backend=backend, redis=redis_url or None
     )
     starts, grants, lock = [], [], threading.Lock()
-    take = limiter._store.try_take
+    store = limiter._store
 
-    def recorded(n):
-        attempt = take(n)
-        if attempt.granted:
-            with lock:
-                grants.append(attempt.at)
-        return attempt
+    def recording(take):
+        def recorded(n):
+            attempt = take(n)
+            if attempt.granted:
+                with lock:
+                    grants.extend(attempt.times)
+            return attempt
+        return recorded
 
-    limiter._store.try_take = recorded
+    store.try_take = recording(store.try_take)
+    store.try_take_some = recording(store.try_take_some)
     print("ready", flush=True)
     start_at = float(sys.stdin.readline())  # the test's go, once every process is ready
     stop_at = start_at + float(run_s)
