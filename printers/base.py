@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, overload
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from common.http import OutboundError
 from mailpieces.status import MailpieceStatus
@@ -116,12 +116,19 @@ def load_webhook_body(model: type[_M], body: bytes | Any, *, vendor: str, what: 
     the vendor's pydantic model; any problem is a ``ValueError`` naming the
     vendor, which the webhook layer quarantines instead of failing."""
     if isinstance(body, bytes):
+        # pydantic reads the bytes itself (in Rust): several times faster than
+        # json.loads and then validating, which mattered at 100k webhooks.
         try:
-            body = json.loads(body.decode("utf-8"))
-        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
-            raise ValueError(f"{vendor} webhook body is not JSON: {exc}") from exc
-        except RecursionError:  # "[[[[…" a few thousand deep: json gives up with a RuntimeError
-            raise ValueError(f"{vendor} webhook body is nested too deeply to be one of its events") from None
+            return model.model_validate_json(body)
+        except ValidationError as exc:
+            broken = [e["msg"] for e in exc.errors(include_url=False) if e["type"] == "json_invalid"]
+            if broken and "recursion limit" in broken[0]:  # "[[[[…" thousands deep
+                raise ValueError(f"{vendor} webhook body is nested too deeply to be one of its events") from None
+            if broken:
+                raise ValueError(f"{vendor} webhook body is not JSON: {broken[0]}") from None
+            raise ValueError(f"{vendor} webhook body is not {what}: {exc}") from exc
+        except RecursionError:
+            raise ValueError(f"{vendor} webhook body is nested too deeply to be {what}") from None
     try:
         return model.model_validate(body)
     except ValueError as exc:  # pydantic's ValidationError

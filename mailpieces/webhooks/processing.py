@@ -33,6 +33,7 @@ mapping fix: reports not applied yet are decided again) and
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 import uuid
@@ -57,6 +58,7 @@ from printers.registry import get_printer_class
 logger = logging.getLogger(__name__)
 
 S = MailpieceStatus
+INBOX = InboundWebhook._meta.db_table  # a plain lower-case name: no quoting needed
 Outcome = MailpieceEvent.Outcome
 State = InboundWebhook.State
 
@@ -198,7 +200,18 @@ def reports_from_rows(rows: Iterable[InboundWebhook]) -> tuple[list[Report], lis
 
 
 # ---------------------------------------------------------------------------- claim and parse
-def _claim(batch_size: int, token: uuid.UUID, now: dt.datetime) -> list[InboundWebhook]:
+@dataclass(frozen=True)
+class Delivery:
+    """What processing reads of an inbox row (a model instance carries more)."""
+
+    pk: int
+    printer: str
+    body: bytes
+    content_type: str
+    received_at: dt.datetime
+
+
+def _claim(batch_size: int, token: uuid.UUID, now: dt.datetime) -> list[Delivery]:
     """Take up to ``batch_size`` pending rows whose lease (if any) ran out."""
     due = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     with transaction.atomic():
@@ -208,12 +221,22 @@ def _claim(batch_size: int, token: uuid.UUID, now: dt.datetime) -> list[InboundW
         ids = list(candidates.values_list("pk", flat=True)[:batch_size])
         if not ids:
             return []
-        InboundWebhook.objects.filter(pk__in=ids).update(claim_token=token, lease_until=now + LEASE)
-    return list(
-        InboundWebhook.objects.filter(pk__in=ids, claim_token=token)
-        .only("pk", "printer", "body", "content_type", "received_at", "attempts")
-        .order_by("pk")
+        _pg[0] = connection.vendor == "postgresql"
+        _rows_by_id(
+            f"UPDATE {INBOX} SET claim_token = %s, lease_until = %s WHERE id IN ({{ids}})",  # noqa: S608
+            [_uuid(token), _db_time(now + LEASE)],
+            ids,
+        )
+    rows = _rows_by_id(
+        f"SELECT id, printer, body, content_type, received_at FROM {INBOX} WHERE id IN ({{ids}})",  # noqa: S608
+        [],
+        ids,
     )
+    deliveries = [
+        Delivery(pk, printer, bytes(body), content_type, _aware(received_at) or now)
+        for pk, printer, body, content_type, received_at in rows
+    ]
+    return sorted(deliveries, key=lambda d: d.pk)
 
 
 _parsers: dict[str, Printer] = {}
@@ -227,7 +250,7 @@ def _parser(kind: str) -> Printer:
     return _parsers[kind]
 
 
-def _parse(row: InboundWebhook) -> tuple[list[Report], str]:
+def _parse(row: Delivery | InboundWebhook) -> tuple[list[Report], str]:
     """The row's reports, or the reason it cannot be read."""
     try:
         events = _parser(row.printer).parse_webhook(bytes(row.body), row.content_type or "application/json")
@@ -266,14 +289,20 @@ def _release_failed(row_id: int, token: uuid.UUID, exc: Exception) -> None:
 
 # ---------------------------------------------------------------------------- apply
 def _apply_rows(
-    parsed: Sequence[tuple[InboundWebhook, list[Report], str]], token: uuid.UUID, now: dt.datetime
+    parsed: Sequence[tuple[Delivery, list[Report], str]], token: uuid.UUID, now: dt.datetime
 ) -> ProcessReport:
     """Apply one claimed batch inside the caller's transaction."""
     ids = [row.pk for row, _, _ in parsed]
-    held_qs = InboundWebhook.objects.filter(pk__in=ids, claim_token=token, state=State.PENDING)
-    if connection.vendor == "postgresql":
-        held_qs = held_qs.select_for_update()
-    held = set(held_qs.values_list("pk", flat=True))
+    _pg[0] = connection.vendor == "postgresql"
+    lock = " FOR UPDATE" if _pg[0] else ""
+    held = {
+        pk
+        for (pk,) in _rows_by_id(
+            f"SELECT id FROM {INBOX} WHERE claim_token = %s AND state = %s AND id IN ({{ids}}){lock}",  # noqa: S608
+            [_uuid(token), State.PENDING.value],
+            ids,
+        )
+    }
     if len(held) < len(ids):
         logger.warning("%s webhook inbox rows were taken over by another run (lease ran out)", len(ids) - len(held))
     report = ProcessReport()
@@ -297,13 +326,13 @@ def _apply_rows(
             cursor.executemany(
                 f"UPDATE {table} SET state = %s, processed_at = %s, events_count = %s, error = '', "  # noqa: S608
                 "claim_token = NULL, lease_until = NULL WHERE id = %s",
-                [(State.PROCESSED.value, now, count, pk) for count, pk in processed],
+                [(State.PROCESSED.value, _db_time(now), count, pk) for count, pk in processed],
             )
         if quarantined:
             cursor.executemany(
                 f"UPDATE {table} SET state = %s, processed_at = %s, error = %s, "  # noqa: S608
                 "claim_token = NULL, lease_until = NULL WHERE id = %s",
-                [(State.QUARANTINED.value, now, error, pk) for error, pk in quarantined],
+                [(State.QUARANTINED.value, _db_time(now), error, pk) for error, pk in quarantined],
             )
     return report
 
@@ -408,85 +437,176 @@ def _walk(piece: Piece, items: list[Report]) -> None:
             r.note = _why_not(piece.status, target)
 
 
+LABELS: dict[str, str] = dict(MailpieceStatus.choices)
+
+
 def _why_not(current: str, target: str) -> str:
-    label = S(current).label if current in S.values else current
+    label = LABELS.get(current, current)
     if current == target:
         return f"the piece is already {label}"
     if current in TERMINAL:
         return f"the piece is {label}, which is final"
     if target == S.ERROR:
         return f"an error report after {label} does not undo it"
-    return f"{S(target).label} is behind {label}: a piece never moves back"
+    return f"{LABELS.get(target, target)} is behind {label}: a piece never moves back"
+
+
+def _select_in(
+    model: Any,
+    columns: Sequence[str],
+    printer: str,
+    key_column: str,
+    keys: Sequence[str],
+    *,
+    where: str = "",
+    lock: bool = False,
+) -> list[tuple[Any, ...]]:
+    """``SELECT columns FROM model WHERE printer = … AND key_column IN keys [AND where]``
+    in chunks, as plain SQL: the ORM's building of these IN lists cost more than
+    running them (bench/README.md, webhooks).  ``lock``: ``FOR UPDATE`` in id
+    order on PostgreSQL (one order for every run: no deadlocks)."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    quote = connection.ops.quote_name
+    select = ", ".join(quote(c) for c in columns)
+    extra = f" AND {where}" if where else ""
+    tail = " ORDER BY id FOR UPDATE" if lock and connection.vendor == "postgresql" else ""
+    out: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(keys), CHUNK):
+            chunk = list(keys[start : start + CHUNK])
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"SELECT {select} FROM {table} WHERE printer = %s AND {quote(key_column)} IN ({marks}){extra}{tail}",  # noqa: S608
+                [printer, *chunk],
+            )
+            out.extend(cursor.fetchall())
+    return out
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    """A datetime column read with a plain cursor (SQLite gives it naive, in UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _by_printer(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for printer, key in pairs:
+        grouped[printer].append(key)
+    return grouped
 
 
 def _lock_pieces(keys: set[tuple[str, str]]) -> dict[tuple[str, str], Piece]:
     """The pieces named by ``keys``, locked until the transaction ends."""
-    by_printer: dict[str, list[str]] = defaultdict(list)
-    for printer, printer_id in keys:
-        by_printer[printer].append(printer_id)
     found: dict[tuple[str, str], Piece] = {}
-    for printer, printer_ids in by_printer.items():
-        for start in range(0, len(printer_ids), CHUNK):
-            rows = Mailpiece.objects.filter(printer=printer, printer_id__in=printer_ids[start : start + CHUNK])
-            if connection.vendor == "postgresql":
-                rows = rows.select_for_update().order_by("pk")  # one order: no deadlock between runs
-            for pk, printer_id, status, status_at, vendor_status, recipient_id in rows.values_list(
-                "pk", "printer_id", "status", "status_at", "last_vendor_status", "recipient_id"
-            ):
-                found[(printer, printer_id)] = Piece(pk, status, status_at, vendor_status, recipient_id)
+    columns = ("id", "printer_id", "status", "status_at", "last_vendor_status", "recipient_id")
+    for printer, printer_ids in _by_printer(keys).items():
+        for pk, printer_id, status, status_at, vendor_status, recipient_id in _select_in(
+            Mailpiece, columns, printer, "printer_id", printer_ids, lock=True
+        ):
+            found[(printer, printer_id)] = Piece(pk, status, _aware(status_at), vendor_status, recipient_id)
     return found
 
 
 def _recorded(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
     """Reports recorded before, by (printer, event key): (row id, outcome)."""
-    by_printer: dict[str, list[str]] = defaultdict(list)
-    for printer, key in keys:
-        by_printer[printer].append(key)
     out: dict[tuple[str, str], tuple[int, str]] = {}
-    for printer, event_keys in by_printer.items():
-        for start in range(0, len(event_keys), CHUNK):
-            for pk, key, outcome in MailpieceEvent.objects.filter(
-                printer=printer, event_key__in=event_keys[start : start + CHUNK]
-            ).values_list("pk", "event_key", "outcome"):
-                out[(printer, key)] = (pk, outcome)
+    for printer, event_keys in _by_printer(keys).items():
+        for pk, key, outcome in _select_in(
+            MailpieceEvent, ("id", "event_key", "outcome"), printer, "event_key", event_keys
+        ):
+            out[(printer, key)] = (pk, outcome)
     return out
 
 
 def _waiting_reports(pieces: dict[tuple[str, str], Piece], *, exclude: set[int]) -> list[Report]:
     """Recorded reports waiting for one of ``pieces``, as reports to decide."""
-    by_printer: dict[str, list[str]] = defaultdict(list)
-    for printer, printer_id in pieces:
-        by_printer[printer].append(printer_id)
+    columns = (
+        "id",
+        "printer_id",
+        "event_key",
+        "vendor_status",
+        "status",
+        "occurred_at",
+        "reference",
+        "created",
+        "inbox_id",
+    )
     out: list[Report] = []
-    for printer, printer_ids in by_printer.items():
-        for start in range(0, len(printer_ids), CHUNK):
-            rows = MailpieceEvent.objects.filter(
-                outcome=Outcome.WAITING, printer=printer, printer_id__in=printer_ids[start : start + CHUNK]
-            ).values_list(
-                "pk",
-                "printer_id",
-                "event_key",
-                "vendor_status",
-                "status",
-                "occurred_at",
-                "reference",
-                "created",
-                "inbox_id",
+    for printer, printer_ids in _by_printer(pieces).items():
+        rows = _select_in(MailpieceEvent, columns, printer, "printer_id", printer_ids, where="outcome = 'waiting'")
+        for pk, printer_id, key, vendor_status, status, occurred_at, reference, created, inbox_id in rows:
+            if pk in exclude:
+                continue
+            occurred_at, created = _aware(occurred_at), _aware(created)
+            event = PrinterEvent(
+                printer_id=printer_id,
+                vendor_status=vendor_status,
+                status=S(status),
+                occurred_at=occurred_at,
+                event_id=key,
+                reference=reference,
             )
-            for pk, printer_id, key, vendor_status, status, occurred_at, reference, created, inbox_id in rows:
-                if pk in exclude:
-                    continue
-                event = PrinterEvent(
-                    printer_id=printer_id,
-                    vendor_status=vendor_status,
-                    status=S(status),
-                    occurred_at=occurred_at,
-                    event_id=key,
-                    reference=reference,
-                )
-                out.append(
-                    Report(printer, event, inbox_id, (occurred_at or created, created, inbox_id or 0, pk), row_id=pk)
-                )
+            out.append(
+                Report(printer, event, inbox_id, (occurred_at or created, created, inbox_id or 0, pk), row_id=pk)
+            )
+    return out
+
+
+def _insert_rows(model: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, conflict: str = "") -> None:
+    """``INSERT`` of plain tuples in one ``executemany``: ``bulk_create`` built a
+    model instance per row and prepared each value through the insert compiler,
+    which was most of a batch's time (bench/README.md, webhooks).  Values are
+    already what the column stores (datetimes adapted by the caller); JSON
+    columns take ``json.dumps`` text (cast on PostgreSQL)."""
+    if not rows:
+        return
+    meta = model._meta
+    quote = connection.ops.quote_name
+    json_columns = {f.column for f in meta.concrete_fields if f.get_internal_type() == "JSONField"}
+    marks = ", ".join("%s::jsonb" if c in json_columns and connection.vendor == "postgresql" else "%s" for c in columns)
+    on_conflict = f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else ""
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+        f"VALUES ({marks}){on_conflict}"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _db_time(value: dt.datetime | None) -> Any:
+    """A datetime as the column stores it: PostgreSQL takes it as it is; SQLite
+    as Django writes it (naive UTC text), so comparisons in SQL stay right.
+    By hand, with the vendor read once per batch (``_pg``): Django's adapter
+    and the connection proxy, per value, showed in profiles."""
+    if value is None or _pg[0]:
+        return value
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return str(value)
+
+
+_pg = [False]  # whether the connection is PostgreSQL: set by each batch before it writes
+
+
+def _uuid(value: uuid.UUID) -> Any:
+    """A UUID as the column stores it (PostgreSQL: uuid; SQLite: Django's 32 hex digits)."""
+    return value if _pg[0] else value.hex
+
+
+def _rows_by_id(sql: str, params: Sequence[Any], ids: Sequence[int]) -> list[tuple[Any, ...]]:
+    """Run ``sql`` (ending in ``id IN ({ids})``) over ``ids`` in chunks, as plain
+    SQL: building these IN lists through the ORM cost more than running them."""
+    out: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), CHUNK):
+            chunk = list(ids[start : start + CHUNK])
+            cursor.execute(sql.format(ids=", ".join(["%s"] * len(chunk))), [*params, *chunk])
+            if cursor.description is not None:
+                out.extend(cursor.fetchall())
     return out
 
 
@@ -494,27 +614,43 @@ def _write_reports(reports: list[Report], now: dt.datetime) -> None:
     """New report rows.  A conflict can only be a waiting or problem report
     another run recorded meanwhile (applied ones are decided under the
     piece's lock), so it is skipped, not an error."""
-    MailpieceEvent.objects.bulk_create(
+    stamp = _db_time(now)
+    _insert_rows(
+        MailpieceEvent,
+        (
+            "inbox_id",
+            "printer",
+            "printer_id",
+            "event_key",
+            "mailpiece_id",
+            "vendor_status",
+            "status",
+            "occurred_at",
+            "outcome",
+            "note",
+            "reference",
+            "created",
+            "decided_at",
+        ),
         [
-            MailpieceEvent(
-                inbox_id=r.inbox_id,
-                printer=r.printer,
-                printer_id=r.event.printer_id[:100],
-                event_key=r.event.event_id[:200],
-                mailpiece_id=r.mailpiece_id,
-                vendor_status=r.event.vendor_status[:100],
-                status=r.event.status,
-                occurred_at=r.event.occurred_at,
-                outcome=r.outcome,
-                note=r.note[:300],
-                reference=r.event.reference[:100],
-                created=now,
-                decided_at=None if r.outcome == Outcome.WAITING else now,
+            (
+                r.inbox_id,
+                r.printer,
+                r.event.printer_id[:100],
+                r.event.event_id[:200],
+                r.mailpiece_id,
+                r.event.vendor_status[:100],
+                str(r.event.status),
+                _db_time(r.event.occurred_at),
+                str(r.outcome),
+                r.note[:300],
+                r.event.reference[:100],
+                stamp,
+                None if r.outcome == Outcome.WAITING else stamp,
             )
             for r in reports
         ],
-        batch_size=500,
-        ignore_conflicts=True,
+        conflict="printer, event_key",
     )
 
 
@@ -534,8 +670,8 @@ def _update_reports(reports: list[Report], now: dt.datetime) -> None:
                     r.mailpiece_id,
                     r.event.status,
                     r.event.vendor_status[:100],
-                    r.event.occurred_at,
-                    None if r.outcome == Outcome.WAITING else now,
+                    _db_time(r.event.occurred_at),
+                    None if r.outcome == Outcome.WAITING else _db_time(now),
                     r.row_id,
                 )
                 for r in reports
@@ -553,22 +689,28 @@ def _write_pieces(pieces: list[Piece], now: dt.datetime, actor: Actor | None) ->
         cursor.executemany(
             f"UPDATE {table} SET status = %s, status_at = %s, last_vendor_status = %s, updated = %s "  # noqa: S608
             "WHERE id = %s AND status = %s",
-            [(p.status, p.status_at, p.last_vendor_status, now, p.pk, p.moves[0][0]) for p in pieces],
+            [
+                (p.status, _db_time(p.status_at), p.last_vendor_status, _db_time(now), p.pk, p.moves[0][0])
+                for p in pieces
+            ],
         )
-    MailpieceTransition.objects.bulk_create(
+    user_id = actor.user.pk if actor and actor.user is not None else None
+    stamp = _db_time(now)
+    _insert_rows(
+        MailpieceTransition,
+        ("mailpiece_id", "from_status", "to_status", "source", "acting_user_id", "reason", "payload", "created"),
         [
-            MailpieceTransition(
-                mailpiece_id=p.pk,
-                from_status=before,
-                to_status=after,
-                source=(actor.source if actor else f"{ACTOR_SOURCE}:{r.printer}")[:64],
-                acting_user=actor.user if actor else None,
-                reason=f"printer reported {r.event.vendor_status or after}"[:500],
-                payload={"event": r.event.event_id[:200], "inbox": r.inbox_id},
-                created=now,
+            (
+                p.pk,
+                str(before),
+                str(after),
+                (actor.source if actor else f"{ACTOR_SOURCE}:{r.printer}")[:64],
+                user_id,
+                f"printer reported {r.event.vendor_status or after}"[:500],
+                json.dumps({"event": r.event.event_id[:200], "inbox": r.inbox_id}),
+                stamp,
             )
             for p in pieces
             for before, after, r in p.moves
         ],
-        batch_size=500,
     )
