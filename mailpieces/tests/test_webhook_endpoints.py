@@ -29,7 +29,7 @@ from svix.webhooks import Webhook
 
 from common.testing import race
 from mailpieces.models import InboundWebhook
-from mailpieces.webhooks import doorbell
+from mailpieces.webhooks import doorbell, inbox
 from mailpieces.webhooks.views import WEBHOOK_VIEWS
 from printers.testing import fixtures_dir
 
@@ -573,11 +573,11 @@ def test_a_delivery_that_cannot_be_stored_gets_503_and_its_retry_is_stored(
     body = sample(kind)
     headers = sign(kind, body)
 
-    def database_down(**kwargs: Any) -> InboundWebhook:
+    def database_down(**kwargs: Any) -> int:
         raise OperationalError("database is locked")
 
     with monkeypatch.context() as patch:
-        patch.setattr(InboundWebhook.objects, "create", database_down)
+        patch.setattr(inbox, "_store", database_down)
         response = post(kind, body, headers)
 
     assert_refused(response, kind, body, 503)

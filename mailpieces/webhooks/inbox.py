@@ -9,11 +9,14 @@ refused before anything is written.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import connection
+from django.utils import timezone
 
 from mailpieces.models import InboundWebhook
 from mailpieces.webhooks.doorbell import webhooks_ring_on_commit
@@ -58,17 +61,47 @@ def webhook_receive(*, printer: Printer, body: bytes, headers: Mapping[str, str]
         value = request.header(name)
         if value is not None:
             kept[name] = value[:HEADER_VALUE_MAX]
-    try:
-        with transaction.atomic():
-            row = InboundWebhook.objects.create(
-                printer=printer.kind,
-                event_id=event_id,
-                body=body,
-                headers=kept,
-                content_type=(content_type or request.header("Content-Type") or "")[:200],
-            )
-            webhooks_ring_on_commit()
-    except IntegrityError:
+    inbox_id = _store(
+        printer=printer.kind,
+        event_id=event_id,
+        body=body,
+        headers=kept,
+        content_type=(content_type or request.header("Content-Type") or "")[:200],
+    )
+    if inbox_id is None:
         logger.info("%s webhook %s already received", printer.kind, event_id)
         return Received(event_id=event_id, inbox_id=None, duplicate=True)
-    return Received(event_id=event_id, inbox_id=row.pk, duplicate=False)
+    webhooks_ring_on_commit()
+    return Received(event_id=event_id, inbox_id=inbox_id, duplicate=False)
+
+
+def _store(*, printer: str, event_id: str, body: bytes, headers: dict[str, str], content_type: str) -> int | None:
+    """One ``INSERT … ON CONFLICT DO NOTHING RETURNING id``: the new row's id,
+    or None when (printer, event id) is stored already.  One statement, no
+    savepoint and no model instance: this is the whole cost of a webhook
+    beyond its signature check (bench/README.md, webhooks)."""
+    meta = InboundWebhook._meta
+    quote = connection.ops.quote_name
+    pg = connection.vendor == "postgresql"
+    now = timezone.now()
+    values = {
+        "printer": printer,
+        "event_id": event_id,
+        "body": body,
+        "headers": json.dumps(headers),
+        "content_type": content_type,
+        "received_at": now if pg else str(now.astimezone(dt.UTC).replace(tzinfo=None)),
+        "state": InboundWebhook.State.PENDING.value,
+        "events_count": 0,
+        "attempts": 0,
+        "error": "",
+    }
+    marks = ", ".join("%s::jsonb" if pg and name == "headers" else "%s" for name in values)
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(name) for name in values)}) VALUES ({marks}) "  # noqa: S608
+        "ON CONFLICT (printer, event_id) DO NOTHING RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(values.values()))
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
