@@ -161,6 +161,33 @@ def test_returned_after_delivered_is_a_forward_move_and_keeps_the_recipient_rece
     assert piece.recipient.status == Status.RECEIVED
 
 
+def test_a_late_delivered_report_after_returned_still_receives_the_recipient():
+    """Returned is read first, Delivered (which happened before it) later: the
+    piece stays Returned, and the recipient is Received as in the other order."""
+    piece = sent_piece()
+    store("sandbox", sandbox_body("r", "sbx_1", "Returned", 5))
+    webhooks_process()
+    piece.refresh_from_db()
+    assert piece.recipient.status == Status.SENT
+    store("sandbox", sandbox_body("d", "sbx_1", "Delivered", 2))
+    report = webhooks_process()
+    piece.refresh_from_db()
+    assert piece.status == S.RETURNED
+    assert piece.recipient.status == Status.RECEIVED
+    assert report.received == 1
+    assert MailpieceEvent.objects.get(event_key="d").outcome == Outcome.IGNORED
+
+
+def test_an_error_piece_is_not_received_by_a_late_delivered_report():
+    piece = sent_piece()
+    store("sandbox", sandbox_body("x", "sbx_1", "Error", 5))
+    webhooks_process()
+    store("sandbox", sandbox_body("d", "sbx_1", "Delivered", 6))
+    webhooks_process()
+    piece.refresh_from_db()
+    assert (piece.status, piece.recipient.status) == (S.ERROR, Status.SENT)
+
+
 def test_an_unknown_status_is_recorded_and_never_overwrites_a_known_one():
     piece = sent_piece()
     store("sandbox", sandbox_body("t", "sbx_1", "InTransit", 1))

@@ -51,7 +51,7 @@ from campaigns.models import CampaignRecipient
 from campaigns.services import recipients_bulk_transition
 from common.fsm import Actor
 from mailpieces.models import InboundWebhook, Mailpiece, MailpieceEvent, MailpieceTransition
-from mailpieces.status import TERMINAL, MailpieceStatus, can_move
+from mailpieces.status import RANK, TERMINAL, MailpieceStatus, can_move
 from printers.base import Printer, PrinterEvent
 from printers.registry import get_printer_class
 
@@ -124,6 +124,9 @@ class Piece:
     last_vendor_status: str
     recipient_id: int
     moves: list[tuple[str, str, Report]] = field(default_factory=list)
+    # The printer reported it delivered: applied, or arriving after a later
+    # status (Returned, Cancelled) that went past Delivered.
+    delivered: bool = False
 
 
 # ---------------------------------------------------------------------------- entry points
@@ -402,7 +405,9 @@ def apply_reports(
     _update_reports([r for r in [*fresh, *waiting] if r.row_id is not None], now)
     moved = [p for p in pieces.values() if p.moves]
     _write_pieces(moved, now, actor)
-    delivered = {p.recipient_id for p in moved if any(to == S.DELIVERED for _, to, _ in p.moves)}
+    # The recipient got the card whatever order the printer's reports came in:
+    # Delivered then Returned and Returned then (a late) Delivered both say so.
+    delivered = {p.recipient_id for p in pieces.values() if p.delivered}
     if delivered:
         report.received = len(
             recipients_bulk_transition(
@@ -424,6 +429,7 @@ def _walk(piece: Piece, items: list[Report]) -> None:
             r.outcome = Outcome.IGNORED
             r.note = f"the printer's status {r.event.vendor_status[:60]!r} is not one we know: recorded, not applied"
         elif can_move(piece.status, target):
+            piece.delivered |= target == S.DELIVERED
             r.outcome = Outcome.APPLIED
             piece.moves.append((piece.status, target, r))
             piece.status = target
@@ -433,8 +439,14 @@ def _walk(piece: Piece, items: list[Report]) -> None:
             if r.event.vendor_status:
                 piece.last_vendor_status = r.event.vendor_status[:100]
         else:
+            piece.delivered |= target == S.DELIVERED and piece.status in PAST_DELIVERED
             r.outcome = Outcome.IGNORED
             r.note = _why_not(piece.status, target)
+
+
+# Statuses a piece reaches only after Delivered (the spec's late edges): a
+# Delivered report that arrives after them still says the card was delivered.
+PAST_DELIVERED = frozenset(s for s, rank in RANK.items() if rank > RANK[S.DELIVERED])
 
 
 LABELS: dict[str, str] = dict(MailpieceStatus.choices)
