@@ -193,6 +193,21 @@ class Printer:
         names no status."""
         return None
 
+    def lookup_event(
+        self, submission: Submission, vendor_status: str, when: dt.datetime | None = None, reference: str = ""
+    ) -> PrinterEvent:
+        """The report a :meth:`lookup_report` gives: one shape and one key for every printer."""
+        stamp = f":{int(when.timestamp())}" if when else ""
+        return PrinterEvent(
+            printer_id=submission.printer_id,
+            vendor_status=vendor_status,
+            status=self.convert_status(vendor_status),
+            occurred_at=when,
+            event_id=f"lookup:{submission.printer_id}:{vendor_status}{stamp}",
+            reference=reference or submission.reference,
+            raw=submission.raw,
+        )
+
     def cancel(self, printer_id: str) -> None:
         raise NotImplementedError
 

@@ -164,16 +164,7 @@ class IntelliPrintPrinter(Printer):
                 when = None
         except (TypeError, ValueError):  # not a number, or out of range
             when = None
-        stamp = f":{int(when.timestamp())}" if when else ""
-        return PrinterEvent(
-            printer_id=submission.printer_id,
-            vendor_status=vendor_status,
-            status=self.convert_status(vendor_status),
-            occurred_at=when,
-            event_id=f"lookup:{submission.printer_id}:{vendor_status}{stamp}",
-            reference=submission.reference,
-            raw=submission.raw,
-        )
+        return self.lookup_event(submission, vendor_status, when)
 
     def cancel(self, printer_id: str) -> None:
         self._call("DELETE", f"/prints/{printer_id}")

@@ -207,18 +207,9 @@ class LobPrinter(Printer):
                 vendor_status = render.get(str(raw.get("status") or ""), "")
         if not vendor_status:
             return None
-        stamp = f":{int(when.timestamp())}" if when else ""
         metadata = raw.get("metadata")
         reference = str(metadata.get("reference") or "") if isinstance(metadata, dict) else ""
-        return PrinterEvent(
-            printer_id=submission.printer_id,
-            vendor_status=vendor_status,
-            status=self.convert_status(vendor_status),
-            occurred_at=when,
-            event_id=f"lookup:{submission.printer_id}:{vendor_status}{stamp}",
-            reference=reference or submission.reference,
-            raw=raw,
-        )
+        return self.lookup_event(submission, vendor_status, when, reference)
 
     def cancel(self, printer_id: str) -> None:
         self._call("DELETE", f"/postcards/{printer_id}")

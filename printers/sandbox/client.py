@@ -133,16 +133,7 @@ class SandboxPrinter(Printer):
                 when = aware(dt.datetime.fromisoformat(raw["occurred_at"].replace("Z", "+00:00")))
             except ValueError:
                 when = None
-        stamp = f":{int(when.timestamp())}" if when else ""
-        return PrinterEvent(
-            printer_id=submission.printer_id,
-            vendor_status=vendor_status,
-            status=self.convert_status(vendor_status),
-            occurred_at=when,
-            event_id=f"lookup:{submission.printer_id}:{vendor_status}{stamp}",
-            reference=str(raw.get("reference") or submission.reference),
-            raw=raw,
-        )
+        return self.lookup_event(submission, vendor_status, when, str(raw.get("reference") or ""))
 
     def cancel(self, printer_id: str) -> None:
         self._call("DELETE", f"/pieces/{printer_id}")

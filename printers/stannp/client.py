@@ -118,15 +118,7 @@ class StannpPrinter(Printer):
         vendor_status = str(submission.raw.get("status") or "").strip()
         if not vendor_status:
             return None
-        return PrinterEvent(
-            printer_id=submission.printer_id,
-            vendor_status=vendor_status,
-            status=self.convert_status(vendor_status),
-            occurred_at=None,
-            event_id=f"lookup:{submission.printer_id}:{vendor_status}",
-            reference=submission.reference,
-            raw=submission.raw,
-        )
+        return self.lookup_event(submission, vendor_status)
 
     def cancel(self, printer_id: str) -> None:
         self._call("POST", "/postcards/cancel", data={"id": printer_id})

@@ -145,15 +145,7 @@ class TaylorPrinter(Printer):
         if value is None or isinstance(value, bool) or not str(value).strip():
             return None
         code = status_code(value)
-        return PrinterEvent(
-            printer_id=submission.printer_id,
-            vendor_status=code,
-            status=self.convert_status(code),
-            occurred_at=None,
-            event_id=f"lookup:{submission.printer_id}:{code}",
-            reference=submission.reference,
-            raw=submission.raw,
-        )
+        return self.lookup_event(submission, code)
 
     def cancel(self, printer_id: str) -> None:
         self._call("DELETE", f"/mailpieces/{printer_id}")
