@@ -1,35 +1,53 @@
 """Admin pieces for importing recipients into a campaign.
 
 ``CampaignImportAdminMixin`` goes first in CampaignAdmin's bases.  It adds:
-- an "Import recipients" page (``<id>/import/``): upload a CSV, optional column
-  mapping and default country, then Import, Dry run, or Dry run as CSV;
-- the dry-run page (``<id>/import/dry-run/``): per-row outcome in plain words and
-  totals, nothing written;
+- an "Import recipients" page (``<id>/import/``): upload a CSV (comma or
+  semicolon separated; Shopify, HubSpot and Salesforce exports are recognised),
+  a default country, whether to update recipients already imported, then
+  Import, Dry run, or Dry run as CSV;
+- the dry-run page (``<id>/import/dry-run/``): which column went to which
+  field and which were not used, warnings (US rows without a state), per-row
+  outcome in plain words and totals, nothing written; a column picker per
+  field (from the file's own headers) and "Import this file", which imports
+  the file already uploaded;
 - a read-only "Last import" field with the saved import report.
-The import runs in the request through ``campaigns.audience.campaign_import_file``,
-address lookups included (fine for the usual file; very large files, or many
-rows without an address, are better loaded with ``manage.py import_recipients``,
-which shows progress).
+
+The uploaded file is kept after the first post (``upload_keep``): under a
+random name in a private folder of the default storage, named to the browser
+only by a signed token tied to the campaign and the user, deleted after the
+import and in any case after ``UPLOAD_MAX_AGE``.  The import runs in the
+request through ``campaigns.audience.campaign_import_file``, address lookups
+included (fine for the usual file; very large files, or many rows without an
+address, are better loaded with ``manage.py import_recipients``, which shows
+progress).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
-from typing import Any, cast
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import PurePath
+from typing import IO, Any, cast
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.core import signing
 from django.core.exceptions import PermissionDenied
+from django.core.files.storage import default_storage
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
-from campaigns.audience import campaign_import_file, report_lines
+from campaigns.audience import campaign_import_file, report_headline, report_lines
 from campaigns.dry_run import dry_run_write_csv, recipients_dry_run_csv
-from campaigns.importing import CsvReading, ImportFileError, mapping_parse
+from campaigns.importing import FIELD_LABELS, CsvReading, ImportFileError, csv_headers, mapping_parse
 from campaigns.models import Campaign
 from common.fsm import Actor
 
@@ -37,13 +55,78 @@ DRY_RUN_SHOWN = 1000  # rows listed on the page; the CSV has them all
 REPORT_LINES_SHOWN = 60
 
 
+UPLOAD_DIR = "private/recipient-imports"
+UPLOAD_MAX_AGE = timedelta(hours=24)
+_UPLOAD_SALT = "campaigns.admin_import.upload"
+
+
+class UploadGone(Exception):
+    """The kept file cannot be used any more (expired, deleted, someone else's)."""
+
+
+@dataclass(frozen=True)
+class KeptUpload:
+    token: str  # what the form posts back: signed, names the file, the campaign and the user
+    name: str  # storage name
+    source: str  # the file's name on the user's computer, for the report
+
+    def open(self) -> IO[bytes]:
+        return cast(IO[bytes], default_storage.open(self.name, "rb"))
+
+
+def _uploads_purge() -> None:
+    """Delete kept files older than UPLOAD_MAX_AGE (an abandoned dry run)."""
+    cutoff = timezone.now() - UPLOAD_MAX_AGE
+    try:
+        _, files = default_storage.listdir(UPLOAD_DIR)
+        for name in files:
+            path = f"{UPLOAD_DIR}/{name}"
+            if default_storage.get_modified_time(path) < cutoff:
+                default_storage.delete(path)
+    except (OSError, NotImplementedError):
+        pass  # nothing kept yet, or a storage that cannot list: the token expires anyway
+
+
+def upload_keep(upload: Any, campaign: Campaign, user: Any) -> KeptUpload:
+    """Keep an uploaded file for a later "Import this file"."""
+    _uploads_purge()
+    name = default_storage.save(f"{UPLOAD_DIR}/{secrets.token_hex(16)}.csv", upload)
+    source = PurePath(str(upload.name or "upload.csv")).name[:200]
+    token = signing.dumps({"n": name, "c": campaign.pk, "u": user.pk, "s": source}, salt=_UPLOAD_SALT)
+    return KeptUpload(token, name, source)
+
+
+def upload_find(token: str, campaign: Campaign, user: Any) -> KeptUpload:
+    """The kept file a token names, for this campaign and this user only."""
+    try:
+        data = signing.loads(token, salt=_UPLOAD_SALT, max_age=UPLOAD_MAX_AGE)
+    except signing.SignatureExpired as exc:
+        raise UploadGone("The uploaded file has expired (files are kept for 24 hours); upload it again.") from exc
+    except signing.BadSignature as exc:
+        raise UploadGone("The uploaded file could not be found; upload it again.") from exc
+    if data.get("c") != campaign.pk or data.get("u") != user.pk:
+        raise UploadGone("The uploaded file belongs to another import; upload it again.")
+    kept = KeptUpload(token, str(data["n"]), str(data["s"]))
+    if not kept.name.startswith(f"{UPLOAD_DIR}/") or not default_storage.exists(kept.name):
+        raise UploadGone("The uploaded file was already imported or has expired; upload it again.")
+    return kept
+
+
+def upload_discard(kept: KeptUpload) -> None:
+    with contextlib.suppress(OSError):  # purged after UPLOAD_MAX_AGE anyway
+        default_storage.delete(kept.name)
+
+
+AUTOMATIC = ""
+
+
 class RecipientImportForm(forms.Form):
-    file = forms.FileField(help_text="CSV, UTF-8, first line = column names.")
-    mapping = forms.CharField(
-        required=False,
-        help_text="Only when the headers are unusual, e.g. first_name=Given,zip=Postcode.",
-        widget=forms.TextInput(attrs={"size": 60}),
+    file = forms.FileField(
+        required=False, help_text="CSV (comma or semicolon separated), UTF-8, first line = column names."
     )
+    upload = forms.CharField(required=False, widget=forms.HiddenInput)  # the kept file's token
+    # Columns as "field=Column" text (older links and scripts); the page offers pickers.
+    mapping = forms.CharField(required=False, widget=forms.HiddenInput)
     default_country = forms.CharField(required=False, max_length=60, help_text="For rows without a country, e.g. US.")
     qualify = forms.BooleanField(
         required=False,
@@ -53,11 +136,46 @@ class RecipientImportForm(forms.Form):
             "when the campaign enriches them."
         ),
     )
+    update = forms.BooleanField(
+        required=False,
+        label="Update recipients already imported",
+        help_text=(
+            "When a row is a person already in the campaign, replace their details with the file's and check "
+            "them again; only for people not yet being printed or mailed."
+        ),
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        headers: list[str] | None = None,
+        kept: KeptUpload | None = None,
+        gone: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.headers = headers or []
+        self.kept = kept
+        self.gone = gone  # why the posted token's file cannot be used
+        if self.headers:
+            choices = [(AUTOMATIC, "(recognised automatically)")] + [(h, h) for h in dict.fromkeys(self.headers)]
+            for name, label in FIELD_LABELS.items():
+                self.fields[f"column_{name}"] = forms.ChoiceField(
+                    required=False, choices=choices, label=f"Column for {label.lower()}"
+                )
+
+    def column_fields(self) -> list[Any]:
+        return [self[name] for name in self.fields if name.startswith("column_")]
+
+    def other_fields(self) -> list[Any]:
+        return [
+            self[name] for name in self.fields if not name.startswith("column_") and name not in ("upload", "mapping")
+        ]
 
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
         limit = getattr(settings, "CSV_UPLOAD_MAX_BYTES", 200 * 1024 * 1024)
-        if upload.size > limit:
+        if upload and upload.size > limit:
             raise forms.ValidationError(f"The file is {upload.size:,} bytes; the limit is {limit:,}.")
         return upload
 
@@ -67,10 +185,23 @@ class RecipientImportForm(forms.Form):
         except ImportFileError as exc:
             raise forms.ValidationError(str(exc)) from exc
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.kept is None and not data.get("file") and "file" not in self.errors:
+            self.add_error("file", self.gone or "Choose a CSV file to upload.")
+        mapping = dict(data.get("mapping") or {})
+        for name in FIELD_LABELS:
+            column = data.get(f"column_{name}")
+            if column:
+                mapping[name] = column
+        data["mapping"] = mapping
+        return data
+
     def reading(self) -> CsvReading:
         """How to read the uploaded file (call once the form is valid)."""
+        assert self.kept is not None
         return {
-            "source": self.cleaned_data["file"].name,
+            "source": self.kept.source,
             "mapping": self.cleaned_data["mapping"],
             "default_country": self.cleaned_data["default_country"],
         }
@@ -145,42 +276,86 @@ class CampaignImportAdminMixin:
             **extra,
         }
 
-    def import_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        campaign = self._campaign(request, object_id)
-        form = RecipientImportForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
+    def _form(self, request: HttpRequest, campaign: Campaign) -> RecipientImportForm:
+        """The posted form, its file kept (a new upload) or found again (the
+        token of an earlier one), with a column picker per field once the
+        file's headers are known."""
+        data = request.POST.copy()
+        kept: KeptUpload | None = None
+        gone = ""
+        upload = request.FILES.get("file")
+        limit = getattr(settings, "CSV_UPLOAD_MAX_BYTES", 200 * 1024 * 1024)
+        token = request.POST.get("upload", "")
+        if upload is not None and (upload.size or 0) <= limit:
+            kept = upload_keep(upload, campaign, request.user)
+        elif upload is None and token:
             try:
-                report = campaign_import_file(
-                    campaign=campaign,
-                    file=form.cleaned_data["file"],
-                    actor=Actor("admin", request.user),
-                    qualify=form.cleaned_data["qualify"],
-                    **form.reading(),
-                )
-            except ImportFileError as exc:
-                form.add_error("file", f"{exc}. Nothing was imported.")
-            else:
-                model_admin: Any = self
-                level = messages.WARNING if report.unparseable_count else messages.SUCCESS
-                model_admin.message_user(request, " ".join(report_lines(report.as_dict())[:4]), level)
-                return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+                kept = upload_find(token, campaign, request.user)
+            except UploadGone as exc:
+                gone = str(exc)
+        headers: list[str] = []
+        if kept is not None:
+            data["upload"] = kept.token
+            with kept.open() as stream:
+                headers = csv_headers(stream)
+        else:
+            data["upload"] = ""
+        return RecipientImportForm(data, request.FILES, headers=headers, kept=kept, gone=gone)
+
+    def _form_page(self, request: HttpRequest, campaign: Campaign, form: RecipientImportForm) -> HttpResponse:
         return TemplateResponse(
             request, "admin/campaigns/campaign/import_form.html", self._context(request, campaign, form=form)
         )
+
+    def import_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        campaign = self._campaign(request, object_id)
+        if request.method != "POST":
+            return self._form_page(request, campaign, RecipientImportForm())
+        form = self._form(request, campaign)
+        if form.is_valid():
+            assert form.kept is not None
+            try:
+                with form.kept.open() as stream:
+                    report = campaign_import_file(
+                        campaign=campaign,
+                        file=stream,
+                        actor=Actor("admin", request.user),
+                        qualify=form.cleaned_data["qualify"],
+                        update=form.cleaned_data["update"],
+                        **form.reading(),
+                    )
+            except ImportFileError as exc:
+                form.add_error(None, f"{_sentence(exc.plain)} Nothing was imported.")
+            else:
+                upload_discard(form.kept)
+                model_admin: Any = self
+                saved = report.as_dict()
+                nothing = not (report.created or report.updated)
+                level = messages.WARNING if report.unparseable_count or nothing else messages.SUCCESS
+                lines = [report_headline(saved) + ".", *report_lines(saved)[1:4]]
+                model_admin.message_user(request, " ".join(line.strip() for line in lines), level)
+                return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+        return self._form_page(request, campaign, form)
 
     def import_dry_run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         campaign = self._campaign(request, object_id)
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:campaigns_campaign_import", args=[campaign.pk]))
-        form = RecipientImportForm(request.POST, request.FILES)
+        form = self._form(request, campaign)
         if form.is_valid():
-            upload = form.cleaned_data["file"]
+            kept = form.kept
+            assert kept is not None
             try:
-                result = recipients_dry_run_csv(
-                    campaign=campaign, stream=upload, actor=Actor("admin", request.user), **form.reading()
-                )
+                with kept.open() as stream:
+                    result = recipients_dry_run_csv(
+                        campaign=campaign,
+                        stream=stream,
+                        actor=Actor("admin", request.user),
+                        update=form.cleaned_data["update"],
+                        **form.reading(),
+                    )
             except ImportFileError as exc:
-                form.add_error("file", str(exc))
+                form.add_error(None, _sentence(exc.plain))
             else:
                 if "as_csv" in request.POST:
                     out = io.StringIO()
@@ -188,18 +363,39 @@ class CampaignImportAdminMixin:
                     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
                     response["Content-Disposition"] = f'attachment; filename="dry-run-campaign-{campaign.pk}.csv"'
                     return response
+                chosen = result.columns.chosen() if result.columns else {}
+                again = RecipientImportForm(
+                    initial={
+                        "upload": kept.token,
+                        "default_country": form.cleaned_data["default_country"],
+                        "qualify": form.cleaned_data["qualify"],
+                        "update": form.cleaned_data["update"],
+                        **{f"column_{name}": column for name, column in chosen.items()},
+                    },
+                    headers=form.headers,
+                    kept=kept,
+                )
                 context = self._context(
                     request,
                     campaign,
-                    form=RecipientImportForm(),
+                    form=again,
                     result=result,
                     skip_reasons=sorted(result.skip_reasons.items()),
                     lines=result.lines[:DRY_RUN_SHOWN],
                     more=max(0, len(result.lines) - DRY_RUN_SHOWN),
-                    source=upload.name,
+                    source=kept.source,
+                    columns_used=result.columns.used() if result.columns else [],
+                    columns_ignored=result.columns.ignored() if result.columns else [],
+                    separator={",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}.get(
+                        result.delimiter, result.delimiter
+                    ),
                 )
-                context["title"] = f"Dry run of {upload.name} for {campaign}"
+                context["title"] = f"Dry run of {kept.source} for {campaign}"
                 return TemplateResponse(request, "admin/campaigns/campaign/import_dry_run.html", context)
-        return TemplateResponse(
-            request, "admin/campaigns/campaign/import_form.html", self._context(request, campaign, form=form)
-        )
+        return self._form_page(request, campaign, form)
+
+
+def _sentence(text: str) -> str:
+    """``text`` as a sentence: capital first letter, full stop."""
+    text = text.strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "." if text else text

@@ -90,6 +90,7 @@ def campaign_import_file(
     qualify: bool = True,
     batch_size: int = 2000,
     progress: Callable[[CsvSource, ImportReport], None] | None = None,
+    update: bool = False,
     **reading: Unpack[CsvReading],
 ) -> FileImportReport:
     """Import a CSV byte stream into ``campaign`` and run the stages after it.
@@ -100,11 +101,19 @@ def campaign_import_file(
     interruption during qualification still leaves the import's counts.
     ``qualify=False`` leaves valid rows Pending (and so not enriched either);
     ``reading`` says how to read the file (its name, a column mapping, a
-    default country).
+    default country); ``update`` lets rows change the recipients they match
+    while those are not yet in flight (Pending, Skipped, Blacklisted).
     """
     report = FileImportReport(source=reading.get("source") or "csv")
     recipients_import_csv(
-        campaign=campaign, stream=file, actor=actor, report=report, batch_size=batch_size, progress=progress, **reading
+        campaign=campaign,
+        stream=file,
+        actor=actor,
+        report=report,
+        batch_size=batch_size,
+        progress=progress,
+        update=update,
+        **reading,
     )
     if qualify:
         counts = campaign_qualify_and_enrich(campaign=campaign, actor=actor, batch_size=batch_size)
@@ -116,16 +125,45 @@ def campaign_import_file(
     return report
 
 
+def report_headline(report: Mapping[str, Any]) -> str:
+    """The import's outcome in one sentence.  A finished import that changed
+    no recipient never says "complete": it says nothing was imported, and why."""
+    source = report.get("source", "?")
+    status = report.get("status", "?")
+    if status != "complete" or "created" not in report:  # no counts to judge by
+        return f"Import of {source}: {status}"
+    created, updated = report.get("created", 0), report.get("updated", 0)
+    if created or updated:
+        return f"Import of {source}: complete"
+    rows = report.get("rows_read", 0)
+    if not rows and not report.get("unparseable_count", 0):
+        why = "the file has column names but no rows"
+    elif not rows:
+        why = "no line of the file could be read"
+    elif report.get("in_flight", 0) and report.get("in_flight", 0) + report.get("already_present", 0) >= rows:
+        why = "every row is already in the campaign, some already being printed or mailed"
+    elif report.get("already_present", 0) + report.get("duplicates_in_file", 0) >= rows:
+        why = "every row is already in the campaign"
+    else:
+        why = "no row could be imported"
+    return f"Import of {source}: nothing imported ({why})"
+
+
 def report_lines(report: Mapping[str, Any]) -> list[str]:
     """A saved import report (``Campaign.import_report``) in a few lines, for
     the command's output and the admin."""
     lines = [
-        f"Import of {report.get('source', '?')}: {report.get('status', '?')}",
+        report_headline(report),
         f"  rows read {report.get('rows_read', 0)}, created {report.get('created', 0)}, "
         f"already imported {report.get('already_present', 0)}, "
         f"duplicates in file {report.get('duplicates_in_file', 0)}, "
         f"unparseable lines {report.get('unparseable_count', 0)}",
     ]
+    if report.get("updated", 0) or report.get("in_flight", 0):
+        lines.append(
+            f"  updated {report.get('updated', 0)}, "
+            f"not updated because already in flight (being printed or mailed) {report.get('in_flight', 0)}"
+        )
     enrichment = dict(report.get("enrichment") or {})
     stopped = enrichment.pop("stopped", "")
     sections = (

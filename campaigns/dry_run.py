@@ -19,7 +19,7 @@ from typing import IO, Any, TextIO
 from django.db import transaction
 
 from campaigns.audience import campaign_qualify_and_enrich
-from campaigns.importing import CsvSource
+from campaigns.importing import Columns, CsvSource
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.recipient_json import APPROVAL_ERRORS, VALIDATION_ERRORS
 from campaigns.sync import ImportReport, recipients_sync
@@ -33,10 +33,13 @@ HOLDOUT = "Holdout"
 ENRICH = "Address enrichment"
 SKIPPED = "Skipped"
 BLACKLISTED = "Blacklisted"
+UPDATED = "Will be updated"
 ALREADY = "Already imported"
+IN_FLIGHT = "Not updated: already in flight"
 DUPLICATE = "Duplicate in file"
 UNPARSEABLE = "Unparseable line"
-OUTCOMES = (STAGED, HOLDOUT, ENRICH, SKIPPED, BLACKLISTED, ALREADY, DUPLICATE, UNPARSEABLE)
+OUTCOMES = (STAGED, HOLDOUT, ENRICH, SKIPPED, BLACKLISTED, UPDATED, ALREADY, IN_FLIGHT, DUPLICATE, UNPARSEABLE)
+LINES_NAMED = 10  # lines a warning lists before "and N more"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class DryRunResult:
     totals: Counter[str] = field(default_factory=Counter)
     skip_reasons: Counter[str] = field(default_factory=Counter)
     report: ImportReport = field(default_factory=ImportReport)
+    columns: Columns | None = None  # which column went to which field (a CSV file)
+    delimiter: str = ","
+    warnings: list[str] = field(default_factory=list)
 
     def ordered_totals(self) -> list[tuple[str, int]]:
         return [(o, self.totals[o]) for o in OUTCOMES if self.totals[o]]
@@ -99,17 +105,27 @@ def _name(r: CampaignRecipient | None) -> str:
     return f"{r.first_name} {r.last_name}".strip() or r.company
 
 
+def _lines_named(lines: list[int]) -> str:
+    named = ", ".join(str(n) for n in lines[:LINES_NAMED])
+    return named + (f" and {len(lines) - LINES_NAMED} more" if len(lines) > LINES_NAMED else "")
+
+
 def recipients_dry_run(
-    *, campaign: Campaign, rows: Iterable[Mapping[str, Any]], actor: Actor, report: ImportReport | None = None
+    *,
+    campaign: Campaign,
+    rows: Iterable[Mapping[str, Any]],
+    actor: Actor,
+    report: ImportReport | None = None,
+    update: bool = False,
 ) -> DryRunResult:
     """Sync + qualification of ``rows`` with everything rolled back."""
     report = report or ImportReport(source="dry run")
     report.trail = []
     result = DryRunResult(report=report)
     with transaction.atomic():
-        recipients_sync(campaign=campaign, rows=rows, actor=actor, report=report, save_report=False)
+        recipients_sync(campaign=campaign, rows=rows, actor=actor, report=report, save_report=False, update=update)
         # Rows already in the campaign are shown with their status before this run.
-        present = [ref for _, _, kind, ref in report.trail if kind == "already_present"]
+        present = [ref for _, _, kind, ref in report.trail if kind in ("already_present", "updated", "in_flight")]
         before: dict[int, str] = {}
         for start in range(0, len(present), 2000):
             chunk = present[start : start + 2000]
@@ -124,24 +140,46 @@ def recipients_dry_run(
             found.update(
                 (r.pk, r)
                 for r in CampaignRecipient.objects.filter(pk__in=ids[start : start + 2000]).only(
-                    "id", "first_name", "last_name", "company", "status", "skip_reason", "json"
+                    "id", "first_name", "last_name", "company", "status", "skip_reason", "json", "state", "country"
                 )
             )
         transaction.set_rollback(True)
     report.dry_run = True
-    for line, _key, kind, ref in report.trail:
+    first_line: dict[str, int | None] = {}  # natural key -> the line that brought it
+    no_state: list[int] = []
+    for line, key, kind, ref in report.trail:
         r = found.get(ref) if ref is not None else None
-        if kind == "created" and r is not None:
+        was = Status(before[ref]).label if ref is not None and ref in before else "unknown"
+        if kind != "duplicate_in_file":
+            first_line.setdefault(key, line)
+        if kind in ("created", "updated") and r is not None:
+            if r.country == "US" and not r.state and line is not None:
+                no_state.append(line)
             outcome, message = _sentence(campaign, r)
-            entry = DryRunLine(line, _name(r), outcome, message, r.skip_reason if outcome == SKIPPED else "")
+            reason = r.skip_reason if outcome == SKIPPED else ""
+            if kind == "updated":
+                outcome, message = UPDATED, f"Will be updated (in the campaign as {was}), then: {message}"
+            entry = DryRunLine(line, _name(r), outcome, message, reason)
         elif kind == "already_present":
-            state = Status(before[ref]).label if ref in before else "unknown"
-            entry = DryRunLine(line, _name(r), ALREADY, f"Already imported: in the campaign as {state}; left as is")
-        else:
+            entry = DryRunLine(line, _name(r), ALREADY, f"Already imported: in the campaign as {was}; left as is")
+        elif kind == "in_flight":
             entry = DryRunLine(
-                line, _name(r), DUPLICATE, "Duplicate in file: the same person appears on an earlier line"
+                line, _name(r), IN_FLIGHT, f"Not updated: already in flight (in the campaign as {was}); left as is"
+            )
+        else:
+            original = first_line.get(key)
+            where = f" (line {original})" if original is not None else ""
+            entry = DryRunLine(
+                line, _name(r), DUPLICATE, f"Duplicate in file: the same person appears on an earlier line{where}"
             )
         result.lines.append(entry)
+    if no_state:
+        result.warnings.append(
+            f"{len(no_state)} {'row' if len(no_state) == 1 else 'rows'} in the United States "
+            f"{'has' if len(no_state) == 1 else 'have'} no state (line{'s' if len(no_state) > 1 else ''} "
+            f"{_lines_named(no_state)}): printers need the state on a US address. "
+            "Check that the file has a state column, and pick it below if it was not recognised."
+        )
     for problem in report.unparseable:
         result.lines.append(DryRunLine(problem["line"], "", UNPARSEABLE, f"Unparseable line: {problem['message']}"))
     result.lines.sort(key=lambda e: (e.line is None, e.line or 0))
@@ -163,12 +201,15 @@ def recipients_dry_run_csv(
     mapping: Mapping[str, str] | None = None,
     default_country: str = "",
     source: str = "csv",
+    update: bool = False,
 ) -> DryRunResult:
     report = ImportReport(source=source)
     rows = CsvSource(
         stream, report, mapping=mapping, enrichment=campaign.address_enrichment, default_country=default_country
     )
-    return recipients_dry_run(campaign=campaign, rows=rows, actor=actor, report=report)
+    result = recipients_dry_run(campaign=campaign, rows=rows, actor=actor, report=report, update=update)
+    result.columns, result.delimiter = rows.columns, rows.delimiter
+    return result
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")
@@ -195,4 +236,16 @@ def dry_run_text(result: DryRunResult) -> list[str]:
     out.append("Totals:")
     out += [f"  {outcome:<20} {count}" for outcome, count in result.ordered_totals()]
     out += [f"    {reason:<18} {count}" for reason, count in sorted(result.skip_reasons.items())]
+    return out
+
+
+def dry_run_columns_text(result: DryRunResult) -> list[str]:
+    """The columns used and not used, and the warnings, for the command."""
+    out: list[str] = []
+    if result.columns is not None:
+        out.append("Columns:")
+        out += [f"  {column!r} -> {label}" for column, label in result.columns.used()]
+        if result.columns.ignored():
+            out.append("  not used for the address: " + ", ".join(repr(h) for h in result.columns.ignored()))
+    out += [f"Warning: {w}" for w in result.warnings]
     return out

@@ -15,7 +15,8 @@ import io
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, TypedDict
+from itertools import chain
+from typing import IO, Any, TypedDict, cast
 
 from campaigns.models import Campaign
 from campaigns.sync import ImportReport, SyncError, recipients_sync
@@ -24,19 +25,115 @@ from common.fsm import Actor
 
 # Header spellings understood without a mapping, compared squashed
 # (casefolded, letters and digits only): "Postal Code" == "postalcode".
+# Besides the usual names: Shopify's customer export ("Default Address
+# Address1", "Default Address Province Code"; older exports "Address1",
+# "Province Code", "Country Code", "Zip"), HubSpot's contacts ("Street Address",
+# "State/Region", "Postal Code", "Country/Region") and Salesforce's ("Mailing
+# Street", "Mailing State/Province", "Mailing Zip/Postal Code").
 DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
-    "external_id": ("externalid", "id", "customerid", "recipientid", "contactid", "crmid"),
-    "first_name": ("firstname", "first", "givenname", "fname", "forename"),
-    "last_name": ("lastname", "last", "surname", "familyname", "lname"),
-    "company": ("company", "companyname", "organization", "organisation", "business"),
-    "address1": ("address1", "address", "addressline1", "street", "streetaddress", "line1", "address1line"),
-    "address2": ("address2", "addressline2", "line2", "apt", "suite", "unit"),
-    "city": ("city", "town", "locality"),
-    "state": ("state", "province", "region", "stateprovince", "county"),
-    "zip": ("zip", "zipcode", "postcode", "postalcode", "postal"),
-    "country": ("country", "countrycode", "countryiso"),
+    "external_id": ("externalid", "id", "customerid", "recipientid", "contactid", "crmid", "recordid"),
+    "first_name": (
+        "firstname",
+        "first",
+        "givenname",
+        "fname",
+        "forename",
+        "defaultaddressfirstname",
+        "mailingfirstname",
+    ),
+    "last_name": ("lastname", "last", "surname", "familyname", "lname", "defaultaddresslastname"),
+    "company": (
+        "company",
+        "companyname",
+        "organization",
+        "organisation",
+        "business",
+        "defaultaddresscompany",
+        "accountname",
+    ),
+    "address1": (
+        "address1",
+        "address",
+        "addressline1",
+        "street",
+        "streetaddress",
+        "streetaddress1",
+        "line1",
+        "address1line",
+        "defaultaddressaddress1",
+        "mailingstreet",
+        "mailingaddress",
+        "mailingaddress1",
+    ),
+    "address2": (
+        "address2",
+        "addressline2",
+        "line2",
+        "apt",
+        "suite",
+        "unit",
+        "streetaddress2",
+        "defaultaddressaddress2",
+        "mailingaddress2",
+    ),
+    "city": ("city", "town", "locality", "defaultaddresscity", "mailingcity"),
+    "state": (
+        "state",
+        "province",
+        "provincecode",
+        "region",
+        "stateprovince",
+        "stateregion",
+        "statecode",
+        "county",
+        "defaultaddressprovincecode",
+        "mailingstateprovince",
+        "mailingstate",
+        "mailingstateprovincecode",
+    ),
+    "zip": (
+        "zip",
+        "zipcode",
+        "postcode",
+        "postalcode",
+        "postal",
+        "zippostalcode",
+        "defaultaddresszip",
+        "mailingzippostalcode",
+        "mailingpostalcode",
+        "mailingzip",
+    ),
+    "country": (
+        "country",
+        "countrycode",
+        "countryiso",
+        "countryregion",
+        "defaultaddresscountrycode",
+        "mailingcountry",
+        "mailingcountrycode",
+    ),
     "email": ("email", "emailaddress", "mail"),
 }
+# How the admin names each field (the dry run's column list, the pickers, errors).
+FIELD_LABELS: dict[str, str] = {
+    "external_id": "Customer ID",
+    "first_name": "First name",
+    "last_name": "Last name",
+    "company": "Company",
+    "address1": "Street address",
+    "address2": "Address line 2",
+    "city": "City",
+    "state": "State / province",
+    "zip": "ZIP / postal code",
+    "country": "Country",
+    "email": "Email",
+}
+# When a file has both spellings (older Shopify exports: "Province" and
+# "Province Code", "Country" and "Country Code"), the code wins and the other
+# column is kept as extra information.
+PREFERRED_ALIASES = frozenset(
+    {"provincecode", "statecode", "countrycode", "defaultaddressprovincecode", "defaultaddresscountrycode"}
+)
 _ALIAS_TO_FIELD = {alias: name for name, aliases in DEFAULT_ALIASES.items() for alias in aliases}
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
@@ -50,7 +147,15 @@ class CsvReading(TypedDict, total=False):
 
 
 class ImportFileError(SyncError):
-    """The file as a whole cannot be imported; the message says why and how to fix it."""
+    """The file as a whole cannot be imported; the message says why and how to
+    fix it.  ``plain`` is the same in words for the admin (no field names, no
+    command-line options); ``headers`` the file's column names when they are
+    known, so the admin can offer them to pick from."""
+
+    def __init__(self, message: str, *, plain: str = "", headers: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.plain = plain or message
+        self.headers = headers
 
 
 def _squash(header: str) -> str:
@@ -76,6 +181,23 @@ class Columns:
     fields: list[tuple[str, int]]  # (recipient field, column index)
     extras: list[tuple[str, int]]  # (header, column index) of unmapped, named columns
     width: int
+    headers: list[str] = field(default_factory=list)
+
+    def used(self) -> list[tuple[str, str]]:
+        """(column, what it fills, in words), in the file's order."""
+        return [(self.headers[i], FIELD_LABELS[name]) for name, i in self.fields]
+
+    def ignored(self) -> list[str]:
+        """The named columns that fill no field (kept with the recipient as extra data)."""
+        return [h for h, _ in self.extras]
+
+    def chosen(self) -> dict[str, str]:
+        """field -> column, as a mapping that picks the same columns again."""
+        return {name: self.headers[i] for name, i in self.fields}
+
+
+def _quoted_list(headers: list[str]) -> str:
+    return ", ".join(f"\u201c{h}\u201d" for h in headers if h)
 
 
 def columns_resolve(
@@ -93,23 +215,40 @@ def columns_resolve(
     for name, column in (mapping or {}).items():
         found = by_name.get(column.strip().casefold())
         if not found:
-            raise ImportFileError(f"mapping {name}={column}: the file has no column {column!r} (columns: {headers})")
+            raise ImportFileError(
+                f"mapping {name}={column}: the file has no column {column!r} (columns: {headers})",
+                plain=f"the file has no column \u201c{column}\u201d (its columns: {_quoted_list(headers)})",
+                headers=headers,
+            )
         if len(found) > 1:
-            raise ImportFileError(f"column {column!r} appears {len(found)} times in the header; rename one")
+            raise ImportFileError(
+                f"column {column!r} appears {len(found)} times in the header; rename one", headers=headers
+            )
         chosen[name] = found[0]
     used = set(chosen.values())
     for i, h in enumerate(headers):
         alias = _ALIAS_TO_FIELD.get(_squash(h))
         if alias is None or alias in (mapping or {}) or i in used:
             continue
+        if alias in chosen and alias not in (mapping or {}):
+            preferred = _squash(headers[chosen[alias]]) in PREFERRED_ALIASES
+            if preferred != (_squash(h) in PREFERRED_ALIASES):
+                if not preferred:
+                    chosen[alias] = i
+                continue
         if alias in chosen:
             first = headers[chosen[alias]]
-            what = (
-                f"column {h!r} appears twice"
-                if first.casefold() == h.casefold()
-                else (f"columns {first!r} and {h!r} both look like {alias}")
-            )
-            raise ImportFileError(f"{what}; choose one with --mapping {alias}=<column>")
+            label = FIELD_LABELS[alias].lower()
+            if first.casefold() == h.casefold():
+                what = f"column {h!r} appears twice"
+                plain = f"the column {h!r} appears twice in the first line; rename one of them"
+            else:
+                what = f"columns {first!r} and {h!r} both look like {alias}"
+                plain = (
+                    f"the columns \u201c{first}\u201d and \u201c{h}\u201d could both be the {label}; "
+                    f"pick the one to use for {FIELD_LABELS[alias]}"
+                )
+            raise ImportFileError(f"{what}; choose one with --mapping {alias}=<column>", plain=plain, headers=headers)
         chosen[alias] = i
     missing = []
     if "first_name" not in chosen and "last_name" not in chosen:
@@ -119,9 +258,20 @@ def columns_resolve(
         required = ["address1", "zip", *required]
     missing += [name for name in required if name not in chosen]
     if missing:
+        words = [
+            "a first or last name" if m == "first_name or last_name" else f"the {FIELD_LABELS[m].lower()}"
+            for m in missing
+        ]
+        listed = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+        plain = (
+            f"no column was recognised for {listed} (the file's columns: {_quoted_list(headers)}); "
+            "pick the columns below" + (", or give a default country" if "country" in missing else "")
+        )
         raise ImportFileError(
             f"no column for {', '.join(missing)} (columns: {headers}); name them with --mapping field=Column"
-            + (" or give --default-country" if "country" in missing else "")
+            + (" or give --default-country" if "country" in missing else ""),
+            plain=plain,
+            headers=headers,
         )
     taken = set(chosen.values())
     extras = []
@@ -129,7 +279,9 @@ def columns_resolve(
         if i not in taken and h:
             n = by_name[h.casefold()].index(i)
             extras.append((h if n == 0 else f"{h} ({n + 1})", i))
-    return Columns(fields=sorted(chosen.items(), key=lambda kv: kv[1]), extras=extras, width=len(headers))
+    return Columns(
+        fields=sorted(chosen.items(), key=lambda kv: kv[1]), extras=extras, width=len(headers), headers=headers
+    )
 
 
 class _CountingReader(io.RawIOBase):
@@ -161,6 +313,7 @@ class CsvSource:
     enrichment: bool = False
     default_country: str = ""
     columns: Columns | None = field(default=None, init=False)
+    delimiter: str = field(default=",", init=False)
     _counter: _CountingReader | None = field(default=None, init=False)
 
     @property
@@ -169,17 +322,17 @@ class CsvSource:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         self._counter = _CountingReader(self.stream)
-        text = io.TextIOWrapper(
-            io.BufferedReader(self._counter, 1 << 16), encoding="utf-8-sig", errors="surrogateescape", newline=""
-        )
-        reader = csv.reader(text)
-        header = self._header(reader)
+        text = _text(self._counter)
+        lines, self.delimiter = _sniff(text)
+        reader = csv.reader(chain(lines, text), delimiter=self.delimiter)
+        header = _header(reader)
         if header is None:
             raise ImportFileError("the file is empty: expected a header row and data rows")
         cols = self.columns = columns_resolve(
             header, mapping=self.mapping, enrichment=self.enrichment, default_country=self.default_country
         )
         default_country = self.default_country
+        split_street = "address2" not in dict(cols.fields)
         last = reader.line_num
         while True:
             start = last + 1
@@ -211,22 +364,76 @@ class CsvSource:
             out["_line"] = start
             if default_country and not out.get("country", "").strip():
                 out["country"] = default_country
+            zip_code = out.get("zip")
+            if zip_code and zip_code.lstrip().startswith("'"):
+                # Shopify writes "'02134" so a spreadsheet keeps the leading zero.
+                out["zip"] = zip_code.lstrip()[1:]
+            street = out.get("address1")
+            if split_street and street and "\n" in street.strip():
+                # Salesforce's "Mailing Street" holds every street line in one cell.
+                first, _, rest = street.strip().partition("\n")
+                out["address1"], out["address2"] = first.strip(), " ".join(rest.split())
             if cols.extras:
                 extra = {h: row[i] for h, i in cols.extras if row[i]}
                 if extra:
                     out["extra"] = extra
             yield out
 
-    def _header(self, reader: Any) -> list[str] | None:
-        try:
-            for row in reader:
-                if any(cell.strip() for cell in row):
-                    if _NOT_UTF8.search("".join(row)):
-                        raise ImportFileError("the header row is not UTF-8; save the file as UTF-8")
-                    return list(row)
-        except csv.Error as exc:
-            raise ImportFileError(f"the header row is not valid CSV: {exc}") from exc
-        return None
+
+def _text(raw: io.RawIOBase | IO[bytes]) -> io.TextIOWrapper:
+    """UTF-8 text (a BOM skipped), bytes that are not UTF-8 kept as surrogates."""
+    buffered = io.BufferedReader(cast(io.RawIOBase, raw), 1 << 16)
+    return io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def _outside_quotes(line: str) -> str:
+    return re.sub(r'"[^"]*("|$)', "", line)
+
+
+def _sniff(text: IO[str]) -> tuple[list[str], str]:
+    """The lines up to the header (read ahead, handed back) and the file's
+    delimiter: whichever of comma, semicolon (Excel in most of Europe), tab or
+    pipe the header line holds most often outside quotes; a comma on a tie."""
+    lines: list[str] = []
+    for line in text:
+        lines.append(line)
+        if line.strip() or len(lines) > 1000:
+            break
+    header = _outside_quotes(lines[-1]) if lines else ""
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
+    return lines, best if counts[best] else ","
+
+
+def _header(reader: Any) -> list[str] | None:
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                if _NOT_UTF8.search("".join(row)):
+                    raise ImportFileError("the header row is not UTF-8; save the file as UTF-8")
+                return list(row)
+    except csv.Error as exc:
+        raise ImportFileError(f"the header row is not valid CSV: {exc}") from exc
+    return None
+
+
+def csv_headers(stream: IO[bytes]) -> list[str]:
+    """The column names of a CSV byte stream (its first non-blank line), for
+    the admin's column pickers; empty when there is none to read."""
+    text = _text(_CountingReader(stream))
+    try:
+        lines, delimiter = _sniff(text)
+        header = _header(csv.reader(chain(lines, text), delimiter=delimiter))
+    except (ImportFileError, UnicodeError, OSError):
+        return []
+    finally:
+        text.detach()
+        if stream.seekable():
+            stream.seek(0)
+    return [h.strip() for h in header or [] if h.strip()]
 
 
 def recipients_import_csv(
@@ -240,17 +447,25 @@ def recipients_import_csv(
     report: ImportReport | None = None,
     batch_size: int = 2000,
     progress: Callable[[CsvSource, ImportReport], None] | None = None,
+    update: bool = False,
 ) -> ImportReport:
     """The import stage alone: read a CSV byte stream and sync its rows into
     ``campaign``.  A file-level problem raises ``ImportFileError`` (and is
     saved as a rejected report); row problems end up in the report or as
-    Skipped recipients.  ``campaigns.audience.campaign_import_file`` runs this
-    and then the stages after it."""
+    Skipped recipients; ``update`` lets rows change the recipients they match
+    while those are not yet in flight.  ``campaigns.audience.campaign_import_file``
+    runs this and then the stages after it."""
     report = report or ImportReport(source=source)
     rows = CsvSource(
         stream, report, mapping=mapping, enrichment=campaign.address_enrichment, default_country=default_country
     )
     on_batch = (lambda r: progress(rows, r)) if progress else None
     return recipients_sync(
-        campaign=campaign, rows=rows, actor=actor, report=report, batch_size=batch_size, progress=on_batch
+        campaign=campaign,
+        rows=rows,
+        actor=actor,
+        report=report,
+        batch_size=batch_size,
+        progress=on_batch,
+        update=update,
     )

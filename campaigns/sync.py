@@ -5,7 +5,11 @@
 with ``_`` are metadata such as ``_line``), validates each row, and creates the
 new ones in batches: Pending when valid, Skipped with a reason and the errors in
 plain words when not.  Rows whose natural key the campaign already has are
-counted, never duplicated and never changed.  The CSV importer is one caller;
+counted, never duplicated, and changed only with ``update=True``: then a
+recipient not yet in flight (Pending, Skipped, Blacklisted) whose data differs
+takes the row's data and is validated again (back to Pending, or Skipped with
+the new errors); one already claimed, proofing or mailed is left as it is and
+counted as in flight.  The CSV importer is one caller;
 an integration (a CRM push, an API) is another.  The inserts themselves are
 ``campaigns/recipient_insert.py``'s.
 """
@@ -29,12 +33,21 @@ from campaigns.recipient_insert import (
     recipients_insert,
     recipients_refresh_statistics,
 )
+from campaigns.recipient_json import (
+    ALTERED_FIELDS,
+    APPROVAL_ERRORS,
+    EXTRA,
+    SKIP_DETAILS,
+    SOURCE_ROW,
+    VALIDATION_ERRORS,
+)
 from campaigns.selectors import campaign_countries
-from campaigns.services import recipients_record_created
+from campaigns.services import recipients_bulk_transition, recipients_record_created
 from campaigns.validation import RECIPIENT_FIELDS, ValidatedRow, recipient_validate, storable
 from common.fsm import Actor
 
 Status = CampaignRecipient.Status
+SkipReason = CampaignRecipient.SkipReason
 
 MAX_REPORTED_LINES = 1000  # the report keeps the first N problem lines and counts them all
 # Rows an import must create before it refreshes the planner's statistics
@@ -59,6 +72,8 @@ class ImportReport:
     created: int = 0
     already_present: int = 0
     duplicates_in_file: int = 0
+    updated: int = 0  # with update=True: existing recipients given the row's data
+    in_flight: int = 0  # with update=True: rows whose recipient is past the point of changing
     by_status: Counter[str] = field(default_factory=Counter)
     by_skip_reason: Counter[str] = field(default_factory=Counter)
     unparseable_count: int = 0
@@ -84,6 +99,8 @@ class ImportReport:
             "created": self.created,
             "already_present": self.already_present,
             "duplicates_in_file": self.duplicates_in_file,
+            "updated": self.updated,
+            "in_flight": self.in_flight,
             "by_status": dict(sorted(self.by_status.items())),
             "by_skip_reason": dict(sorted(self.by_skip_reason.items())),
             "unparseable_count": self.unparseable_count,
@@ -137,33 +154,118 @@ def _new(raw: Mapping[str, Any], row: ValidatedRow) -> NewRecipient:
 
 INSERT_ATTEMPTS = 5
 Trail = list[tuple[int | None, str, str, NewRecipient | int | None]]
+# A re-import may change these; later states belong to the pipeline.
+UPDATABLE = frozenset({Status.PENDING, Status.SKIPPED, Status.BLACKLISTED})
+# What recipient.json holds about the row as received and its last verdict:
+# an update replaces all of it.
+_ROW_KEYS = (EXTRA, SOURCE_ROW, ALTERED_FIELDS, VALIDATION_ERRORS, APPROVAL_ERRORS, SKIP_DETAILS)
+
+
+@dataclass(slots=True)
+class _Update:
+    recipient: CampaignRecipient
+    raw: Mapping[str, Any]
+    row: ValidatedRow
+
+
+def _unchanged(r: CampaignRecipient, raw: Mapping[str, Any], row: ValidatedRow) -> bool:
+    if any(getattr(r, name) != row.data[name] for name in RECIPIENT_FIELDS):
+        return False
+    return (r.json or {}).get(EXTRA) == _new(raw, row).json.get(EXTRA)
 
 
 def _plan(
-    batch: list[Mapping[str, Any]], validated: list[ValidatedRow], existing: dict[str, int], created_ids: CreatedIds
-) -> tuple[list[NewRecipient], Counter[str], Trail]:
-    """What to insert, and what each row of ``batch`` is."""
+    batch: list[Mapping[str, Any]],
+    validated: list[ValidatedRow],
+    existing: dict[str, int],
+    created_ids: CreatedIds,
+    stored: Mapping[int, CampaignRecipient] | None = None,
+    updated_ids: set[int] | None = None,
+) -> tuple[list[NewRecipient], Counter[str], Trail, list[_Update]]:
+    """What to insert, what to update (``stored`` given: the update mode), and
+    what each row of ``batch`` is."""
     seen: set[str] = set()
     new: list[NewRecipient] = []
+    updates: list[_Update] = []
     counts: Counter[str] = Counter()
     # The last item is a recipient id, or the new row (its id is known after the insert).
     trail: Trail = []
     for raw, row in zip(batch, validated, strict=True):
         key = row.natural_key
+        line = raw.get("_line")
         if key in existing:
-            # A row this very import created is a repeat within the input.
-            kind = "duplicate_in_file" if existing[key] in created_ids else "already_present"
+            pk = existing[key]
+            # A row this very import created (or updated) is a repeat within the input.
+            if pk in created_ids or key in seen or (updated_ids is not None and pk in updated_ids):
+                kind = "duplicate_in_file"
+            elif stored is None:
+                kind = "already_present"
+            else:
+                seen.add(key)  # a later row with this key is a repeat within the input
+                if stored[pk].status not in UPDATABLE:
+                    kind = "in_flight"
+                elif _unchanged(stored[pk], raw, row):
+                    kind = "already_present"
+                else:
+                    kind = "updated"
+                    updates.append(_Update(stored[pk], raw, row))
             counts[kind] += 1
-            trail.append((raw.get("_line"), key, kind, existing[key]))
+            trail.append((line, key, kind, pk))
         elif key in seen:
             counts["duplicate_in_file"] += 1
-            trail.append((raw.get("_line"), key, "duplicate_in_file", None))
+            trail.append((line, key, "duplicate_in_file", None))
         else:
             seen.add(key)
             item = _new(raw, row)
             new.append(item)
-            trail.append((raw.get("_line"), key, "created", item))
-    return new, counts, trail
+            trail.append((line, key, "created", item))
+    return new, counts, trail, updates
+
+
+def _stored(campaign: Campaign, ids: Iterable[int]) -> dict[int, CampaignRecipient]:
+    """The recipients an update may change, locked until the batch commits (a
+    claim waits, so a row is never changed under a worker that took it)."""
+    rows = (
+        CampaignRecipient.objects.select_for_update()
+        .filter(campaign=campaign, pk__in=list(ids))
+        .only("pk", "status", "skip_reason", "json", *RECIPIENT_FIELDS)
+    )
+    return {r.pk: r for r in rows}
+
+
+def _apply_updates(updates: list[_Update], actor: Actor, source: str) -> None:
+    """Give each recipient its row's data and verdict: Skipped/Blacklisted ones
+    go back to Pending first; the ones whose new data fails are Skipped with
+    the new errors (the qualification that follows the import takes the rest)."""
+    if not updates:
+        return
+    reason = f"import update: {source}"[:500]
+    back = [u.recipient.pk for u in updates if u.recipient.status != Status.PENDING]
+    if back:
+        recipients_bulk_transition(
+            queryset=CampaignRecipient.objects.filter(pk__in=back), method="revalidate", actor=actor, reason=reason
+        )
+    changed = []
+    failing: dict[str, list[int]] = {}
+    for u in updates:
+        r = u.recipient
+        for name in RECIPIENT_FIELDS:
+            setattr(r, name, u.row.data[name])
+        json = {k: v for k, v in (r.json or {}).items() if k not in _ROW_KEYS}
+        json.update(_new(u.raw, u.row).json)
+        r.json = json
+        changed.append(r)
+        if u.row.skip_reason:
+            failing.setdefault(u.row.skip_reason, []).append(r.pk)
+    CampaignRecipient.objects.bulk_update(changed, ["json", *RECIPIENT_FIELDS], batch_size=500)
+    for skip_reason, ids in failing.items():
+        recipients_bulk_transition(
+            queryset=CampaignRecipient.objects.filter(pk__in=ids),
+            method="skip",
+            actor=actor,
+            reason=reason,
+            skip_reason=skip_reason,
+        )
 
 
 def _sync_batch(
@@ -174,6 +276,7 @@ def _sync_batch(
     created_ids: CreatedIds,
     actor: Actor,
     report: ImportReport,
+    updated_ids: set[int] | None = None,
 ) -> None:
     validated = [recipient_validate(raw, countries=countries, enrichment=campaign.address_enrichment) for raw in batch]
     keys = {v.natural_key for v in validated}
@@ -185,11 +288,13 @@ def _sync_batch(
             # the next attempt finds its rows.
             with transaction.atomic(using=router.db_for_write(CampaignRecipient)):
                 existing = recipient_ids_by_key(campaign=campaign, keys=keys)
-                new, counts, trail = _plan(batch, validated, existing, created_ids)
+                stored = _stored(campaign, existing.values()) if updated_ids is not None else None
+                new, counts, trail, updates = _plan(batch, validated, existing, created_ids, stored, updated_ids)
                 recipients_insert(campaign=campaign, rows=new)
                 # The history helper reads only pk, status and skip_reason.
                 created = cast("list[CampaignRecipient]", new)
                 recipients_record_created(recipients=created, actor=actor, reason=f"import: {report.source}"[:500])
+                _apply_updates(updates, actor, report.source)
         except IntegrityError:
             # Each failed attempt means another import committed some of
             # these keys, which the next attempt sees: progress, so a few
@@ -199,9 +304,13 @@ def _sync_batch(
             continue
         break
     created_ids.add(item.pk for item in new if item.pk is not None)
+    if updated_ids is not None:
+        updated_ids.update(u.recipient.pk for u in updates)
     report.created += len(new)
     report.already_present += counts["already_present"]
     report.duplicates_in_file += counts["duplicate_in_file"]
+    report.updated += counts["updated"]
+    report.in_flight += counts["in_flight"]
     for item in new:
         report.by_status[item.status] += 1
         if item.skip_reason:
@@ -221,13 +330,15 @@ def recipients_sync(
     batch_size: int = 2000,
     save_report: bool = True,
     progress: Callable[[ImportReport], None] | None = None,
+    update: bool = False,
 ) -> ImportReport:
     """Validate and create the recipients of ``rows``; returns the report.
 
     Each batch commits on its own, so memory stays flat on any input size; if
     something fails midway, the report (status "failed", counts so far) is
     still saved and a re-run creates only what is missing.  ``dry_run`` runs
-    the same code in a transaction that is rolled back.
+    the same code in a transaction that is rolled back.  ``update`` lets rows
+    change the recipients they match while those are not yet in flight.
     """
     if batch_size < 1:
         # islice(rows, 0) is empty: every row would be silently dropped.
@@ -236,11 +347,11 @@ def recipients_sync(
     report.dry_run = dry_run
     if dry_run:
         with transaction.atomic():
-            _run(campaign, rows, actor, report, batch_size, progress)
+            _run(campaign, rows, actor, report, batch_size, progress, update)
             transaction.set_rollback(True)
         return report
     try:
-        _run(campaign, rows, actor, report, batch_size, progress)
+        _run(campaign, rows, actor, report, batch_size, progress, update)
     except SyncError as exc:
         report.status = "rejected"
         report.errors.append(str(exc))
@@ -265,13 +376,21 @@ def _run(
     report: ImportReport,
     batch_size: int,
     progress: Callable[[ImportReport], None] | None,
+    update: bool = False,
 ) -> None:
     countries = campaign_countries(campaign)
     created_ids = CreatedIds()
+    updated_ids: set[int] | None = set() if update else None
     for batch in _chunks(rows, batch_size):
         report.rows_read += len(batch)
         _sync_batch(
-            campaign=campaign, batch=batch, countries=countries, created_ids=created_ids, actor=actor, report=report
+            campaign=campaign,
+            batch=batch,
+            countries=countries,
+            created_ids=created_ids,
+            actor=actor,
+            report=report,
+            updated_ids=updated_ids,
         )
         if progress:
             progress(report)

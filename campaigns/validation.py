@@ -2,7 +2,8 @@
 
 ``RecipientDataValidator`` is the spec's pydantic model: whitespace stripped on
 every string, ``address1``/``zip``/``country`` required and non-empty, at
-least one of ``first_name``/``last_name``, no asterisks in names.
+least one of ``first_name``/``last_name``, no asterisks in names, no name or company
+that starts like a spreadsheet formula (``=``, ``+``, ``-``, ``@``).
 ``recipient_validate`` wraps it with the two checks that need the campaign
 (the printer's countries and address enrichment) and turns every failure into
 plain words, a skip reason and what goes into ``recipient.json``;
@@ -65,10 +66,21 @@ def _text_rule(value: Any) -> Any:
     return "" if value is None else value
 
 
+# A cell a spreadsheet would run as a formula (OWASP CSV injection); leading
+# tabs and carriage returns are stripped before this rule runs.
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def _formula_rule(value: str) -> str:
+    if value.startswith(FORMULA_START):
+        raise ValueError(f"starts with \u201c{value[0]}\u201d like a spreadsheet formula")
+    return value
+
+
 def _name_rule(value: str) -> str:
     if has_asterisk(value):
         raise ValueError("contains an asterisk")
-    return value
+    return _formula_rule(value)
 
 
 def _postcode_rule(value: str) -> str:
@@ -124,6 +136,11 @@ class RecipientDataValidator(BaseModel):
     @classmethod
     def _name(cls, value: str) -> str:
         return _name_rule(value)
+
+    @field_validator("company")
+    @classmethod
+    def _company(cls, value: str) -> str:
+        return _formula_rule(value)
 
     @field_validator("zip")
     @classmethod

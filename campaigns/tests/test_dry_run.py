@@ -61,7 +61,7 @@ def test_it_explains_each_row_in_plain_words_and_writes_nothing() -> None:
         "Blacklisted: the address or email is on the organization's blocklist",
         "Will be staged for printer sandbox",
         "Skipped: the organization's cap of 2 recipients per campaign is reached",
-        "Duplicate in file: the same person appears on an earlier line",
+        "Duplicate in file: the same person appears on an earlier line (line 2)",
     ]
     assert result.ordered_totals() == [(STAGED, 2), ("Skipped", 3), ("Blacklisted", 1), ("Duplicate in file", 1)]
     assert result.skip_reasons == {"International": 2, "CapExceeded": 1}

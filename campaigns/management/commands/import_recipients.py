@@ -1,4 +1,4 @@
-"""``manage.py import_recipients <campaign> <file.csv> [--mapping ...] [--dry-run]``."""
+"""``manage.py import_recipients <campaign> <file.csv> [--mapping ...] [--update] [--dry-run]``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from campaigns.audience import campaign_import_file, report_lines
-from campaigns.dry_run import dry_run_text, dry_run_write_csv, recipients_dry_run_csv
+from campaigns.dry_run import dry_run_columns_text, dry_run_text, dry_run_write_csv, recipients_dry_run_csv
 from campaigns.importing import CsvReading, CsvSource, ImportFileError, mapping_parse
 from campaigns.models import Campaign
 from campaigns.sync import ImportReport
@@ -53,6 +53,12 @@ class Command(BaseCommand):
             help="Columns for fields, e.g. first_name=First,zip=Postcode (defaults: common names)",
         )
         parser.add_argument("--default-country", default="", help="Country for rows without one (e.g. US)")
+        parser.add_argument(
+            "--update",
+            action="store_true",
+            help="Rows matching recipients already imported replace their data and are checked again, "
+            "while those recipients are Pending, Skipped or Blacklisted (not once in flight)",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Show what would happen per row; write nothing")
         parser.add_argument("--export", type=Path, help="With --dry-run: also write the per-row outcome to this CSV")
         parser.add_argument(
@@ -116,6 +122,7 @@ class Command(BaseCommand):
                     file=stream,
                     actor=actor,
                     qualify=not options["no_qualify"],
+                    update=options["update"],
                     batch_size=options["batch_size"],
                     progress=progress,
                     **reading,
@@ -140,10 +147,12 @@ class Command(BaseCommand):
     ) -> None:
         try:
             with path.open("rb") as stream:
-                result = recipients_dry_run_csv(campaign=campaign, stream=stream, actor=actor, **reading)
+                result = recipients_dry_run_csv(
+                    campaign=campaign, stream=stream, actor=actor, update=options["update"], **reading
+                )
         except ImportFileError as exc:
             raise CommandError(f"{path.name}: {exc}") from exc
-        for line in dry_run_text(result):
+        for line in [*dry_run_text(result), *dry_run_columns_text(result)]:
             self.stdout.write(line)
         if options["export"]:
             try:
