@@ -97,6 +97,9 @@ PROFILE = os.environ.get("BENCH_HOOK_PROFILE", "") not in ("", "0")
 CONCURRENCY = int(os.environ.get("BENCH_HOOK_CONCURRENCY", "16"))
 ROUNDS = int(os.environ.get("BENCH_HOOK_ROUNDS", "2"))
 SECONDS = float(os.environ.get("BENCH_HOOK_SECONDS", "5"))
+# gunicorn threads per worker (1: the sync worker class; more: gthread).
+THREADS = int(os.environ.get("BENCH_HOOK_THREADS", "1"))
+WORKER_KIND = "sync workers" if THREADS == 1 else f"workers x {THREADS} threads"
 WARMUP_S = 2.0
 GOAL_EVENTS_S = 10_000
 GOAL_INGEST_RATIO = 0.7
@@ -758,7 +761,7 @@ def _server(port: int, workdir: Path) -> subprocess.Popen[bytes]:
         env.pop("DATABASE_URL", None)
         env["SQLITE_PATH"] = str(db["NAME"])
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+    command = [str(gunicorn), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", str(THREADS)]
     command += ["--timeout", "120", "--graceful-timeout", "30", "--error-logfile", str(workdir / "gunicorn.log")]
     process = subprocess.Popen(command, cwd=ROOT, env=env)
     deadline = time.monotonic() + 60
@@ -846,7 +849,7 @@ def _ingest_metrics() -> list[dict[str, Any]]:
     if bare["errors"] or hooks["errors"]:
         raise AssertionError(f"ingest: non-2xx answers (bare {bare['errors']}, webhooks {hooks['errors']})")
     notes = (
-        f"gunicorn 2 sync workers, {CONCURRENCY} connections, {ROUNDS} x {SECONDS:g} s per endpoint alternating; "
+        f"gunicorn 2 {WORKER_KIND}, {CONCURRENCY} connections, {ROUNDS} x {SECONDS:g} s per endpoint alternating; "
         f"webhooks/lob: {hooks['n']} requests, p50 {hooks['p50']:.1f} ms, p99 {hooks['p99']:.1f} ms; "
         f"bare: {bare['n']} requests, p50 {bare['p50']:.1f} ms, p99 {bare['p99']:.1f} ms; "
         f"load generator CPU {results['cpu_share']:.0%} of one core; {stored} rows stored"

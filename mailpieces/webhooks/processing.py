@@ -323,20 +323,20 @@ def _apply_rows(
     report.add(apply_reports(reports, now=now))
     report.deliveries = len(processed)
     report.quarantined = len(quarantined)
-    with connection.cursor() as cursor:
-        table = connection.ops.quote_name(InboundWebhook._meta.db_table)
-        if processed:
-            cursor.executemany(
-                f"UPDATE {table} SET state = %s, processed_at = %s, events_count = %s, error = '', "  # noqa: S608
-                "claim_token = NULL, lease_until = NULL WHERE id = %s",
-                [(State.PROCESSED.value, _db_time(now), count, pk) for count, pk in processed],
-            )
-        if quarantined:
-            cursor.executemany(
-                f"UPDATE {table} SET state = %s, processed_at = %s, error = %s, "  # noqa: S608
-                "claim_token = NULL, lease_until = NULL WHERE id = %s",
-                [(State.QUARANTINED.value, _db_time(now), error, pk) for error, pk in quarantined],
-            )
+    stamp = _db_time(now)
+    release = "claim_token = NULL, lease_until = NULL"
+    _update_rows(
+        InboundWebhook,
+        ("id", "state", "processed_at", "events_count"),
+        [(pk, State.PROCESSED.value, stamp, count) for count, pk in processed],
+        fixed=f"error = '', {release}",
+    )
+    _update_rows(
+        InboundWebhook,
+        ("id", "state", "processed_at", "error"),
+        [(pk, State.QUARANTINED.value, stamp, error) for error, pk in quarantined],
+        fixed=release,
+    )
     return report
 
 
@@ -355,6 +355,7 @@ def apply_reports(
     after a mapping fix) a report recorded before and not applied is
     replaced by its new reading and decided again; applied ones stand.
     """
+    _pg[0] = connection.vendor == "postgresql"
     report = ProcessReport(reports=len(reports))
     # One report per key in this batch: the first delivered wins.
     unique: dict[tuple[str, str], Report] = {}
@@ -568,25 +569,71 @@ def _waiting_reports(pieces: dict[tuple[str, str], Piece], *, exclude: set[int])
     return out
 
 
+# Rows per statement: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+ROWS_PER_STATEMENT = 500
+
+
+def _chunks(rows: Sequence[Sequence[Any]], width: int) -> Iterable[Sequence[Sequence[Any]]]:
+    size = max(1, min(ROWS_PER_STATEMENT, 30_000 // max(1, width)))
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _mark(model: Any, column: str, *, typed: bool) -> str:
+    """A placeholder for ``column``: cast to the column's type on PostgreSQL where
+    the value's type cannot come from the target (a VALUES list in a CTE), and
+    always for JSON (the value is ``json.dumps`` text)."""
+    if not _pg[0]:
+        return "%s"
+    field = next(f for f in model._meta.concrete_fields if f.column == column)
+    if field.get_internal_type() == "JSONField":
+        return "%s::jsonb"
+    return f"%s::{field.db_type(connection)}" if typed else "%s"
+
+
 def _insert_rows(model: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, conflict: str = "") -> None:
-    """``INSERT`` of plain tuples in one ``executemany``: ``bulk_create`` built a
-    model instance per row and prepared each value through the insert compiler,
-    which was most of a batch's time (bench/README.md, webhooks).  Values are
-    already what the column stores (datetimes adapted by the caller); JSON
-    columns take ``json.dumps`` text (cast on PostgreSQL)."""
+    """Multi-row ``INSERT … VALUES (…), (…)`` of plain tuples, 500 rows a
+    statement: ``bulk_create`` built a model instance per row and prepared each
+    value through the insert compiler, and a statement per row cost PostgreSQL a
+    round trip each (bench/README.md, webhooks).  Values are already what the
+    column stores (datetimes adapted by the caller); JSON columns take
+    ``json.dumps`` text."""
     if not rows:
         return
-    meta = model._meta
     quote = connection.ops.quote_name
-    json_columns = {f.column for f in meta.concrete_fields if f.get_internal_type() == "JSONField"}
-    marks = ", ".join("%s::jsonb" if c in json_columns and connection.vendor == "postgresql" else "%s" for c in columns)
+    one = "(" + ", ".join(_mark(model, c, typed=False) for c in columns) + ")"
     on_conflict = f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else ""
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
-        f"VALUES ({marks}){on_conflict}"
-    )
+    head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) VALUES "  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        for chunk in _chunks(rows, len(columns)):
+            cursor.execute(head + ", ".join([one] * len(chunk)) + on_conflict, [v for row in chunk for v in row])
+
+
+def _update_rows(
+    model: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, fixed: str = "", match: str = ""
+) -> None:
+    """``WITH v(id, …) AS (VALUES …) UPDATE t SET c = v.c … FROM v WHERE t.id = v.id``,
+    500 rows a statement.  Each row is ``(id, *values of columns[1:])``;
+    ``fixed`` adds constant assignments (``"claim_token = NULL"``); ``match``
+    names a column that must still hold the row's last value (a compare-and-swap).
+    """
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    names = list(columns) + ([f"old_{match}"] if match else [])
+    marks = [_mark(model, c, typed=True) for c in columns] + ([_mark(model, match, typed=True)] if match else [])
+    one = "(" + ", ".join(marks) + ")"
+    sets = [f"{quote(c)} = v.{quote(c)}" for c in columns[1:]] + ([fixed] if fixed else [])
+    cas = f" AND {table}.{quote(match)} = v.{quote('old_' + match)}" if match else ""
+    with connection.cursor() as cursor:
+        for chunk in _chunks(rows, len(names)):
+            cursor.execute(
+                f"WITH v ({', '.join(quote(n) for n in names)}) AS (VALUES {', '.join([one] * len(chunk))}) "  # noqa: S608
+                f"UPDATE {table} SET {', '.join(sets)} FROM v "
+                f"WHERE {table}.{quote(columns[0])} = v.{quote(columns[0])}{cas}",
+                [v for row in chunk for v in row],
+            )
 
 
 def _db_time(value: dt.datetime | None) -> Any:
@@ -670,25 +717,24 @@ def _update_reports(reports: list[Report], now: dt.datetime) -> None:
     """Reports recorded before and decided again (waiting, or re-read)."""
     if not reports:
         return
-    table = connection.ops.quote_name(MailpieceEvent._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table} SET outcome = %s, note = %s, mailpiece_id = %s, status = %s, "  # noqa: S608
-            "vendor_status = %s, occurred_at = %s, decided_at = %s WHERE id = %s",
-            [
-                (
-                    r.outcome,
-                    r.note[:300],
-                    r.mailpiece_id,
-                    r.event.status,
-                    r.event.vendor_status[:100],
-                    _db_time(r.event.occurred_at),
-                    None if r.outcome == Outcome.WAITING else _db_time(now),
-                    r.row_id,
-                )
-                for r in reports
-            ],
-        )
+    stamp = _db_time(now)
+    _update_rows(
+        MailpieceEvent,
+        ("id", "outcome", "note", "mailpiece_id", "status", "vendor_status", "occurred_at", "decided_at"),
+        [
+            (
+                r.row_id,
+                str(r.outcome),
+                r.note[:300],
+                r.mailpiece_id,
+                str(r.event.status),
+                r.event.vendor_status[:100],
+                _db_time(r.event.occurred_at),
+                None if r.outcome == Outcome.WAITING else stamp,
+            )
+            for r in reports
+        ],
+    )
 
 
 def _write_pieces(pieces: list[Piece], now: dt.datetime, actor: Actor | None) -> None:
@@ -696,16 +742,12 @@ def _write_pieces(pieces: list[Piece], now: dt.datetime, actor: Actor | None) ->
     lock) and one history row per move."""
     if not pieces:
         return
-    table = connection.ops.quote_name(Mailpiece._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table} SET status = %s, status_at = %s, last_vendor_status = %s, updated = %s "  # noqa: S608
-            "WHERE id = %s AND status = %s",
-            [
-                (p.status, _db_time(p.status_at), p.last_vendor_status, _db_time(now), p.pk, p.moves[0][0])
-                for p in pieces
-            ],
-        )
+    _update_rows(
+        Mailpiece,
+        ("id", "status", "status_at", "last_vendor_status", "updated"),
+        [(p.pk, p.status, _db_time(p.status_at), p.last_vendor_status, _db_time(now), p.moves[0][0]) for p in pieces],
+        match="status",
+    )
     user_id = actor.user.pk if actor and actor.user is not None else None
     stamp = _db_time(now)
     _insert_rows(
