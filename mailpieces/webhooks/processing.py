@@ -485,6 +485,12 @@ def _select_in(
     tail = " ORDER BY id FOR UPDATE" if lock and connection.vendor == "postgresql" else ""
     out: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # one array parameter: a short statement, whatever the count
+            cursor.execute(
+                f"SELECT {select} FROM {table} WHERE printer = %s AND {quote(key_column)} = ANY(%s){extra}{tail}",  # noqa: S608
+                [printer, list(keys)],
+            )
+            return list(cursor.fetchall())
         for start in range(0, len(keys), CHUNK):
             chunk = list(keys[start : start + CHUNK])
             marks = ", ".join(["%s"] * len(chunk))
@@ -579,18 +585,6 @@ def _chunks(rows: Sequence[Sequence[Any]], width: int) -> Iterable[Sequence[Sequ
         yield rows[start : start + size]
 
 
-def _mark(model: Any, column: str, *, typed: bool) -> str:
-    """A placeholder for ``column``: cast to the column's type on PostgreSQL where
-    the value's type cannot come from the target (a VALUES list in a CTE), and
-    always for JSON (the value is ``json.dumps`` text)."""
-    if not _pg[0]:
-        return "%s"
-    field = next(f for f in model._meta.concrete_fields if f.column == column)
-    if field.get_internal_type() == "JSONField":
-        return "%s::jsonb"
-    return f"%s::{field.db_type(connection)}" if typed else "%s"
-
-
 def _insert_rows(model: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, conflict: str = "") -> None:
     """Multi-row ``INSERT … VALUES (…), (…)`` of plain tuples, 500 rows a
     statement: ``bulk_create`` built a model instance per row and prepared each
@@ -601,12 +595,33 @@ def _insert_rows(model: Any, columns: Sequence[str], rows: Sequence[Sequence[Any
     if not rows:
         return
     quote = connection.ops.quote_name
-    one = "(" + ", ".join(_mark(model, c, typed=False) for c in columns) + ")"
     on_conflict = f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else ""
-    head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) VALUES "  # noqa: S608
+    # Only our own quoted identifiers and placeholders are interpolated; values are parameters.
+    head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
     with connection.cursor() as cursor:
+        if _pg[0]:
+            # One array per column, unnested: a short, constant statement
+            # (psycopg re-parses a long one's placeholders on every call).
+            sql = f"{head}SELECT * FROM unnest({_arrays(model, columns)}){on_conflict}"  # noqa: S608
+            cursor.execute(sql, _columns(rows))
+            return
+        one = "(" + ", ".join(["%s"] * len(columns)) + ")"
         for chunk in _chunks(rows, len(columns)):
-            cursor.execute(head + ", ".join([one] * len(chunk)) + on_conflict, [v for row in chunk for v in row])
+            sql = f"{head}VALUES {', '.join([one] * len(chunk))}{on_conflict}"
+            cursor.execute(sql, [v for r in chunk for v in r])
+
+
+def _arrays(model: Any, columns: Sequence[str]) -> str:
+    """``%s::<type>[]`` per column (PostgreSQL), for ``unnest``."""
+    fields = {f.column: f for f in model._meta.concrete_fields}
+    types = [
+        "jsonb" if fields[c].get_internal_type() == "JSONField" else fields[c].db_type(connection) for c in columns
+    ]
+    return ", ".join(f"%s::{t}[]" for t in types)
+
+
+def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def _update_rows(
@@ -622,16 +637,23 @@ def _update_rows(
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     names = list(columns) + ([f"old_{match}"] if match else [])
-    marks = [_mark(model, c, typed=True) for c in columns] + ([_mark(model, match, typed=True)] if match else [])
-    one = "(" + ", ".join(marks) + ")"
     sets = [f"{quote(c)} = v.{quote(c)}" for c in columns[1:]] + ([fixed] if fixed else [])
     cas = f" AND {table}.{quote(match)} = v.{quote('old_' + match)}" if match else ""
+    where = f"WHERE {table}.{quote(columns[0])} = v.{quote(columns[0])}{cas}"
     with connection.cursor() as cursor:
+        if _pg[0]:
+            arrays = _arrays(model, [*columns, *([match] if match else [])])
+            cursor.execute(
+                f"UPDATE {table} SET {', '.join(sets)} "  # noqa: S608
+                f"FROM unnest({arrays}) AS v ({', '.join(quote(n) for n in names)}) {where}",
+                _columns(rows),
+            )
+            return
+        one = "(" + ", ".join(["%s"] * len(names)) + ")"
         for chunk in _chunks(rows, len(names)):
             cursor.execute(
                 f"WITH v ({', '.join(quote(n) for n in names)}) AS (VALUES {', '.join([one] * len(chunk))}) "  # noqa: S608
-                f"UPDATE {table} SET {', '.join(sets)} FROM v "
-                f"WHERE {table}.{quote(columns[0])} = v.{quote(columns[0])}{cas}",
+                f"UPDATE {table} SET {', '.join(sets)} FROM v {where}",
                 [v for row in chunk for v in row],
             )
 
@@ -661,6 +683,9 @@ def _rows_by_id(sql: str, params: Sequence[Any], ids: Sequence[int]) -> list[tup
     SQL: building these IN lists through the ORM cost more than running them."""
     out: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # one array parameter: a short statement, whatever the count
+            cursor.execute(sql.replace("IN ({ids})", "= ANY(%s)"), [*params, list(ids)])
+            return list(cursor.fetchall()) if cursor.description is not None else []
         for start in range(0, len(ids), CHUNK):
             chunk = list(ids[start : start + CHUNK])
             cursor.execute(sql.format(ids=", ".join(["%s"] * len(chunk))), [*params, *chunk])
