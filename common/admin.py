@@ -10,7 +10,7 @@ import django_fsm as fsm
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import models
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 from django.utils.functional import cached_property
 from django_fsm.admin import FSMAdminMixin
 
@@ -35,6 +35,52 @@ class HistoryFSMAdminMixin(FSMAdminMixin):
     # (re-validation: move, check the data again, qualify) run that service,
     # never the bare transition, so a button can skip no check a bulk action makes.
     fsm_button_services: Mapping[str, Callable[[Any, Actor], Any]] = {}
+    # The buttons offered, each with the check a user must pass to see and
+    # press it (``common.permissions.can_retry``...).  ``None``: the FSM's own
+    # rule (every transition not marked ``custom={"admin": False}``), for
+    # users with the change permission.  A transition not offered here cannot
+    # be posted either: the check runs again when the button is pressed.
+    fsm_buttons: Mapping[str, Callable[[Any], bool]] | None = None
+
+    def fsm_button_allowed(self, request: HttpRequest, obj: Any, transition_name: str) -> bool:
+        """May ``request.user`` see and press ``transition_name`` on ``obj``?"""
+        transition = self._get_fsm_transition_by_name(obj=obj, transition_name=transition_name)
+        if not self.is_fsm_transition_visible(transition):
+            return False
+        if self.fsm_buttons is None:
+            return bool(self.has_change_permission(request, obj))
+        check = self.fsm_buttons.get(transition_name)
+        return check is not None and bool(check(request.user))
+
+    def get_fsm_label(self, transition: Any) -> str:
+        return str(transition.custom.get("label") or transition.name.replace("_", " ").capitalize())
+
+    def get_help_text(self, transition: Any) -> str:
+        # The button's tooltip, always in words (django-fsm-2 would show "None").
+        text = transition.custom.get("help_text")
+        return str(text) if text else f"Moves it to {transition.target}, recorded in its history with your name."
+
+    def _get_fsm_extra_context(self, *, request: HttpRequest, obj: Any) -> Any:
+        if obj is None:
+            return
+        for block in super()._get_fsm_extra_context(request=request, obj=obj):
+            block.available_transitions = [
+                t for t in block.available_transitions if self.fsm_button_allowed(request, obj, t.name)
+            ]
+            if block.available_transitions:
+                block.block_label = "Actions"
+                yield block
+
+    def response_change(self, request: HttpRequest, obj: Any) -> Any:
+        name = request.POST.get(self.fsm_post_param)
+        if name:
+            try:
+                self._get_fsm_transition_func(obj=obj, transition_name=name)
+            except (AttributeError, TypeError, ValueError):
+                # A forged or outdated button: a message, never a 500.
+                self.message_user(request, f"There is no action “{name}” here.", level=messages.ERROR)
+                return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
 
     def _apply_fsm_transition(
         self,
@@ -47,6 +93,9 @@ class HistoryFSMAdminMixin(FSMAdminMixin):
         # Only methods the FSM knows may run: never an arbitrary attribute.
         self._get_fsm_transition_func(obj=obj, transition_name=transition_name)
         label = transition_label(obj, transition_name)
+        if not self.fsm_button_allowed(request, obj, transition_name):
+            self.message_user(request, f"“{label}” is not yours to run here.", level=messages.ERROR)
+            return False
         actor = Actor("admin", request.user)
         try:
             if transition_name in self.fsm_button_services:

@@ -9,6 +9,8 @@ from campaigns.proofing.public import proof_image_view
 admin.site.site_header = "Postcards — operations"
 admin.site.site_title = "Postcards admin"
 admin.site.index_title = "Campaigns, recipients and mailpieces"
+# No public site to "view": the admin is the product.
+admin.site.site_url = None
 
 urlpatterns = [
     path("admin/", admin.site.urls),

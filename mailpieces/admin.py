@@ -2,17 +2,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
 from common.admin import BigTableAdminMixin, HistoryFSMAdminMixin, ReadOnlyHistoryAdmin, ReadOnlyHistoryInline
+from common.fsm import Actor
+from common.permissions import can_retry
 from mailpieces.models import InboundWebhook, Mailpiece, MailpieceEvent, MailpieceTransition
 from mailpieces.services import mailpiece_transition
+from mailpieces.webhooks.reprocess import webhooks_reprocess_ids
 
 # Shown of a stored body: enough to read any real delivery, not a megabyte page.
 BODY_SHOWN = 20_000
@@ -50,6 +53,9 @@ class MailpieceEventInline(admin.TabularInline):
 class MailpieceAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
     fsm_service = mailpiece_transition
     fsm_service_object_kwarg = "mailpiece"
+    # A piece moves only on what its printer reports (webhooks, lookups):
+    # no hand-pressed status buttons.
+    fsm_buttons: dict[str, Any] = {}
 
     list_display = ("__str__", "recipient", "printer", "status", "last_vendor_status", "status_at", "updated")
     list_filter = ("status", "printer")
@@ -112,6 +118,24 @@ class InboundWebhookAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
     inlines = (EventInline,)
+    actions = ("reread",)
+
+    def has_reread_permission(self, request: HttpRequest) -> bool:
+        """Superusers, and staff who may retry recipients (the Ops group)."""
+        user: Any = request.user
+        return bool(user.is_active and user.is_superuser) or can_retry(user)
+
+    @admin.action(description="Re-read selected deliveries (after a parsing or mapping fix)", permissions=["reread"])
+    def reread(self, request: HttpRequest, queryset: QuerySet[InboundWebhook]) -> None:
+        selected = list(queryset.values_list("pk", flat=True))
+        report = webhooks_reprocess_ids(ids=selected, actor=Actor("admin", request.user))
+        pending = len(selected) - report.rows
+        note = f"; {pending} still waiting for the normal run, left alone" if pending else ""
+        self.message_user(
+            request,
+            f"Re-read: {report}{note}.",
+            level=messages.SUCCESS if report.rows else messages.WARNING,
+        )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[InboundWebhook]:
         # The list never loads bodies.

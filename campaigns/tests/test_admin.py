@@ -15,11 +15,14 @@ S = CampaignRecipient.Status
 
 
 def change_form_data(r: CampaignRecipient) -> dict[str, object]:
-    """What the recipient change form posts when nothing is edited."""
+    """What the recipient change form posts when nothing is edited (every
+    person and address field as stored: a field posted empty is an edit, and
+    an edit is validated like an import)."""
+    fields = ("first_name", "last_name", "company", "email", "external_id")
+    address = ("address1", "address2", "city", "state", "zip", "country")
     return {
         "campaign": r.campaign_id,
-        "first_name": r.first_name,
-        "json": "{}",
+        **{f: getattr(r, f) for f in (*fields, *address)},
         "transitions-TOTAL_FORMS": 0,
         "transitions-INITIAL_FORMS": 0,
     }

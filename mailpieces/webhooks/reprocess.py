@@ -81,23 +81,34 @@ def webhooks_reprocess(
     progress: Callable[[int], object] | None = None,
 ) -> ReprocessReport:
     """Re-read ``printer``'s stored deliveries received in [since, until)."""
-    actor = actor or Actor("command:reprocess_webhooks")
+    ids = list(reprocess_queryset(printer=printer, since=since, until=until).values_list("pk", flat=True))
+    return _reprocess(ids, actor or Actor("command:reprocess_webhooks"), dry_run=dry_run, progress=progress)
+
+
+def webhooks_reprocess_ids(*, ids: list[int], actor: Actor, dry_run: bool = False) -> ReprocessReport:
+    """Re-read the stored deliveries ``ids`` (the admin's "Re-read selected
+    deliveries"), by the same rules as :func:`webhooks_reprocess`: only
+    processed and quarantined rows are re-read; pending ones are left to the
+    normal run (``ReprocessReport.rows`` counts only the rows re-read)."""
+    wanted = InboundWebhook.objects.filter(pk__in=ids, state__in=[State.PROCESSED, State.QUARANTINED])
+    return _reprocess(sorted(wanted.values_list("pk", flat=True)), actor, dry_run=dry_run)
+
+
+def _reprocess(
+    ids: list[int], actor: Actor, *, dry_run: bool, progress: Callable[[int], object] | None = None
+) -> ReprocessReport:
+    """Re-read the rows ``ids`` (processed or quarantined), ``CHUNK_ROWS`` a transaction."""
     report = ReprocessReport(result=ProcessReport())
     assert report.result is not None
-    last = 0
-    ids = reprocess_queryset(printer=printer, since=since, until=until).values_list("pk", flat=True)
-    while True:
-        chunk_ids = list(ids.filter(pk__gt=last)[:CHUNK_ROWS])
-        if not chunk_ids:
-            break
-        last = chunk_ids[-1]
-        rows = list(InboundWebhook.objects.filter(pk__in=chunk_ids).order_by("pk"))
+    for start in range(0, len(ids), CHUNK_ROWS):
+        rows = list(InboundWebhook.objects.filter(pk__in=ids[start : start + CHUNK_ROWS]).order_by("pk"))
         reports, broken = reports_from_rows(rows)
         broken_ids = {pk for pk, _ in broken}
-        now = timezone.now()
+        unquarantined: list[int] = []
+        result = ProcessReport()
         try:
             with transaction.atomic():
-                result = apply_reports(reports, now=now, redecide=True, actor=actor)
+                result = apply_reports(reports, now=timezone.now(), redecide=True, actor=actor)
                 readable = [r for r in rows if r.pk not in broken_ids]
                 unquarantined = [r.pk for r in readable if r.state == State.QUARANTINED]
                 InboundWebhook.objects.filter(pk__in=unquarantined).update(state=State.PROCESSED, error="")
