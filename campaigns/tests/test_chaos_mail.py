@@ -11,6 +11,7 @@ is committed (``transactional_db``).  On SQLite the test database is a file
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from django.core.management import call_command
@@ -26,5 +27,11 @@ def test_chaos_run_mails_each_recipient_at_most_once(transactional_db: None) -> 
     assert "Recipients with more than one physical piece (any key): 0\n" in text, text
     assert "Sent recipients with other than one physical piece: 0\n" in text, text
     assert "Recipients whose history is not one chain from creation to their status: 0\n" in text, text
-    assert "3 worker(s) SIGKILLed and restarted" in text, text
+    # Up to 3 kills, each while a batch is at the printer; a run that finishes
+    # first has fewer (seen: the workers done after the second kill).  None at
+    # all would mean the run tested nothing.
+    killed = re.search(r"(\d+) worker\(s\) SIGKILLed and restarted", text)
+    assert killed is not None, text
+    assert 1 <= int(killed.group(1)) <= 3, text
+    assert text.count("SIGKILL worker") == int(killed.group(1)), text
     assert "Chaos run passed" in text, text
