@@ -197,6 +197,30 @@ SKIP_WORDS: dict[str, str] = {
 MAILED = (Status.SENT, Status.RECEIVED)
 
 
+LOOKUP_OUTCOMES = {
+    "matched": "found an address",
+    "no_match": "found nobody matching",
+    "no_address": "found the person but no address",
+}
+LOOKUP_SERVICES = {"local": "the built-in sample lookup", "faraday": "Faraday"}
+
+
+def enrichment_words(info: Mapping[str, Any]) -> str:
+    """What the address lookup did, in words (``recipient.json["enrichment"]``
+    holds codes: backend, outcome, match, detail, error)."""
+    service = LOOKUP_SERVICES.get(str(info.get("backend") or ""), str(info.get("backend") or "the lookup service"))
+    if info.get("error"):
+        return f"{service} could not be asked: {info['error']}"
+    outcome = str(info.get("outcome") or "")
+    text = f"{service} {LOOKUP_OUTCOMES.get(outcome, outcome.replace('_', ' ') or 'answered')}"
+    match = str(info.get("match") or "")
+    if match:
+        first, _, rest = match.partition("_")  # "email_full_name": on the email and the full name
+        text += f", matched on the {first}" + (f" and the {rest.replace('_', ' ')}" if rest else "")
+    detail = str(info.get("detail") or "")
+    return f"{text} ({detail})" if detail else text
+
+
 def status_words(status: str) -> str:
     return STATUS_WORDS.get(status, (status, GREY))[0]
 
@@ -773,12 +797,7 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
             parts.append(format_html("<strong>Details given with the skip:</strong> {}", str(details)))
         enrichment = data.get(ENRICHMENT)
         if isinstance(enrichment, dict):
-            parts.append(
-                format_html(
-                    "<strong>Address lookup:</strong> {}",
-                    "; ".join(f"{k}: {v}" for k, v in enrichment.items() if v not in (None, "")),
-                )
-            )
+            parts.append(format_html("<strong>Address lookup:</strong> {}", enrichment_words(enrichment)))
         if not parts:
             return "No validation or printer problem recorded."
         return format_html_join("", "<div style='margin-bottom:.5em'>{}</div>", ((p,) for p in parts))

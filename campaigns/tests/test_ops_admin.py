@@ -516,3 +516,23 @@ def test_users_without_staff_rights_are_sent_to_login(client):
     User.objects.create_user("nobody", password="x")
     client.login(username="nobody", password="x")
     assert client.get(reverse(CHANGELIST)).status_code == HTTPStatus.FOUND
+
+
+@pytest.mark.parametrize(
+    ("info", "words"),
+    [
+        (
+            {"backend": "local", "outcome": "matched", "detail": "", "match": "email_full_name"},
+            "the built-in sample lookup found an address, matched on the email and the full name",
+        ),
+        (
+            {"backend": "faraday", "outcome": "no_match", "detail": "no identity matched", "match": ""},
+            "Faraday found nobody matching (no identity matched)",
+        ),
+        ({"backend": "faraday", "error": "Faraday answered 503"}, "Faraday could not be asked: Faraday answered 503"),
+    ],
+)
+def test_the_address_lookup_is_told_in_words_not_codes(info, words):
+    from campaigns.admin import enrichment_words
+
+    assert enrichment_words(info) == words
