@@ -43,14 +43,11 @@ the sizes; ``BENCH_MAIL_FANOUT=0`` skips the fan-out; ``BENCH_MAIL_ARRIVALS``
 
 from __future__ import annotations
 
-import atexit
 import bisect
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping
@@ -88,28 +85,11 @@ ROOT = HERE.parent
 
 def _django() -> None:
     sys.path.insert(0, str(ROOT))
-    from django.conf import settings
+    from bench.shared import django_setup
 
-    if not settings.configured:
-        tmp = tempfile.mkdtemp(prefix="bench-mailing-")
-        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-        os.environ["SQLITE_PATH"] = os.environ.get("BENCH_SQLITE_PATH") or str(Path(tmp) / "bench.sqlite3")
-        os.environ.setdefault("LOG_LEVEL", "WARNING")
-        os.environ.setdefault("DEBUG", "false")  # DEBUG keeps every SQL string in memory
-        os.environ["PROOFING_BACKEND"] = "fast"
-        os.environ["DISCOUNTS_BACKEND"] = "local"
-        os.environ["BILLING_BACKEND"] = "local"
-        os.environ["Q_BROKER"] = "orm"
-        os.environ["MEDIA_ROOT"] = str(Path(tmp) / "media")
-        os.environ["ENABLED_PRINTERS"] = "sandbox"
-        os.environ["RATE_LIMIT_BACKEND"] = "database"
-        os.environ.pop("PRINTER_RATE_LIMITS", None)
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
+    os.environ.pop("PRINTER_RATE_LIMITS", None)
+    env = {"PROOFING_BACKEND": "fast", "DISCOUNTS_BACKEND": "local", "BILLING_BACKEND": "local"}
+    django_setup("mailing", {**env, "ENABLED_PRINTERS": "sandbox", "RATE_LIMIT_BACKEND": "database"})
 
 
 # ---------------------------------------------------------------------- the simulator

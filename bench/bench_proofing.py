@@ -35,11 +35,8 @@ set: time a few batch sizes on ``N`` rows instead (how the default was chosen).
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -68,26 +65,10 @@ HERE = Path(__file__).resolve().parent
 
 def _django() -> None:
     sys.path.insert(0, str(HERE.parent))
-    from django.conf import settings
+    from bench.shared import django_setup
 
-    if not settings.configured:
-        tmp = tempfile.mkdtemp(prefix="bench-proofing-")
-        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-        os.environ["SQLITE_PATH"] = os.environ.get("BENCH_SQLITE_PATH") or str(Path(tmp) / "bench.sqlite3")
-        os.environ.setdefault("LOG_LEVEL", "WARNING")
-        os.environ.setdefault("DEBUG", "false")  # DEBUG keeps every SQL string in memory
-        # The documented fast mode and the local backends; the ORM broker.
-        os.environ["PROOFING_BACKEND"] = "fast"
-        os.environ["DISCOUNTS_BACKEND"] = "local"
-        os.environ["BILLING_BACKEND"] = "local"
-        os.environ["Q_BROKER"] = "orm"
-        os.environ["MEDIA_ROOT"] = str(Path(tmp) / "media")
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
+    # The documented fast mode and the local backends.
+    django_setup("proofing", {"PROOFING_BACKEND": "fast", "DISCOUNTS_BACKEND": "local", "BILLING_BACKEND": "local"})
     # This benchmark is ProofingStaged → Proofed: the runner's later stage
     # (mailing, bench_mailing.py) is left out.
     from campaigns.pipeline import runner

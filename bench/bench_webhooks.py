@@ -122,26 +122,10 @@ def _log(message: str) -> None:
 
 def _django() -> None:
     sys.path.insert(0, str(ROOT))
-    from django.conf import settings
+    from bench.shared import django_setup
 
-    if not settings.configured:
-        tmp = tempfile.mkdtemp(prefix="bench-webhooks-")
-        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-        os.environ["SQLITE_PATH"] = os.environ.get("BENCH_SQLITE_PATH") or str(Path(tmp) / "bench.sqlite3")
-        os.environ.setdefault("LOG_LEVEL", "WARNING")
-        os.environ.setdefault("DEBUG", "false")  # DEBUG keeps every SQL string in memory
-        os.environ["Q_BROKER"] = "orm"
-        os.environ["MEDIA_ROOT"] = str(Path(tmp) / "media")
-        os.environ["ENABLED_PRINTERS"] = "sandbox,lob,stannp,intelliprint"
-        os.environ["LOB_API_KEY"] = "bench-lob-key"
-        for kind, secret in SECRETS.items():
-            os.environ[f"{kind.upper()}_WEBHOOK_SECRET"] = secret
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
+    env = {"ENABLED_PRINTERS": "sandbox,lob,stannp,intelliprint", "LOB_API_KEY": "bench-lob-key"}
+    django_setup("webhooks", {**env, **{f"{kind.upper()}_WEBHOOK_SECRET": s for kind, s in SECRETS.items()}})
 
 
 # ---------------------------------------------------------------------- the world: pieces and their webhooks

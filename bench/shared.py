@@ -8,10 +8,42 @@ per-task cost, so a ratio against it errs in the baseline's favour."""
 
 from __future__ import annotations
 
+import atexit
+import os
 import pydoc
+import shutil
+import sys
+import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+def django_setup(prefix: str, env: Mapping[str, str]) -> None:
+    """Django for a benchmark, once per process: a SQLite file in a temporary
+    folder (``BENCH_SQLITE_PATH`` names one; ``DATABASE_URL`` wins as usual),
+    media beside it, the ORM broker, quiet logs, no DEBUG (it keeps every SQL
+    string in memory), then ``env`` (the bench's own backends and printers),
+    then migrate."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from django.conf import settings
+
+    if not settings.configured:
+        tmp = tempfile.mkdtemp(prefix=f"bench-{prefix}-")
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        os.environ["SQLITE_PATH"] = os.environ.get("BENCH_SQLITE_PATH") or str(Path(tmp) / "bench.sqlite3")
+        os.environ.setdefault("LOG_LEVEL", "WARNING")
+        os.environ.setdefault("DEBUG", "false")
+        os.environ["Q_BROKER"] = "orm"
+        os.environ["MEDIA_ROOT"] = str(Path(tmp) / "media")
+        os.environ.update(env)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
 
 
 def run_one_task_each(task: str, ids: Sequence[int], name: str) -> tuple[float, dict[str, float]]:
