@@ -71,6 +71,30 @@ def recipients_bulk_transition(
     )
 
 
+def recipients_fail_queued(
+    *, rows: models.QuerySet[CampaignRecipient], message: str, detail: str, actor: Actor, chunk: int = 1000
+) -> int:
+    """Every recipient of ``rows`` that may take ``fail_queued`` to Error(message),
+    ``chunk`` ids a transaction (a campaign's 4,000 waiting rows are not one
+    long write lock).  Stops when a chunk moves nothing.  The number moved."""
+    total = 0
+    while True:
+        ids = list(rows.order_by("id").values_list("id", flat=True)[:chunk])
+        if not ids:
+            return total
+        moved = recipients_bulk_transition(
+            queryset=CampaignRecipient.objects.filter(pk__in=ids),
+            method="fail_queued",
+            actor=actor,
+            reason=message,
+            message=message,
+            detail=detail,
+        )
+        total += len(moved)
+        if not moved:
+            return total
+
+
 def recipients_write_rows(*, fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Per-row values in one ``executemany``: each row is ``fields``' values
     then the recipient's id.  For values that differ per row (a batch's proof

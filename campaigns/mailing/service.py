@@ -53,7 +53,7 @@ from campaigns.mailing.limits import printer_limiter
 from campaigns.mailing.payload import submission_payload, submit_request
 from campaigns.models import Campaign, CampaignRecipient, ErrorMessages
 from campaigns.proofing.design import campaign_approval, campaign_design
-from campaigns.services import recipients_bulk_transition, recipients_write_rows
+from campaigns.services import recipients_bulk_transition, recipients_fail_queued, recipients_write_rows
 from common.fsm import Actor, insert_history
 from mailpieces.models import Mailpiece, MailpieceTransition
 from mailpieces.status import MailpieceStatus
@@ -457,24 +457,15 @@ def _fail_waiting(campaign: Campaign, problem: str, actor: Actor, today: dt.date
     a row that was sent before (a crash or a timeout after the printer took
     it): its piece may be in the mail, so it waits, saying why, and its next
     attempt (once billing works) looks the piece up first."""
-    total = 0
     sent_before = campaign.recipients.filter(
         Q(status=Status.SENDING_STAGED) | scheduled_due(campaign, today, now), first_attempt_at__isnull=False
     )
     sent_before.update(error_detail=f"waiting: billing is not ready ({problem})"[:500], updated=now)
     waiting = (Q(status=Status.SENDING_STAGED) | scheduled_due(campaign, today, now)) & Q(first_attempt_at__isnull=True)
-    while True:
-        ids = list(campaign.recipients.filter(waiting).order_by("id").values_list("id", flat=True)[:CHUNK])
-        if not ids:
-            return total
-        moved = recipients_bulk_transition(
-            queryset=CampaignRecipient.objects.filter(pk__in=ids),
-            method="fail_queued",
-            actor=actor,
-            reason=ErrorMessages.BILLING_NOT_READY,
-            message=ErrorMessages.BILLING_NOT_READY,
-            detail=problem,
-        )
-        total += len(moved)
-        if not moved:
-            return total
+    return recipients_fail_queued(
+        rows=campaign.recipients.filter(waiting),
+        message=ErrorMessages.BILLING_NOT_READY,
+        detail=problem,
+        actor=actor,
+        chunk=CHUNK,
+    )

@@ -45,7 +45,7 @@ from campaigns.discounts.service import recipient_discount_code
 from campaigns.models import Campaign, CampaignRecipient, ErrorMessages
 from campaigns.proofing.base import ProofDesign, ProofError, ProofJob, ProofRenderer, get_proof_renderer
 from campaigns.proofing.design import SAMPLE_SIZE, campaign_approval, campaign_design
-from campaigns.services import recipients_bulk_transition, recipients_write_rows
+from campaigns.services import recipients_bulk_transition, recipients_fail_queued, recipients_write_rows
 from common.fsm import Actor
 from common.http import OutboundError
 
@@ -374,19 +374,5 @@ def campaign_fail_staged(
 ) -> int:
     """Every row of the campaign staged in ``status`` (ProofingStaged, or
     SendingStaged) to Error(message), in chunks."""
-    total = 0
-    while True:
-        ids = list(campaign.recipients.filter(status=status).order_by("id").values_list("id", flat=True)[:CHUNK])
-        if not ids:
-            return total
-        moved = recipients_bulk_transition(
-            queryset=CampaignRecipient.objects.filter(pk__in=ids),
-            method="fail_queued",
-            actor=actor,
-            reason=message,
-            message=message,
-            detail=detail,
-        )
-        total += len(moved)
-        if not moved:
-            return total
+    rows = campaign.recipients.filter(status=status)
+    return recipients_fail_queued(rows=rows, message=message, detail=detail, actor=actor, chunk=CHUNK)
