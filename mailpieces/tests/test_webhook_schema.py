@@ -16,7 +16,6 @@ Deterministic (fixed seed, derandomized, no example database) and small.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Iterator
@@ -40,8 +39,9 @@ from schemathesis.core import NotSet
 
 from config.wsgi import application
 from mailpieces.models import InboundWebhook
-from mailpieces.tests.test_webhook_endpoints import KINDS, SECRETS, TOLERANCE_S, sign
-from mailpieces.webhooks import doorbell
+
+# printers_on: the endpoint tests' autouse fixture (every printer enabled with the secrets they sign with).
+from mailpieces.tests.test_webhook_endpoints import KINDS, SECRETS, printers_on, sign  # noqa: F401
 
 SEED = 20260310
 GENERATION = {"max-examples": 20, "deterministic": True, "database": "none"}
@@ -84,18 +84,6 @@ def keep_the_test_connection() -> Iterator[None]:
     finally:
         signals.request_started.connect(close_old_connections)
         signals.request_finished.connect(close_old_connections)
-
-
-@pytest.fixture(autouse=True)
-def printers_on(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every printer enabled with the secrets the endpoint tests sign with."""
-    conf = copy.deepcopy(settings.PRINTERS_CONF)
-    for kind in KINDS:
-        conf[kind].update(enabled=True, api_key=f"test_{kind}_key", webhook_secret=SECRETS[kind])
-        if kind != "intelliprint":
-            conf[kind]["webhook_tolerance_s"] = TOLERANCE_S
-    settings.PRINTERS_CONF = conf
-    monkeypatch.setattr(doorbell, "enqueue", lambda: None)
 
 
 def test_the_schema_documents_every_webhook_endpoint() -> None:
