@@ -17,6 +17,7 @@ from svix.webhooks import Webhook
 
 from printers import http
 from printers.base import (
+    ModelDump,
     Printer,
     PrinterError,
     PrinterEvent,
@@ -279,6 +280,6 @@ class IntelliPrintPrinter(Printer):
                 occurred_at=when,
                 event_id=f"{letter.id}:{letter.status}{stamp}",
                 reference=letter.reference or "",
-                raw=letter.model_dump(),
+                raw=ModelDump(letter, mode="python"),
             )
         ]

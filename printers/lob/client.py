@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mailpieces.status import RANK
 from printers import http, signing
 from printers.base import (
+    ModelDump,
     Printer,
     PrinterError,
     PrinterEvent,
@@ -249,7 +250,7 @@ class LobPrinter(Printer):
                 occurred_at=occurred_at(event),
                 event_id=event.id,
                 reference=reference,
-                raw=event.model_dump(mode="json"),
+                raw=ModelDump(event),
             )
         ]
 

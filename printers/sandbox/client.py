@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from printers import http, signing
 from printers.base import (
+    ModelDump,
     Printer,
     PrinterError,
     PrinterEvent,
@@ -168,6 +169,6 @@ class SandboxPrinter(Printer):
                 occurred_at=aware(piece.occurred_at),
                 event_id=event.id,
                 reference=piece.reference,
-                raw=event.model_dump(mode="json"),
+                raw=ModelDump(event),
             )
         ]

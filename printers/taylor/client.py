@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from mailpieces.status import MailpieceStatus
 from printers import http, signing
 from printers.base import (
+    ModelDump,
     Printer,
     PrinterError,
     PrinterEvent,
@@ -184,6 +185,6 @@ class TaylorPrinter(Printer):
                 occurred_at=aware(event.occurred_at),
                 event_id=event.id,
                 reference=event.reference or "",
-                raw=event.model_dump(mode="json"),
+                raw=ModelDump(event),
             )
         ]

@@ -3,6 +3,7 @@ the constructor, the size check and the reading of a 2xx answer."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import httpx
@@ -88,3 +89,30 @@ def test_a_create_answered_without_a_piece_id_is_retried_with_the_same_key_never
     with pytest.raises(PrinterError) as info:
         client(cls).submit(request)
     assert info.value.permanent is False
+
+
+def test_an_events_raw_is_the_models_dump_made_when_first_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``PrinterEvent.raw`` reads like the vendor model's JSON dump, but the
+    dump is made only when someone reads it (processing never does)."""
+    from pydantic import BaseModel
+
+    from printers.base import ModelDump
+
+    class Item(BaseModel):
+        id: str
+        when: dt.datetime
+
+    dumps: list[str] = []
+    real = Item.model_dump
+
+    def counting(self: Item, **kwargs: Any) -> dict[str, Any]:
+        dumps.append(kwargs.get("mode", "python"))
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(Item, "model_dump", counting)
+    raw = ModelDump(Item(id="x", when=dt.datetime(2026, 1, 2, tzinfo=dt.UTC)))
+    assert dumps == []
+    assert raw["when"] == "2026-01-02T00:00:00Z"
+    assert dict(raw) == {"id": "x", "when": "2026-01-02T00:00:00Z"}
+    assert len(raw) == 2
+    assert dumps == ["json"]  # once, then kept
