@@ -61,7 +61,7 @@ Standalone: ``python bench/bench_webhooks.py`` (SQLite on a throwaway file, or
 ``DATABASE_URL``); ``bench/run.py`` runs it on both databases.
 ``BENCH_HOOK_N`` (100000), ``BENCH_HOOK_SAMPLE`` (2000), ``BENCH_HOOK_APPLY=0``
 or ``BENCH_HOOK_INGEST=0`` to skip a part, ``BENCH_HOOK_PROFILE=1`` to print a
-cProfile of the apply run.
+cProfile of the apply run, ``BENCH_HOOK_SQL=1`` its database time by statement.
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ DUPLICATES = 0.10
 APPLY = os.environ.get("BENCH_HOOK_APPLY", "1") != "0"
 INGEST = os.environ.get("BENCH_HOOK_INGEST", "1") != "0"
 PROFILE = os.environ.get("BENCH_HOOK_PROFILE", "") not in ("", "0")
+SQL_TIMES = os.environ.get("BENCH_HOOK_SQL", "") not in ("", "0")
 CONCURRENCY = int(os.environ.get("BENCH_HOOK_CONCURRENCY", "16"))
 ROUNDS = int(os.environ.get("BENCH_HOOK_ROUNDS", "2"))
 SECONDS = float(os.environ.get("BENCH_HOOK_SECONDS", "5"))
@@ -538,6 +539,24 @@ def _report_key(key: tuple[str, str], vendor_status: str, delivery: Delivery) ->
 
 
 # ---------------------------------------------------------------------- ours and the naive design
+def _sql_timer(totals: dict[str, list[float]]) -> Any:
+    """An execute wrapper adding each statement's time to ``totals`` under its
+    first words and table (BENCH_HOOK_SQL=1: where the apply run's database time goes)."""
+
+    def wrapper(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            first = sql.split(None, 1)[0].upper() if sql.strip() else ""
+            words = first if first in ("SAVEPOINT", "RELEASE") else " ".join(sql.replace('"', "").split()[:6])[:70]
+            entry = totals.setdefault(words, [0.0, 0.0])
+            entry[0] += 1
+            entry[1] += time.perf_counter() - t
+
+    return wrapper
+
+
 def apply_ours(name: str, n: int, seed: int) -> tuple[float, World, dict[str, Any]]:
     from django.db import connection
 
@@ -561,9 +580,16 @@ def apply_ours(name: str, n: int, seed: int) -> tuple[float, World, dict[str, An
 
         profiler = cProfile.Profile()
         profiler.enable()
+    sql_times: dict[str, list[float]] = {}
     start = time.perf_counter()
-    report = webhooks_process()
+    if SQL_TIMES and n >= N:
+        with connection.execute_wrapper(_sql_timer(sql_times)):
+            report = webhooks_process()
+    else:
+        report = webhooks_process()
     elapsed = time.perf_counter() - start
+    for what, (count, seconds) in sorted(sql_times.items(), key=lambda kv: -kv[1][1]):
+        _log(f"  sql {seconds:6.2f} s {int(count):5d}x  {what}")
     if profiler is not None:
         import pstats
 

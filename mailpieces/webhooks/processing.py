@@ -38,7 +38,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
@@ -131,14 +131,26 @@ class Piece:
 
 # ---------------------------------------------------------------------------- entry points
 def webhooks_process(
-    *, batch_size: int = BATCH_SIZE, deadline: float | None = None, now: dt.datetime | None = None
+    *,
+    batch_size: int = BATCH_SIZE,
+    deadline: float | None = None,
+    now: dt.datetime | None = None,
+    on_batch: Callable[[ProcessReport], None] | None = None,
 ) -> ProcessReport:
     """Process the inbox until it is empty (or ``deadline``, a ``time.monotonic()``
-    value, passes), then decide waiting reports whose pieces now exist."""
+    value, passes), then decide waiting reports whose pieces now exist.
+    ``on_batch`` is called with each batch's report (the command's progress bar).
+
+    Parsing stays in this thread: a helper thread parsing the next batch while
+    this one is applied was slower, not faster (GIL hand-offs between the
+    parser and the database calls; docs/decisions.md, "Webhooks").
+    """
     total = ProcessReport()
     while deadline is None or time.monotonic() < deadline:
         report = webhooks_process_batch(batch_size=batch_size, now=now)
         total.add(report)
+        if on_batch is not None:
+            on_batch(report)
         if report.deliveries + report.failed + report.quarantined < batch_size:
             break
     while deadline is None or time.monotonic() < deadline:
@@ -151,17 +163,42 @@ def webhooks_process(
 
 def webhooks_process_batch(*, batch_size: int = BATCH_SIZE, now: dt.datetime | None = None) -> ProcessReport:
     """Claim, parse and apply one batch of pending inbox rows."""
-    now = now or timezone.now()
-    token = uuid.uuid4()
-    rows = _claim(batch_size, token, now)
-    if not rows:
+    batch = _claim_batch(batch_size, now)
+    if not batch.rows:
         return ProcessReport()
-    parsed = [(row, *_parse(row)) for row in rows]
+    return _apply_batch(_parse_all(batch.rows), batch.token, batch.now)
+
+
+@dataclass
+class Batch:
+    """Inbox rows claimed under one token."""
+
+    rows: list[Delivery] = field(default_factory=list)
+    token: uuid.UUID = field(default_factory=uuid.uuid4)
+    now: dt.datetime = field(default_factory=timezone.now)
+
+
+Parsed = list[tuple["Delivery", list[Report], str]]
+
+
+def _claim_batch(batch_size: int, now: dt.datetime | None) -> Batch:
+    batch = Batch(now=now or timezone.now())
+    batch.rows = _claim(batch_size, batch.token, batch.now)
+    return batch
+
+
+def _parse_all(rows: Sequence[Delivery]) -> Parsed:
+    return [(row, *_parse(row)) for row in rows]
+
+
+def _apply_batch(parsed: Parsed, token: uuid.UUID, now: dt.datetime) -> ProcessReport:
+    """Apply a parsed batch in one transaction; when that fails, row by row,
+    each in its own, so one poison row cannot hold the others back."""
     try:
         with transaction.atomic():
             return _apply_rows(parsed, token, now)
     except Exception:
-        logger.exception("webhook batch of %s rows failed; retrying them one by one", len(rows))
+        logger.exception("webhook batch of %s rows failed; retrying them one by one", len(parsed))
     report = ProcessReport()
     for item in parsed:
         try:

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from mailpieces.models import InboundWebhook
-from mailpieces.webhooks.processing import BATCH_SIZE, ProcessReport, webhooks_adopt_waiting, webhooks_process_batch
+from mailpieces.webhooks.processing import BATCH_SIZE, ProcessReport, webhooks_process
 
 
 class Command(BaseCommand):
@@ -45,17 +45,14 @@ class Command(BaseCommand):
 
     def one_pass(self, batch_size: int, bar: bool) -> ProcessReport:
         pending = InboundWebhook.objects.filter(state=InboundWebhook.State.PENDING).count()
-        total = ProcessReport()
         with tqdm(total=pending, unit="delivery", disable=not bar) as progress:
-            while True:
-                report = webhooks_process_batch(batch_size=batch_size)
-                total.add(report)
+
+            def batch_done(report: ProcessReport) -> None:
                 progress.update(report.deliveries + report.quarantined)
                 if not bar and report.deliveries:
                     self.stdout.write(f"  {report}")
-                if report.deliveries + report.quarantined + report.failed < batch_size:
-                    break
-        total.add(webhooks_adopt_waiting())
+
+            total = webhooks_process(batch_size=batch_size, on_batch=batch_done)
         if total.deliveries or total.adopted or total.quarantined or total.failed:
             self.stdout.write(f"Webhooks: {total}.")
         else:
