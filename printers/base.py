@@ -131,13 +131,18 @@ class WebhookRequest:
 
     body: bytes
     headers: Mapping[str, str]  # case-insensitive lookups: use ``header()``
+    _lowered: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Built once: a delivery's headers are looked up several times (signature,
+        # timestamp, id, the ones the inbox keeps).  The first of two spellings wins.
+        lowered: dict[str, str] = {}
+        for key, value in self.headers.items():
+            lowered.setdefault(key.lower(), value)
+        object.__setattr__(self, "_lowered", lowered)
 
     def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == lowered:
-                return value
-        return None
+        return self._lowered.get(name.lower())
 
 
 _M = TypeVar("_M", bound=BaseModel)
