@@ -55,6 +55,9 @@ AUDIENCE = [
     ("Jean", "Sammet", "4 Rue Cobol", "Paris", "", "75001", "FR"),  # the sandbox does not mail to France
     ("Bl*nk", "", "7 Star Ct", "Denver", "CO", "80202", "US"),  # asterisk in the name
     ("Blocked", "Person", "1 Blocked Way", "Springfield", "IL", "62701", "US"),  # on the org's blocklist
+    # The printer refuses this address (the sandbox refuses any "Reject" in it): an
+    # Error to practise on (edit the address, then "Retry sending").
+    ("Charles", "Babbage", "2 Reject Row", "Portland", "OR", "97201", "US"),
 ]
 
 

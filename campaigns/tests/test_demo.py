@@ -8,6 +8,7 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 
 from campaigns.demo import DEMO_CAMPAIGN, UNBILLABLE_CAMPAIGN
+from campaigns.enums import ErrorMessages
 from campaigns.models import Campaign, CampaignRecipient, ProofApproval, RecipientTransition
 from mailpieces.models import Mailpiece, MailpieceEvent
 
@@ -33,7 +34,11 @@ def test_demo_prints_a_working_admin_login_and_is_safe_twice(client):
         ("Skipped", "International"),
         ("Skipped", "NoAddress"),
         ("Skipped", "EnrichmentFailed"),
+        ("Error", ""),  # the address the printer refused: one to practise a retry on
     } <= outcomes
+    refused = demo_campaign.recipients.get(last_name="Babbage")
+    assert refused.status == "Error"
+    assert refused.error_message == ErrorMessages.FAILED_TO_MAKE_MAIL_PIECE  # the printer said no: docs/mailing.md
     enriched = CampaignRecipient.objects.get(first_name="John", last_name="Backus")
     assert enriched.address1
     assert enriched.status in ("Sent", "Received", "Holdout")

@@ -44,9 +44,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Admin:         {url}/admin/")
         self.stdout.write(f"Sample proofs: {url}/admin/campaigns/campaign/{result.campaign.pk}/proofs/")
         sent = {"campaign__id__exact": result.campaign.pk, "status__exact": "Sent"}
-        self.stdout.write(f"Mailed:        {recipients}?{urlencode(sent)}")
+        self.stdout.write(f"In the mail:   {recipients}?{urlencode(sent)}")
         received = {"campaign__id__exact": result.campaign.pk, "status__exact": "Received"}
-        self.stdout.write(f"Received:      {recipients}?{urlencode(received)}")
+        self.stdout.write(f"Delivered:     {recipients}?{urlencode(received)}")
         self.stdout.write(f"Mailpieces:    {url}/admin/mailpieces/mailpiece/")
         self.stdout.write(f"Returned:      {url}/admin/mailpieces/mailpiece/?status__exact=Returned")
         self.stdout.write(f"Webhooks:      {url}/admin/mailpieces/inboundwebhook/")
