@@ -47,6 +47,8 @@ class Command(BaseCommand):
         self.stdout.write(f"In the mail:   {recipients}?{urlencode(sent)}")
         received = {"campaign__id__exact": result.campaign.pk, "status__exact": "Received"}
         self.stdout.write(f"Delivered:     {recipients}?{urlencode(received)}")
+        refused = {"campaign__id__exact": result.campaign.pk, "status__exact": "Error"}
+        self.stdout.write(f"To retry:      {recipients}?{urlencode(refused)}")
         self.stdout.write(f"Mailpieces:    {url}/admin/mailpieces/mailpiece/")
         self.stdout.write(f"Returned:      {url}/admin/mailpieces/mailpiece/?status__exact=Returned")
         self.stdout.write(f"Webhooks:      {url}/admin/mailpieces/inboundwebhook/")
