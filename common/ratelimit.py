@@ -67,7 +67,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from django.conf import settings
@@ -116,6 +116,8 @@ class _Attempt:
     at: float | None = None
     count: int = 0
     times: tuple[float, ...] = ()  # each slot's time as written, when the store has several
+    # The limiter's monotonic clock when the store step that gave this answer began.
+    step_at: float | None = None
 
 
 class _TooFew(Exception):
@@ -181,6 +183,7 @@ class RateLimiter:
         self._round = threading.Condition(threading.Lock())
         self._leading = False  # a round is at the store
         self._pending: list[tuple[_Ticket, int]] = []  # (ticket, n), oldest first
+        self._granted = threading.local()  # per thread: when its last granted try began
         self.rounds = 0  # store calls made by group rounds (for tests and benchmarks)
 
     @property
@@ -201,6 +204,7 @@ class RateLimiter:
         while True:
             attempt = self._take(n)
             if attempt.granted:
+                self._granted.at = attempt.step_at
                 return self._monotonic() - started
             wait = max(attempt.wait_s, MIN_SLEEP_S)
             now = self._monotonic()
@@ -212,12 +216,26 @@ class RateLimiter:
                 )
             self._sleep(wait)
 
+    def permit_age(self) -> float:
+        """Seconds since the store step that granted this thread's last permit
+        began (the recorded start is no earlier than that): an upper
+        bound on how old the recorded start is.  A caller about to send checks
+        it against the margin; a permit that waited too long (a thread starved
+        of CPU between the store and the request) is thrown away and another
+        taken, or the request would reach the vendor later than its slot says.
+        Infinite before any permit."""
+        at = getattr(self._granted, "at", None)
+        return float("inf") if at is None else self._monotonic() - at
+
     def try_acquire(self, n: int = 1) -> bool:
         """Take ``n`` permits if they are free now; never waits (but for
         this process's round at the store)."""
         self._check_n(n)
         self._store.check_caller()
-        return self._take(n).granted
+        attempt = self._take(n)
+        if attempt.granted:
+            self._granted.at = attempt.step_at
+        return attempt.granted
 
     def _take(self, n: int) -> _Attempt:
         """One try in a group round: join the round being gathered, or lead
@@ -242,6 +260,7 @@ class RateLimiter:
             raise me.error
         if me.attempt is not None:  # a round led by another thread answered
             return me.attempt
+        step_at = self._monotonic()
         try:
             attempt = self._store.try_take(n) if n > 1 else self._store.try_take_some(len(batch))
         except BaseException as exc:
@@ -259,10 +278,10 @@ class RateLimiter:
                 if i >= granted:
                     t.attempt = refused
                 elif n > 1:
-                    t.attempt = attempt
+                    t.attempt = replace(attempt, step_at=step_at)
                 else:
                     at = attempt.times[i] if attempt.times else attempt.at
-                    t.attempt = _Attempt(True, at=at, count=1, times=(at,) if at is not None else ())
+                    t.attempt = _Attempt(True, at=at, count=1, times=(at,) if at is not None else (), step_at=step_at)
             self._leading = False
             self._round.notify_all()
         assert me.attempt is not None

@@ -49,7 +49,7 @@ from django.utils import timezone
 
 from campaigns.billing.service import preflight_campaign_billing
 from campaigns.claims import recipients_claim
-from campaigns.mailing.limits import printer_limiter
+from campaigns.mailing.limits import printer_permits
 from campaigns.mailing.payload import submission_payload, submit_request
 from campaigns.models import Campaign, CampaignRecipient, ErrorMessages
 from campaigns.proofing.design import campaign_approval, campaign_design
@@ -89,6 +89,7 @@ class MailReport:
     moved: Counter[str] = field(default_factory=Counter)
     claimed: int = 0
     calls: int = 0
+    stale_permits: int = 0  # thrown away: too old by the time the call could start (limits.printer_permits)
     billing_problem: str = ""
     paused: bool = False
     waiting_for_approval: bool = False
@@ -171,6 +172,13 @@ def campaign_mail(
         return report
     requests = _prepare(campaign, rows, now)
     outcomes = _call_all(printer, rows, requests, workers, report)
+    if report.stale_permits:
+        logger.warning(
+            "%s: %s request permits went stale before their call could start and were thrown away "
+            "(workers starved of CPU?)",
+            printer.kind,
+            report.stale_permits,
+        )
     report.moved.update(_record(campaign, rows, outcomes, token, actor, now))
     return report
 
@@ -225,7 +233,7 @@ def _call_all(
     moment share one step at the limiter's store (its group rounds), so a
     permit per call does not cost a transaction per call.  The threads touch
     the database only through the limiter, and close their connections at the end."""
-    limiter = printer_limiter(printer.kind)
+    take_permit = printer_permits(printer.kind)
     jobs: queue.SimpleQueue[CampaignRecipient] = queue.SimpleQueue()
     for r in rows:
         jobs.put(r)
@@ -233,9 +241,10 @@ def _call_all(
     lock = threading.Lock()
 
     def permit() -> None:
-        limiter.acquire(1)
+        stale = take_permit()
         with lock:
             report.calls += 1
+            report.stale_permits += stale
 
     def work() -> None:
         try:

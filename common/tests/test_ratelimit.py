@@ -595,3 +595,23 @@ def test_printer_limits_default_and_override():
 def test_printer_limits_reject_nonsense(raw):
     with pytest.raises(ValueError, match="JSON object"):
         printer_limits(raw)
+
+
+def test_permit_age_counts_from_the_start_of_the_granting_step(make):
+    """The age a sender checks before its request goes: from the moment the
+    store step that granted the permit began (never later than the start it
+    recorded), per thread; infinite before the thread's first permit."""
+    clock = FakeTime()
+    limiter = make(1, 10.0, margin_s=0.0, clock=clock, sleep=clock.sleep)
+    assert limiter.permit_age() == float("inf")
+    assert limiter.try_acquire()
+    assert limiter.permit_age() == 0.0
+    clock.now += 0.25
+    assert limiter.permit_age() == pytest.approx(0.25)
+    limiter.acquire()  # waits (sleeps) 9.75 s for the slot, then a new step grants it
+    assert limiter.permit_age() == pytest.approx(0.0)
+    seen: list[float] = []
+    other = threading.Thread(target=lambda: seen.append(limiter.permit_age()))
+    other.start()
+    other.join()
+    assert seen == [float("inf")]  # another thread has taken no permit

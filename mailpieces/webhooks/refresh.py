@@ -43,7 +43,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from campaigns.mailing.limits import printer_limiter
+from campaigns.mailing.limits import printer_permits
 from common.fsm import Actor
 from mailpieces.models import Mailpiece, MailpieceEvent, MailpieceTransition
 from mailpieces.status import TERMINAL
@@ -240,7 +240,7 @@ def _ask(
     on_piece: Callable[[str], None],
 ) -> list[Report]:
     """One lookup per piece, each after a permit; the reports to apply."""
-    limiter = printer_limiter(printer.kind)
+    take_permit = printer_permits(printer.kind)
     reports: list[Report] = []
     for piece in pieces:
         if result.refusals >= MAX_REFUSALS_IN_A_ROW:
@@ -252,7 +252,7 @@ def _ask(
             break
         result.asked += 1
         try:
-            limiter.acquire(1)
+            take_permit()
             found = printer.lookup(piece.reference)
             event = printer.lookup_report(found) if found is not None else None
         except PrinterError as exc:

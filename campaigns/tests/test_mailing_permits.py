@@ -1,0 +1,67 @@
+"""``campaigns.mailing.limits.printer_permits``: a permit that went stale before
+its request could start is thrown away, never used (docs/ratelimits.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from campaigns.mailing import limits
+from printers.base import PrinterError
+
+
+class AgingLimiter:
+    """A limiter whose permits are as old as the script says, one per acquire."""
+
+    def __init__(self, ages: list[float]) -> None:
+        self.ages = list(ages)
+        self.acquired = 0
+        self.age = float("inf")
+
+    def acquire(self, n: int = 1) -> float:
+        self.acquired += n
+        self.age = self.ages.pop(0)
+        return 0.0
+
+    def permit_age(self) -> float:
+        return self.age
+
+
+@pytest.fixture
+def lob_limiter(monkeypatch, settings):
+    settings.PRINTER_RATE_LIMITS = {"lob": (150, 5.0)}
+
+    def install(ages: list[float]) -> AgingLimiter:
+        limiter = AgingLimiter(ages)
+        monkeypatch.setattr(limits, "printer_limiter", lambda kind: limiter)
+        return limiter
+
+    return install
+
+
+def test_a_fresh_permit_is_used_at_once(lob_limiter):
+    limiter = lob_limiter([0.01])
+    assert limits.printer_permits("lob")() == 0
+    assert limiter.acquired == 1
+
+
+def test_stale_permits_are_thrown_away_until_a_fresh_one_comes(lob_limiter):
+    # Lob: 5 s period, 3 % margin; fresh means at most half of it, 75 ms.
+    limiter = lob_limiter([0.4, 0.076, 0.075])
+    assert limits.printer_permits("lob")() == 2
+    assert limiter.acquired == 3
+
+
+def test_a_starved_worker_puts_the_call_off_as_a_transient_failure(lob_limiter):
+    limiter = lob_limiter([1.0] * limits.MAX_STALE)
+    with pytest.raises(PrinterError) as caught:
+        limits.printer_permits("lob")()
+    assert not caught.value.permanent
+    assert caught.value.code == "stale_permits"
+    assert limiter.acquired == limits.MAX_STALE
+
+
+def test_the_process_limiter_reports_its_permits_age():
+    limiter = limits.ProcessLimiter(2, 5.0)
+    assert limiter.permit_age() == float("inf")
+    limiter.acquire()
+    assert 0 <= limiter.permit_age() < 0.5
