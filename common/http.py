@@ -71,6 +71,8 @@ class OutboundError(Exception):
 
 # ---------------------------------------------------------------------- pooled clients
 _clients: dict[str, httpx.Client] = {}
+# Origins served inside this process (the printer simulator's in-process mode).
+_transports: dict[str, httpx.BaseTransport] = {}
 _clients_pid = os.getpid()
 _clients_lock = threading.Lock()
 
@@ -94,8 +96,30 @@ def client_for(url: str | httpx.URL) -> httpx.Client:
             _clients_pid = os.getpid()
         client = _clients.get(origin)
         if client is None:
-            client = _clients[origin] = httpx.Client(follow_redirects=False)
+            client = _clients[origin] = httpx.Client(follow_redirects=False, transport=_transports.get(origin))
         return client
+
+
+def mount_transport(url: str | httpx.URL, transport: httpx.BaseTransport) -> None:
+    """Serve ``url``'s origin with ``transport`` instead of the network, in
+    this process (the printer simulator's in-process mode, for tests and
+    benchmarks).  A pooled client already open for it is replaced."""
+    origin = _origin(httpx.URL(url))
+    with _clients_lock:
+        _transports[origin] = transport
+        old = _clients.pop(origin, None)
+    if old is not None:
+        old.close()
+
+
+def unmount_transport(url: str | httpx.URL) -> None:
+    """Undo :func:`mount_transport`: the origin goes back to the network."""
+    origin = _origin(httpx.URL(url))
+    with _clients_lock:
+        _transports.pop(origin, None)
+        old = _clients.pop(origin, None)
+    if old is not None:
+        old.close()
 
 
 def close_clients(url: str | httpx.URL | None = None) -> None:

@@ -16,7 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from common.http import close_clients
+import httpx
+
+from common.http import close_clients, mount_transport, unmount_transport
 from printers.simulator.faults import Fault, FaultQueue, rate_limit_headers
 from printers.simulator.registry import VENDORS, VendorHandler, load_handler
 from printers.simulator.store import KEY_TTL_S, Piece, PieceStore
@@ -32,6 +34,18 @@ class CapturedRequest:
     headers: dict[str, str]  # lower-cased names
     body: bytes
     client_port: int = 0  # the caller's TCP port: equal ports = one reused connection
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the simulator answers one request: a status, headers and body, or
+    ``cut`` (a fault kind) when the connection ends with no answer at all."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    cut: str = ""
+    hang: float = 0.0  # seconds before the cut connection ends
 
 
 class _Server(ThreadingHTTPServer):
@@ -74,6 +88,7 @@ class Simulator:
         self._server.daemon_threads = True
         self._server.block_on_close = False  # a hung "timeout after create" thread must not block stop()
         self._thread: threading.Thread | None = None
+        self._mounted = False
 
     # ------------------------------------------------------------------ the store, for tests
     def now(self) -> float:
@@ -146,6 +161,9 @@ class Simulator:
             self._thread.join(timeout=5)
             self._thread = None
         self._server.server_close()
+        if self._mounted:
+            unmount_transport(self.base_url)
+            self._mounted = False
         close_clients(self.base_url)
 
     def __enter__(self) -> Simulator:
@@ -161,6 +179,54 @@ class Simulator:
 
     def take_fault(self, vendor: str, method: str, path: str) -> Fault | None:
         return self._faults.take(vendor, method, path)
+
+    def answer(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes, *, client_port: int = 0
+    ) -> Answer:
+        """Answer one request (``target``: ``/<vendor>/<rest>?query``; header
+        names lower-cased): captured, routed to the vendor's handler, with a
+        queued fault applied around it.  Both ways in serve through this: the
+        HTTP server and the in-process transport (:meth:`in_process`)."""
+        parts = urlsplit(target)
+        vendor, _, rest = parts.path.lstrip("/").partition("/")
+        query = parse_qs(parts.query, keep_blank_values=True)
+        path = "/" + rest
+        handler = self.handlers.get(vendor)
+        if handler is None:
+            return Answer(404, {"Content-Type": "text/plain"}, f"no simulated printer {vendor!r}".encode())
+        with self._lock:
+            self.requests.append(CapturedRequest(vendor, method, path, query, dict(headers), body, client_port))
+        fault = self.take_fault(vendor, method, path)
+        if fault and fault.kind == "status":
+            return self._fault_status(handler, int(fault.value))
+        if fault and fault.kind == "latency":
+            time.sleep(fault.value)
+        try:
+            status, out_headers, out_body = handler.handle(method, path, query, dict(headers), body)
+        except Exception as exc:  # a handler bug must show, not hang the client
+            status, out_headers = 500, {"Content-Type": "text/plain"}
+            out_body = f"simulator handler error: {type(exc).__name__}: {exc}".encode()
+        if fault and fault.kind in ("timeout_after_create", "drop_after_create"):
+            # The piece exists; the client never hears about it (after ``hang`` seconds).
+            return Answer(0, {}, b"", cut=fault.kind, hang=fault.value)
+        if fault and fault.kind == "status_after_create":
+            return self._fault_status(handler, int(fault.value))  # the piece exists, the client hears a failure
+        return Answer(status, out_headers, out_body)
+
+    def _fault_status(self, handler: VendorHandler, code: int) -> Answer:
+        extra = rate_limit_headers(self.now()) if code == 429 else {}
+        message = "Rate limit exceeded." if code == 429 else "Simulated failure."
+        err_code = "rate_limit_exceeded" if code == 429 else "service_unavailable"
+        return Answer(code, {"Content-Type": "application/json", **extra}, handler.error_body(code, message, err_code))
+
+    def in_process(self) -> Simulator:
+        """Serve this simulator's URLs inside this process, without sockets:
+        every pooled client of the outbound seam for :attr:`base_url` calls
+        :meth:`answer` through an httpx transport (zero latency, no HTTP
+        server sharing the interpreter).  Undone by :meth:`stop`."""
+        mount_transport(self.base_url, _InProcessTransport(self))
+        self._mounted = True
+        return self
 
     def captured(self, vendor: str, method: str | None = None) -> list[CapturedRequest]:
         with self._lock:
@@ -179,46 +245,15 @@ def _make_request_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _dispatch(self) -> None:
-            parts = urlsplit(self.path)
-            vendor, _, rest = parts.path.lstrip("/").partition("/")
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
-            query = parse_qs(parts.query, keep_blank_values=True)
-            path = "/" + rest
-            handler = sim.handlers.get(vendor)
-            if handler is None:
-                self._send(404, {"Content-Type": "text/plain"}, f"no simulated printer {vendor!r}".encode())
-                return
-            with sim._lock:
-                sim.requests.append(
-                    CapturedRequest(vendor, self.command, path, query, headers, body, int(self.client_address[1]))
-                )
-            fault = sim.take_fault(vendor, self.command, path)
-            if fault and fault.kind == "status":
-                self._send_fault_status(handler, int(fault.value))
-                return
-            if fault and fault.kind == "latency":
-                time.sleep(fault.value)
-            try:
-                status, out_headers, out_body = handler.handle(self.command, path, query, headers, body)
-            except Exception as exc:  # a handler bug must show, not hang the client
-                status, out_headers = 500, {"Content-Type": "text/plain"}
-                out_body = f"simulator handler error: {type(exc).__name__}: {exc}".encode()
-            if fault and fault.kind in ("timeout_after_create", "drop_after_create"):
-                time.sleep(fault.value)
+            answer = sim.answer(self.command, self.path, headers, body, client_port=int(self.client_address[1]))
+            if answer.cut:
+                time.sleep(answer.hang)
                 self.close_connection = True
                 return  # the piece exists, the client never hears about it
-            if fault and fault.kind == "status_after_create":
-                self._send_fault_status(handler, int(fault.value))
-                return  # the piece exists, the client hears a failure
-            self._send(status, out_headers, out_body)
-
-        def _send_fault_status(self, handler: Any, code: int) -> None:
-            extra = rate_limit_headers(sim.now()) if code == 429 else {}
-            message = "Rate limit exceeded." if code == 429 else "Simulated failure."
-            err_code = "rate_limit_exceeded" if code == 429 else "service_unavailable"
-            self._send(code, {"Content-Type": "application/json", **extra}, handler.error_body(code, message, err_code))
+            self._send(answer.status, answer.headers, answer.body)
 
         def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
             self.send_response(status)
@@ -231,3 +266,26 @@ def _make_request_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _dispatch
 
     return Handler
+
+
+class _InProcessTransport(httpx.BaseTransport):
+    """httpx's side of :meth:`Simulator.in_process`: a request becomes a call
+    to :meth:`Simulator.answer`; a cut connection becomes the error a client
+    would see (a read timeout, or the server hanging up)."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        target = request.url.raw_path.decode("ascii")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        answer = self.sim.answer(request.method, target, headers, request.read())
+        if answer.cut:
+            # Hang as the server would, but no longer than this client waits for an answer.
+            read = (request.extensions.get("timeout") or {}).get("read")
+            time.sleep(answer.hang if read is None else min(answer.hang, float(read)))
+        if answer.cut == "timeout_after_create":
+            raise httpx.ReadTimeout("simulated: no answer in time", request=request)
+        if answer.cut:
+            raise httpx.RemoteProtocolError("simulated: the server hung up without answering", request=request)
+        return httpx.Response(answer.status, headers=dict(answer.headers), content=answer.body, request=request)
