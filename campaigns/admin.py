@@ -13,9 +13,10 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_q.tasks import async_task
 
@@ -37,7 +38,7 @@ from campaigns.models import (
 )
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
 from campaigns.proofing.design import campaign_withdraw_stale_approvals, template_withdraw_stale_approvals
-from campaigns.proofing.retry import recipients_retry_proofing
+from campaigns.proofing.retry import RetryReport, recipients_retry_proofing
 from campaigns.recipient_json import (
     ALTERED_FIELDS,
     APPROVAL_ERRORS,
@@ -48,6 +49,7 @@ from campaigns.recipient_json import (
     VALIDATION_ERRORS,
 )
 from campaigns.revalidation import REVALIDATED_FROM, recipients_revalidate
+from campaigns.search import SEARCH_HELP, HasKey, recipients_search
 from campaigns.selectors import campaign_countries
 from campaigns.services import recipient_transition, recipients_bulk_transition, recipients_record_created
 from campaigns.validation import RECIPIENT_FIELDS, ValidatedRow, recipient_recheck
@@ -56,6 +58,7 @@ from common.fsm import Actor
 from common.permissions import ADDRESS_FIELDS, can_cancel, can_edit_address, can_retry, can_revalidate
 from mailpieces.models import Mailpiece, MailpieceEvent, MailpieceTransition
 from mailpieces.status import MailpieceStatus
+from printers.kinds import PrinterKind
 
 logger = logging.getLogger(__name__)
 Status = CampaignRecipient.Status
@@ -225,6 +228,16 @@ def status_words(status: str) -> str:
     return STATUS_WORDS.get(status, (status, GREY))[0]
 
 
+def why_words(recipient: CampaignRecipient) -> str:
+    """``recipient.why`` with the skip reason in words ("No usable address or
+    name: first_name contains an asterisk", not "NoAddress: …")."""
+    text = recipient.why
+    reason = recipient.skip_reason
+    if recipient.status == Status.SKIPPED and reason and text.startswith(reason):
+        text = SKIP_WORDS.get(reason, reason) + text[len(reason) :]
+    return text
+
+
 def status_badge(status: str) -> str:
     words, colour = STATUS_WORDS.get(status, (status, GREY))
     return format_html(
@@ -248,8 +261,29 @@ def queue_threshold() -> int:
 
 
 def _not_eligible(counts: Counter[str]) -> str:
-    # The spec's status names, as the retry services' summaries say them.
-    return ", ".join(f"{n} already {status}" for status, n in counts.most_common())
+    # In words, as the list's badges say them ("already Mailed"): the spec's
+    # names are in the filters and tooltips.
+    return ", ".join(f"{n} already {status_words(status)}" for status, n in counts.most_common())
+
+
+def _why_words(why: str) -> str:
+    """A retry report's reason in words: the services count "already Sent"
+    (the spec's name) or a bare "Pending"."""
+    if why.startswith("already "):
+        return f"already {status_words(why.removeprefix('already '))}"
+    if why in STATUS_WORDS:
+        return status_words(why).lower()
+    return why
+
+
+def _retry_words(report: RetryReport) -> str:
+    """``report.summary()`` with status names in words."""
+    text = f"{report.retried} sent back to {report.stage}"
+    left = sum(report.not_eligible.values())
+    if left:
+        parts = ", ".join(f"{n} {_why_words(why)}" for why, n in report.not_eligible.most_common())
+        text += f"; {left} not eligible: {parts}"
+    return text
 
 
 def _statuses(queryset: QuerySet[CampaignRecipient]) -> Counter[str]:
@@ -259,12 +293,12 @@ def _statuses(queryset: QuerySet[CampaignRecipient]) -> Counter[str]:
 
 def _run_retry_proofing(queryset: QuerySet[CampaignRecipient], actor: Actor) -> tuple[str, bool]:
     report = recipients_retry_proofing(queryset=queryset, actor=actor)
-    return f"Retry from proofing: {report.summary()}.", bool(report.retried)
+    return f"Retry from proofing: {_retry_words(report)}.", bool(report.retried)
 
 
 def _run_retry_sending(queryset: QuerySet[CampaignRecipient], actor: Actor) -> tuple[str, bool]:
     report = recipients_retry_sending(queryset=queryset, actor=actor)
-    return f"Retry sending: {report.summary()}.", bool(report.retried)
+    return f"Retry sending: {_retry_words(report)}.", bool(report.retried)
 
 
 def _run_retry_errors(queryset: QuerySet[CampaignRecipient], actor: Actor) -> tuple[str, bool]:
@@ -284,15 +318,21 @@ def _run_revalidate(queryset: QuerySet[CampaignRecipient], actor: Actor) -> tupl
     eligible = sum(n for s, n in before.items() if s in REVALIDATED_FROM)
     outcome = recipients_revalidate(queryset=queryset, actor=actor)
     moved = sum(outcome.values())
-    # The opening is the backfill command's (revalidate_recipients): one wording everywhere.
-    ends = ", ".join(f"{s}: {n}" for s, n in sorted(outcome.items())) or "nothing moved"
+    # The opening is the backfill command's (revalidate_recipients); where
+    # they ended is in words ("2 queued for proofing, 1 skipped").
+    order = {s.value: i for i, s in enumerate(Status)}
+    ends = (
+        ", ".join(f"{n} {status_words(s).lower()}" for s, n in sorted(outcome.items(), key=lambda kv: order[kv[0]]))
+        or "nothing moved"
+    )
     text = f"Re-validated {moved} recipient(s): {ends}."
     left = Counter({s: n for s, n in before.items() if s not in REVALIDATED_FROM})
     if eligible > moved:
         left["changed meanwhile"] = eligible - moved
     if left:
         parts = ", ".join(
-            f"{n} changed meanwhile" if s == "changed meanwhile" else f"{n} already {s}" for s, n in left.most_common()
+            f"{n} changed meanwhile" if s == "changed meanwhile" else f"{n} already {status_words(s)}"
+            for s, n in left.most_common()
         )
         text += f" {sum(left.values())} not eligible (only Skipped and Blacklisted rows are): {parts}."
     return text, bool(moved)
@@ -382,7 +422,8 @@ class SkipReasonFilter(admin.SimpleListFilter):
         return [(r.value, f"{SKIP_WORDS[r.value]} ({r.value})") for r in SkipReason]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[CampaignRecipient]) -> QuerySet[CampaignRecipient]:
-        return queryset.filter(skip_reason=self.value()) if self.value() else queryset
+        # The "not blank" term names the partial index (recipient_skip_reason) to SQLite.
+        return queryset.filter(~Q(skip_reason=""), skip_reason=self.value()) if self.value() else queryset
 
 
 class ErrorMessageFilter(admin.SimpleListFilter):
@@ -393,7 +434,8 @@ class ErrorMessageFilter(admin.SimpleListFilter):
         return [(m, m) for m in sorted(ErrorMessages.all().values())]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[CampaignRecipient]) -> QuerySet[CampaignRecipient]:
-        return queryset.filter(error_message=self.value()) if self.value() else queryset
+        # The "not blank" term names the partial index (recipient_error_message) to SQLite.
+        return queryset.filter(~Q(error_message=""), error_message=self.value()) if self.value() else queryset
 
 
 class ApprovalErrorsFilter(admin.SimpleListFilter):
@@ -404,11 +446,43 @@ class ApprovalErrorsFilter(admin.SimpleListFilter):
         return [("yes", "Has approval errors"), ("no", "No approval errors")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[CampaignRecipient]) -> QuerySet[CampaignRecipient]:
+        # The partial index recipient_approval_errors's own condition.
+        has = HasKey(F("json"), APPROVAL_ERRORS)
         if self.value() == "yes":
-            return queryset.filter(json__has_key=APPROVAL_ERRORS)
+            return queryset.filter(has)
         if self.value() == "no":
-            return queryset.exclude(json__has_key=APPROVAL_ERRORS)
+            return queryset.exclude(has)
         return queryset
+
+
+class PrinterFilter(admin.SimpleListFilter):
+    title = "printer"
+    parameter_name = "campaign__printer__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(k), str(label)) for k, label in PrinterKind.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[CampaignRecipient]) -> QuerySet[CampaignRecipient]:
+        if not self.value():
+            return queryset
+        # The campaigns' ids, not a join: each is a recipient_campaign_id range.
+        ids = list(Campaign.objects.filter(printer=self.value()).values_list("pk", flat=True))
+        return queryset.filter(campaign_id__in=ids)
+
+
+class MailpieceStatusFilter(admin.SimpleListFilter):
+    title = "mailpiece status"
+    parameter_name = "mailpieces__status__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(k), str(label)) for k, label in MailpieceStatus.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[CampaignRecipient]) -> QuerySet[CampaignRecipient]:
+        if not self.value():
+            return queryset
+        # A subquery on the mailpiece's status index, not a join: a join
+        # makes the changelist wrap the whole list in EXISTS (duplicates).
+        return queryset.filter(pk__in=Mailpiece.objects.filter(status=self.value()).values("recipient_id"))
 
 
 class ErrorFilter(admin.SimpleListFilter):
@@ -473,6 +547,13 @@ class RecipientForm(forms.ModelForm):
                 raise forms.ValidationError(f"This person is already in the campaign: recipient #{twin.pk} ({twin}).")
         self.validated = row
         return cleaned
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters; the whole of it in the tooltip when cut."""
+    if len(text) <= width:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[: width - 1].rstrip())
 
 
 def _listing(items: Any) -> str:
@@ -598,8 +679,9 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
         ),
     }
 
-    list_display = ("__str__", "status_badge", "why_short", "zip", "campaign", "updated")
-    list_display_links = ("__str__",)
+    # Fits a 1366-px laptop: long names, reasons and campaigns are cut, whole in the tooltip.
+    list_display = ("name_short", "status_badge", "why_short", "zip", "campaign_short", "updated_short")
+    list_display_links = ("name_short",)
     list_filter = (
         StatusFilter,
         "campaign",
@@ -607,20 +689,14 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
         ErrorMessageFilter,
         ErrorFilter,
         ApprovalErrorsFilter,
-        "campaign__printer",
-        "mailpieces__status",
+        PrinterFilter,
+        MailpieceStatusFilter,
         ("created", admin.DateFieldListFilter),
     )
-    search_fields = (
-        "first_name",
-        "last_name",
-        "email",
-        "address1",
-        "zip",
-        "external_id",
-        "natural_key",
-        "mailpieces__printer_id",
-    )
+    # Shows the search box; what a term matches is recipients_search's
+    # (campaigns/search.py), each shape on its own index.
+    search_fields = ("last_name",)
+    search_help_text = SEARCH_HELP
     list_select_related = ("campaign",)
     raw_id_fields = ("campaign",)
     readonly_fields = (
@@ -660,7 +736,29 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
     )
     actions = ("retry_proofing", "retry_sending", "revalidate", "archive")
 
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # The printer and mailpiece filters keep the field filters' parameter
+        # names (links and bookmarks), which Django checks as relation lookups;
+        # the bare forms of old links still filter (through Django's join).
+        if lookup in (PrinterFilter.parameter_name, MailpieceStatusFilter.parameter_name):
+            return True
+        if lookup in ("campaign__printer", "mailpieces__status"):
+            return True
+        return super().lookup_allowed(lookup, value, request)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[CampaignRecipient], search_term: str
+    ) -> tuple[QuerySet[CampaignRecipient], bool]:
+        # Never a join, so never duplicates (no DISTINCT/EXISTS over the list).
+        return recipients_search(queryset, search_term), False
+
     # --- permissions ---
+
+    def status_label(self, obj: Any) -> str:
+        return status_words(obj.status).lower()
+
+    def why_label(self, obj: Any) -> str:
+        return why_words(obj)
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return can_retry(request.user)
@@ -746,14 +844,23 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
 
     @admin.display(description="Why")
     def why(self, obj: CampaignRecipient) -> str:
-        return obj.why or "-"
+        return why_words(obj) or "-"
+
+    @admin.display(description="Name")
+    def name_short(self, obj: CampaignRecipient) -> str:
+        return _cut(str(obj), 28)
 
     @admin.display(description="Why")
     def why_short(self, obj: CampaignRecipient) -> str:
-        text = obj.why
-        if len(text) <= 70:
-            return text
-        return format_html('<span title="{}">{}…</span>', text, text[:68])
+        return _cut(why_words(obj), 48)
+
+    @admin.display(description="Campaign", ordering="campaign")
+    def campaign_short(self, obj: CampaignRecipient) -> str:
+        return _cut(obj.campaign.name, 24)
+
+    @admin.display(description="Changed", ordering="updated")
+    def updated_short(self, obj: CampaignRecipient) -> str:
+        return f"{timezone.localtime(obj.updated):%Y-%m-%d %H:%M}" if obj.updated else "-"
 
     @admin.display(description="Skip reason")
     def skip_reason_words(self, obj: CampaignRecipient) -> str:
@@ -911,8 +1018,19 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
 class RecipientTransitionAdmin(ReadOnlyHistoryAdmin):
     list_display = ("created", "recipient", *ReadOnlyHistoryAdmin.list_display[1:])
     list_select_related = ["recipient", "acting_user"]
-    search_fields = ("=recipient__id", "reason")
+    search_fields = ("=recipient__id",)
+    search_help_text = "Search by: a recipient's id (its history)."
     raw_id_fields = ("recipient",)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[RecipientTransition], search_term: str
+    ) -> tuple[QuerySet[RecipientTransition], bool]:
+        # An id, on recipient_transition_by_obj: Django's "=recipient__id" is
+        # a LIKE on SQLite, and "reason" read every row of the history.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return (queryset.filter(recipient_id=int(term)) if term.isdigit() else queryset.none()), False
 
 
 # --- campaigns --------------------------------------------------------------------------
@@ -962,19 +1080,24 @@ def _bar_rows(rows: list[FunnelRow], total: int) -> str:
     """A count per line, each a link, with a CSS bar: no script, nothing fetched."""
     if not rows:
         return format_html("<p>{}</p>", "None.")
+    # One layout for every section (fixed column widths), so bars line up and
+    # compare between sections; the link says it in words, the spec's name is
+    # its tooltip.
     return format_html(
-        "<table class='funnel'>{}</table>",
+        "<table class='funnel' style='table-layout:fixed;width:600px'>"
+        "<col style='width:280px'><col style='width:320px'>{}</table>",
         format_html_join(
             "",
-            "<tr><td style='white-space:nowrap'><a href='{}'>{}: {}</a></td><td>{}</td>"
-            "<td style='width:320px'><div style='background:{};height:10px;width:{}%;min-width:2px' "
+            "<tr><td style='overflow:hidden;text-overflow:ellipsis;white-space:nowrap'>"
+            "<a href='{}' title='{}'>{}: {}</a></td>"
+            "<td><div style='background:{};height:10px;width:{}%;min-width:2px' "
             "title='{} %'></div></td></tr>",
             (
                 (
                     url,
                     name,
+                    words or name,
                     n,
-                    words,
                     bar_colour,
                     round(100 * n / total) if total else 0,
                     round(100 * n / total, 1) if total else 0,

@@ -8,13 +8,12 @@ from typing import Any
 
 import django_fsm as fsm
 from django.contrib import admin, messages
-from django.core.paginator import Paginator
 from django.db import models
 from django.http import HttpRequest, HttpResponseRedirect
-from django.utils.functional import cached_property
 from django_fsm.admin import FSMAdminMixin
 
 from common.fsm import Actor
+from common.paginator import EstimatedCountPaginator, page_number
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +111,7 @@ class HistoryFSMAdminMixin(FSMAdminMixin):
                     **(kwargs or {}),
                 )
         except fsm.TransitionNotAllowed:
-            self.message_user(
-                request, f"“{label}” is not allowed from {obj.get_status_display()}.", level=messages.ERROR
-            )
+            self.message_user(request, f"“{label}” is not allowed from {self.status_label(obj)}.", level=messages.ERROR)
             return False
         except fsm.ConcurrentTransition:
             self.message_user(
@@ -123,11 +120,19 @@ class HistoryFSMAdminMixin(FSMAdminMixin):
                 level=messages.ERROR,
             )
             return False
-        why = str(getattr(obj, "why", "") or "")
+        why = self.why_label(obj)
         self.message_user(
-            request, f"{label}: now {obj.get_status_display()}." + (f" {why}." if why else ""), level=messages.SUCCESS
+            request, f"{label}: now {self.status_label(obj)}." + (f" {why}." if why else ""), level=messages.SUCCESS
         )
         return True
+
+    def status_label(self, obj: Any) -> str:
+        """The object's status as a person reads it (an admin with its own words overrides this)."""
+        return str(obj.get_status_display())
+
+    def why_label(self, obj: Any) -> str:
+        """Why the object is where it is, in words, or ""."""
+        return str(getattr(obj, "why", "") or "")
 
 
 def transition_label(obj: Any, transition_name: str) -> str:
@@ -139,19 +144,24 @@ def transition_label(obj: Any, transition_name: str) -> str:
     return transition_name.replace("_", " ").capitalize()
 
 
-class CappedPaginator(Paginator):
-    """Big tables: never COUNT(*) the whole table for the page links."""
-
-    @cached_property
-    def count(self) -> int:
-        return min(super().count, 100_000)
-
-
 class BigTableAdminMixin(admin.ModelAdmin):
+    # No COUNT(*) of the whole table on a page view (common/paginator.py).
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-    paginator = CappedPaginator
+    paginator = EstimatedCountPaginator
     list_per_page = 100
+
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: Any,
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> Any:
+        return self.paginator(
+            queryset, per_page, orphans, allow_empty_first_page, page_number=page_number(request.GET.get("p"))
+        )
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
@@ -177,11 +187,52 @@ class ReadOnlyHistoryInline(admin.TabularInline):
         return super().get_queryset(request).select_related("acting_user")
 
 
+class ToStatusFilter(admin.SimpleListFilter):
+    """The statuses of the logged machine, from its ``Status`` choices: a
+    field filter would read every history row for its ``DISTINCT`` values."""
+
+    title = "to status"
+    parameter_name = "to_status__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        for field in model_admin.model._meta.fields:
+            status = getattr(field.related_model, "Status", None) if field.is_relation else None
+            if status is not None:
+                return [(str(value), str(value)) for value in status.values]
+        return []
+
+    def queryset(self, request: HttpRequest, queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
+        return queryset.filter(to_status=self.value()) if self.value() else queryset
+
+
+class SourceFilter(admin.SimpleListFilter):
+    """What caused the move, by kind ("task" is every "task:…" source)."""
+
+    title = "source"
+    parameter_name = "source_kind"
+    KINDS = (
+        ("admin", "the admin"),
+        ("task", "a task"),
+        ("pipeline", "the pipeline"),
+        ("command", "a command"),
+        ("webhook", "a printer's webhook"),
+    )
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> tuple[tuple[str, str], ...]:
+        return self.KINDS
+
+    def queryset(self, request: HttpRequest, queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
+        kind = self.value()
+        if not kind:
+            return queryset
+        return queryset.filter(models.Q(source=kind) | models.Q(source__startswith=f"{kind}:"))
+
+
 class ReadOnlyHistoryAdmin(BigTableAdminMixin):
     """The append-only logs: viewable and searchable, never editable."""
 
     list_display: tuple[str, ...] = ("created", "from_status", "to_status", "source", "acting_user", "reason")
-    list_filter = ("to_status", "source")
+    list_filter = (ToStatusFilter, SourceFilter)
     list_select_related = ["acting_user"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

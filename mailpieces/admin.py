@@ -5,7 +5,7 @@ import json
 from typing import Any, ClassVar
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -59,7 +59,8 @@ class MailpieceAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
 
     list_display = ("__str__", "recipient", "printer", "status", "last_vendor_status", "status_at", "updated")
     list_filter = ("status", "printer")
-    search_fields = ("printer_id", "reference", "recipient__first_name", "recipient__last_name", "recipient__email")
+    search_fields = ("=printer_id",)
+    search_help_text = "Search by: the printer's id of the piece (whole), or the recipient's id (a number)."
     list_select_related = ("recipient",)
     raw_id_fields = ("recipient",)
     readonly_fields = ("status", "status_at", "last_vendor_status", "printer_id", "reference", "created", "updated")
@@ -67,6 +68,20 @@ class MailpieceAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Mailpiece], search_term: str
+    ) -> tuple[QuerySet[Mailpiece], bool]:
+        # Whole values on indexes (printer_id, recipient): "contains" on five
+        # columns and a join read every piece.  Names are searched in the
+        # recipient list.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        found = Q(printer_id=term)
+        if term.isdigit():
+            found |= Q(recipient_id=int(term))
+        return queryset.filter(found), False
 
 
 @admin.register(MailpieceTransition)
@@ -100,9 +115,10 @@ class EventInline(MailpieceEventInline):
 @admin.register(InboundWebhook)
 class InboundWebhookAdmin(ReadOnlyAdmin):
     list_display = ("received_at", "printer", "event_id", "state", "events_count", "short_error")
-    list_filter = ("state", "printer")
+    # A date filter, not date_hierarchy: the hierarchy's links are a DISTINCT
+    # over every delivery's date on each page view (0.7 s at 100k rows).
+    list_filter = ("state", "printer", ("received_at", admin.DateFieldListFilter))
     search_fields = ("=event_id",)
-    date_hierarchy = "received_at"
     fields = (
         "printer",
         "event_id",
@@ -167,4 +183,7 @@ class MailpieceEventAdmin(ReadOnlyAdmin):
     list_filter = ("outcome", "printer", "status")
     search_fields = ("=printer_id", "=event_key")
     list_select_related = ("mailpiece",)
+    # Newest first, on the primary key: the model's (occurred_at, id) has no
+    # index and sorted every report on each page view.
+    ordering = ("-id",)
     raw_id_fields = ("mailpiece", "inbox")

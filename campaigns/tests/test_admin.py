@@ -94,13 +94,13 @@ def test_bulk_retry_action_moves_only_errors_and_says_so(admin_client, admin_use
     ids = [str(r.pk) for r in [*errors, sent]]
     response = admin_client.post(url, {"action": "retry_proofing", "_selected_action": ids}, follow=True)
     text = response.content.decode()
-    assert "Retry from proofing: 3 sent back to proofing; 1 not eligible: 1 already Sent." in text
+    assert "Retry from proofing: 3 sent back to proofing; 1 not eligible: 1 already Mailed." in text
     assert CampaignRecipient.objects.filter(status=S.PROOFING_STAGED).count() == 3
     assert RecipientTransition.objects.filter(acting_user=admin_user).count() == 3
     # Twice is safe: nothing left to move.
     response = admin_client.post(url, {"action": "retry_proofing", "_selected_action": ids}, follow=True)
     assert (
-        "Retry from proofing: 0 sent back to proofing; 4 not eligible: 3 already ProofingStaged, 1 already Sent."
+        "Retry from proofing: 0 sent back to proofing; 4 not eligible: 3 already Queued for proofing, 1 already Mailed."
         in (response.content.decode())
     )
     assert RecipientTransition.objects.count() == 3
@@ -126,7 +126,7 @@ def test_campaign_page_shows_counts_per_status(admin_client):
     c = CampaignFactory()
     CampaignRecipientFactory.create_batch(2, campaign=c, status=S.HOLDOUT)
     response = admin_client.get(reverse("admin:campaigns_campaign_change", args=[c.pk]))
-    assert b"Holdout: 2" in response.content
+    assert b"Control group (not mailed): 2" in response.content
 
 
 @pytest.mark.parametrize(
@@ -155,7 +155,7 @@ def test_a_button_pressed_on_a_stale_page_is_a_clean_message(admin_client):
     data = {**change_form_data(r), "_fsm_transition_to": "retry_proofing"}
     response = admin_client.post(url, data, follow=True)
     assert response.status_code == HTTPStatus.OK
-    assert "is not allowed from ProofingStaged" in response.content.decode()
+    assert "is not allowed from queued for proofing" in response.content.decode()
     assert RecipientTransition.objects.filter(recipient=r).count() == 0
 
 
@@ -172,9 +172,11 @@ def test_the_changelist_says_why_in_one_line(admin_client):
         json={"approval_errors": [{"msg": "zip must be 5 digits"}]},
     )
     content = admin_client.get(reverse("admin:campaigns_campaignrecipient_changelist")).content.decode()
-    assert "NoAddress: zip is empty (+1 more)" in content
+    # The skip reason in words; a long line is cut, whole in its tooltip.
+    assert 'title="No usable address or name: zip is empty (+1 more)"' in content
     assert "Failed to make proof for this recipient" in content
-    assert "PrinterApprovalFailed: zip must be 5 digits" in content
+    assert "Refused by the printer&#x27;s address rules: zip must be 5 digits" in content
+    assert "NoAddress:" not in content
 
 
 def test_status_counts_link_to_the_filtered_recipients(admin_client):
@@ -212,7 +214,7 @@ def test_the_revalidate_button_checks_the_data_like_the_bulk_action(admin_client
     bad.refresh_from_db()
     assert bad.status == S.SKIPPED
     assert "first_name contains an asterisk" in bad.why
-    assert "Re-validate: now Skipped. NoAddress: first_name contains an asterisk" in shown(response)
+    assert "Re-validate: now skipped. No usable address or name: first_name contains an asterisk" in shown(response)
 
 
 def test_the_revalidate_button_qualifies_a_fixed_recipient_and_says_so_in_words(admin_client):
@@ -222,5 +224,5 @@ def test_the_revalidate_button_qualifies_a_fixed_recipient_and_says_so_in_words(
     response = admin_client.post(url, data, follow=True)
     good.refresh_from_db()
     assert good.status == S.PROOFING_STAGED, good.why
-    assert f"Re-validate: now {good.get_status_display()}." in shown(response)
+    assert "Re-validate: now queued for proofing." in shown(response)
     assert "revalidate" not in shown(response)

@@ -377,9 +377,9 @@ def test_revalidate_says_why_rows_were_not_eligible(admin_client):
     ids = [skipped.pk, sent.pk, error.pk]
     response = admin_client.post(reverse(CHANGELIST), {"action": "revalidate", "_selected_action": ids}, follow=True)
     text = shown(response)
-    assert "Re-validated 1 recipient(s): ProofingStaged: 1." in text
+    assert "Re-validated 1 recipient(s): 1 queued for proofing." in text
     assert "2 not eligible (only Skipped and Blacklisted rows are): " in text
-    assert "1 already Sent" in text
+    assert "1 already Mailed" in text
     assert "1 already Error" in text
     assert "left as they were" not in text
 
@@ -390,7 +390,7 @@ def test_archive_needs_the_cancel_permission_and_reports_by_status(admin_client)
     response = admin_client.post(
         reverse(CHANGELIST), {"action": "archive", "_selected_action": [pending.pk, sent.pk]}, follow=True
     )
-    assert "Archive: 1 archived; 1 not eligible: 1 already Sent." in shown(response)
+    assert "Archive: 1 archived; 1 not eligible: 1 already Mailed." in shown(response)
     # Twice is safe.
     response = admin_client.post(
         reverse(CHANGELIST), {"action": "archive", "_selected_action": [pending.pk, sent.pk]}, follow=True
@@ -468,6 +468,10 @@ def test_the_funnel_links_every_count_and_draws_bars(admin_client):
     assert "error_message__exact=Failed+to+make+proof+for+this+recipient" in content
     assert "mailpieces__status__exact=Submitted" in content
     assert "height:10px;width:33%" in content
+    # Each link says it in words; the spec's name is only its tooltip.
+    assert "title='International'>Country or address check failed: 1</a>" in content
+    assert "title='Sent'>Mailed: 1</a>" in content
+    assert ">International: 1<" not in content
     assert "<script" not in content.split('id="content"')[1].split("</form>")[0]
 
 

@@ -84,4 +84,4 @@ def test_the_admin_action_reports_where_they_went(admin_client):
         url, {"action": "revalidate", "_selected_action": [str(r.pk), str(fixed.pk)]}, follow=True
     )
     assert response.status_code == HTTPStatus.OK
-    assert "Re-validated 2 recipient(s): ProofingStaged: 1, Skipped: 1." in response.content.decode()
+    assert "Re-validated 2 recipient(s): 1 queued for proofing, 1 skipped." in response.content.decode()
