@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import io
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import PurePath
@@ -50,6 +51,7 @@ from campaigns.dry_run import dry_run_write_csv, recipients_dry_run_csv
 from campaigns.importing import FIELD_LABELS, CsvReading, ImportFileError, csv_headers, mapping_parse
 from campaigns.models import Campaign
 from common.fsm import Actor
+from common.permissions import can_import
 
 DRY_RUN_SHOWN = 1000  # rows listed on the page; the CSV has them all
 REPORT_LINES_SHOWN = 60
@@ -58,6 +60,39 @@ REPORT_LINES_SHOWN = 60
 UPLOAD_DIR = "private/recipient-imports"
 UPLOAD_MAX_AGE = timedelta(hours=24)
 _UPLOAD_SALT = "campaigns.admin_import.upload"
+
+
+def import_message(report: dict[str, Any]) -> str:
+    """The admin's message after an import: the headline, then the counts and
+    where the rows are now, in the admin's words (the saved report and the
+    command keep the spec's names)."""
+    from campaigns.admin import SKIP_WORDS, status_words
+
+    def n(key: str) -> int:
+        return int(report.get(key, 0) or 0)
+
+    text = f"{report_headline(report)}. {n('rows_read')} rows read: {n('created')} new"
+    for key, words in (
+        ("updated", "updated"),
+        ("already_present", "already in the campaign"),
+        ("duplicates_in_file", "repeated in the file"),
+        ("in_flight", "not updated (already being printed or mailed)"),
+        ("unparseable_count", "could not be read"),
+    ):
+        if n(key):
+            text += f", {n(key)} {words}"
+    # Where the rows are now: as imported, then as qualification moved the Pending ones.
+    now = Counter({k: int(v) for k, v in (report.get("by_status") or {}).items()})
+    moved = {k: int(v) for k, v in (report.get("qualification") or {}).items()}
+    now["Pending"] -= sum(moved.values())
+    now.update(moved)
+    parts = [f"{v} {status_words(k).lower()}" for k, v in now.most_common() if v > 0]
+    if parts:
+        text += ". Now: " + ", ".join(parts)
+    reasons = report.get("by_skip_reason") or {}
+    if reasons:
+        text += " (skipped: " + ", ".join(f"{v} {SKIP_WORDS.get(k, k).lower()}" for k, v in reasons.items()) + ")"
+    return text + "."
 
 
 class UploadGone(Exception):
@@ -231,13 +266,13 @@ class CampaignImportAdminMixin:
         fieldsets = list(super().get_fieldsets(request, obj))  # type: ignore[misc]
         named = {f for _, opts in fieldsets for f in opts.get("fields", ())}
         if obj is not None and "last_import_report" not in named:
-            fieldsets.append(("Last import", {"fields": ("last_import_report",), "classes": ("collapse",)}))
+            fieldsets.append(("Last import", {"fields": ("last_import_report",)}))
         return fieldsets
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        extra = {**(extra_context or {}), "recipient_import_enabled": True}
+        extra = {**(extra_context or {}), "recipient_import_enabled": can_import(request.user)}
         return super().change_view(request, object_id, form_url, extra)  # type: ignore[misc]
 
     @admin.display(description="Last import")
@@ -258,7 +293,7 @@ class CampaignImportAdminMixin:
         campaign = model_admin.get_object(request, unquote(object_id))
         if campaign is None:
             raise Http404(f"No campaign with id {object_id!r}.")
-        if not model_admin.has_change_permission(request, campaign):
+        if not (can_import(request.user) and model_admin.has_view_or_change_permission(request, campaign)):
             raise PermissionDenied
         return cast(Campaign, campaign)
 
@@ -332,8 +367,7 @@ class CampaignImportAdminMixin:
                 saved = report.as_dict()
                 nothing = not (report.created or report.updated)
                 level = messages.WARNING if report.unparseable_count or nothing else messages.SUCCESS
-                lines = [report_headline(saved) + ".", *report_lines(saved)[1:4]]
-                model_admin.message_user(request, " ".join(line.strip() for line in lines), level)
+                model_admin.message_user(request, import_message(saved), level)
                 return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
         return self._form_page(request, campaign, form)
 

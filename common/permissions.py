@@ -47,10 +47,13 @@ ACTION_PERMISSIONS = {
     CANCEL: "Can cancel (archive) recipients",
 }
 
-# Ops' permissions besides viewing: the three actions, and changing a
-# recipient (its address, which :func:`can_edit_address` locks once mailed).
+# Ops' permissions besides viewing: the three actions, changing a recipient
+# (its address, which :func:`can_edit_address` locks once mailed), and adding
+# recipients, by hand or by importing a file (:func:`can_import`).
+IMPORT = "add_campaignrecipient"
 OPS_EXTRA = (
     ("campaigns", "change_campaignrecipient"),
+    ("campaigns", IMPORT),
     *((RECIPIENT[0], codename) for codename in ACTION_PERMISSIONS),
 )
 
@@ -75,6 +78,12 @@ def can_revalidate(user: Any) -> bool:
 def can_cancel(user: Any) -> bool:
     """May cancel recipients ("Archive (exclude from campaign)")."""
     return bool(user.has_perm(f"campaigns.{CANCEL}"))
+
+
+def can_import(user: Any) -> bool:
+    """May import a file of recipients into a campaign (the admin's "Import
+    recipients"): adding recipients, whichever way, every row validated."""
+    return bool(user.has_perm(f"campaigns.{IMPORT}"))
 
 
 def recipient_is_mailed(recipient: Any) -> bool:

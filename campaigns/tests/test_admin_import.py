@@ -101,3 +101,25 @@ def test_import_pages_need_change_permission(client: Client, django_user_model: 
     campaign = CampaignFactory()
     response = client.get(reverse("admin:campaigns_campaign_import", args=[campaign.pk]))
     assert response.status_code == HTTPStatus.FORBIDDEN
+
+
+@pytest.mark.parametrize(("group", "may"), [("Ops", True), ("Read-only", False)])
+def test_ops_may_import_and_read_only_is_neither_offered_nor_let_in(django_user_model, group: str, may: bool) -> None:
+    """The campaign page offers "Import recipients" exactly to those the import
+    page lets in: Ops were offered it and refused with a 403."""
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user(username=f"u-{group}", password="x", is_staff=True)
+    user.groups.set([Group.objects.get(name=group)])
+    client = Client()
+    client.force_login(user)
+    campaign = CampaignFactory()
+    import_url = reverse("admin:campaigns_campaign_import", args=[campaign.pk])
+    page = client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+    assert page.status_code == HTTPStatus.OK
+    assert (import_url in page.content.decode()) is may
+    assert client.get(import_url).status_code == (HTTPStatus.OK if may else HTTPStatus.FORBIDDEN)
+    if may:
+        response = client.post(import_url, {"file": upload("basic.csv"), "qualify": "on"})
+        assert response.status_code == HTTPStatus.FOUND
+        assert campaign.recipients.filter(status=CampaignRecipient.Status.PROOFING_STAGED).count() == 2

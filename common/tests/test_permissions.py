@@ -23,6 +23,7 @@ from common.permissions import (
     VIEW_APPS,
     can_cancel,
     can_edit_address,
+    can_import,
     can_retry,
     can_revalidate,
     groups_setup,
@@ -33,6 +34,9 @@ from mailpieces.tests.factories import MailpieceFactory
 pytestmark = pytest.mark.django_db
 S = CampaignRecipient.Status
 ACTIONS = {"campaigns.retry_recipient", "campaigns.revalidate_recipient", "campaigns.cancel_recipient"}
+# Ops' recipient permissions besides the actions: edit (the address until mailed)
+# and add (by hand or by importing a file).
+OPS_RECIPIENT = {"campaigns.change_campaignrecipient", "campaigns.add_campaignrecipient"}
 
 
 def codes(group_name: str) -> set[str]:
@@ -69,12 +73,14 @@ def test_the_migration_made_both_groups_with_exactly_their_permissions():
     assert "mailpieces.view_mailpiece" in views
     assert "django_q.view_task" in views
     assert codes(READ_ONLY) == views
-    assert codes(OPS) == views | ACTIONS | {"campaigns.change_campaignrecipient"}
+    assert codes(OPS) == views | ACTIONS | OPS_RECIPIENT
 
 
-def test_neither_group_may_delete_or_add_anything():
+def test_neither_group_may_delete_anything_and_ops_adds_only_recipients():
     for name in (OPS, READ_ONLY):
-        assert not {c for c in codes(name) if c.split(".")[1].startswith(("delete_", "add_"))}
+        assert not {c for c in codes(name) if c.split(".")[1].startswith("delete_")}
+    assert not {c for c in codes(READ_ONLY) if c.split(".")[1].startswith("add_")}
+    assert {c for c in codes(OPS) if c.split(".")[1].startswith("add_")} == {"campaigns.add_campaignrecipient"}
     # Read-only changes nothing at all; Ops changes recipients only.
     assert not {c for c in codes(READ_ONLY) if not c.split(".")[1].startswith("view_")}
     assert {c for c in codes(OPS) if c.split(".")[1].startswith("change_")} == {"campaigns.change_campaignrecipient"}
@@ -107,7 +113,7 @@ def test_setup_groups_restores_the_policy_and_grants_views_of_new_models():
     Group.objects.filter(name=READ_ONLY).delete()
     out = StringIO()
     call_command("setup_groups", "-v2", stdout=out)
-    assert codes(OPS) == every_view_permission() | ACTIONS | {"campaigns.change_campaignrecipient"}
+    assert codes(OPS) == every_view_permission() | ACTIONS | OPS_RECIPIENT
     assert codes(READ_ONLY) == every_view_permission()
     text = out.getvalue()
     assert "Ops: " in text
@@ -124,7 +130,7 @@ def test_the_migration_runs_the_same_function_and_recreates_missing_rows():
     migration = importlib.import_module("campaigns.migrations.0007_ops_groups")
     migration.create_groups(apps, type("Editor", (), {"connection": type("C", (), {"alias": "default"})})())
     assert codes(READ_ONLY) == every_view_permission()
-    assert codes(OPS) == every_view_permission() | ACTIONS | {"campaigns.change_campaignrecipient"}
+    assert codes(OPS) == every_view_permission() | ACTIONS | OPS_RECIPIENT
 
 
 def test_groups_setup_reports_what_it_changed():
@@ -141,7 +147,7 @@ def test_groups_setup_reports_what_it_changed():
 
 def test_ops_may_run_the_actions_read_only_and_plain_staff_may_not(user_in):
     ops, read_only, staff = user_in(OPS), user_in(READ_ONLY), user_in()
-    for check in (can_retry, can_revalidate, can_cancel):
+    for check in (can_retry, can_revalidate, can_cancel, can_import):
         assert check(ops)
         assert not check(read_only)
         assert not check(staff)
@@ -153,6 +159,7 @@ def test_each_helper_asks_its_own_permission(user_in):
         can_retry: "retry_recipient",
         can_revalidate: "revalidate_recipient",
         can_cancel: "cancel_recipient",
+        can_import: "add_campaignrecipient",
     }
     for check, codename in perms.items():
         user.user_permissions.set([Permission.objects.get(codename=codename)])

@@ -156,7 +156,8 @@ def test_importing_a_shopify_export_after_a_dry_run(page: Page, shot, staff, tmp
     page.locator("#import-this-file").get_by_role("button", name="Import this file").click()
     expect(page).to_have_url(re.compile(rf"/admin/campaigns/campaign/{campaign.pk}/change/"))
     expect(message(page).first).to_contain_text("customers_export.csv")
-    expect(message(page).first).to_contain_text("created 5")
+    expect(message(page).first).to_contain_text("5 new")
+    expect(message(page).first).to_contain_text("3 queued for proofing, 2 skipped")
     shot("import-result")
     assert campaign.recipients.count() == len(SHOPIFY_ROWS)
 
