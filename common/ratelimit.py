@@ -116,7 +116,7 @@ class _Attempt:
     at: float | None = None
     count: int = 0
     times: tuple[float, ...] = ()  # each slot's time as written, when the store has several
-    # The limiter's monotonic clock when the store step that gave this answer began.
+    # The limiter's monotonic clock when the store step that gave this answer returned.
     step_at: float | None = None
 
 
@@ -218,8 +218,10 @@ class RateLimiter:
 
     def permit_age(self) -> float:
         """Seconds since the store step that granted this thread's last permit
-        began (the recorded start is no earlier than that): an upper
-        bound on how old the recorded start is.  A caller about to send checks
+        returned: how long the permit has waited in this process since its
+        start was recorded (the slot is written at the end of the step, after
+        any wait for the store's locks; only the commit's return trip is not
+        counted).  A caller about to send checks
         it against the margin; a permit that waited too long (a thread starved
         of CPU between the store and the request) is thrown away and another
         taken, or the request would reach the vendor later than its slot says.
@@ -260,7 +262,6 @@ class RateLimiter:
             raise me.error
         if me.attempt is not None:  # a round led by another thread answered
             return me.attempt
-        step_at = self._monotonic()
         try:
             attempt = self._store.try_take(n) if n > 1 else self._store.try_take_some(len(batch))
         except BaseException as exc:
@@ -270,6 +271,9 @@ class RateLimiter:
                 self._leading = False
                 self._round.notify_all()
             raise
+        # The slots were written at the end of the step (after any wait for
+        # the store's locks, before its commit): its return is when they started.
+        step_at = self._monotonic()
         granted = attempt.count if attempt.granted else 0
         refused = _Attempt(False, attempt.wait_s)
         with self._round:

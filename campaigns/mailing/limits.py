@@ -21,8 +21,11 @@ from printers.base import PrinterError
 
 MARGIN = 0.03
 # A permit older than this share of the period when the request is about to
-# go (half the margin) is thrown away and another taken.
-FRESH = MARGIN / 2
+# go is thrown away and another taken.  Two requests' grant-to-arrival delays
+# may differ by at most the margin; with every permit used within FRESH of its
+# grant, they differ by at most FRESH plus the time from the check to the bytes
+# leaving, for which the last third of the margin is left (50 ms for Lob).
+FRESH = MARGIN * 2 / 3
 # ... but never less than this: a period of a few milliseconds (a limit that is
 # really "no limit", as the benchmarks set) cannot promise a margin anyway.
 FRESH_MIN_S = 0.05
@@ -59,7 +62,7 @@ def printer_permits(kind: str) -> Callable[[], int]:
     cores) can sit longer than the margin between the store's step and the
     request, and its request then lands in the next window, over the limit:
     seen in the fan-out bench with the machine's load at 4 on 2 cores.  So a
-    permit whose store step began more than half the margin ago is thrown
+    permit granted more than two thirds of the margin ago is thrown
     away (its slot stays taken: the limit only gets safer) and another taken.
     After ``MAX_STALE`` in a row the call is put off as a transient failure."""
     limiter = printer_limiter(kind)

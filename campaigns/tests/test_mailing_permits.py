@@ -45,8 +45,8 @@ def test_a_fresh_permit_is_used_at_once(lob_limiter):
 
 
 def test_stale_permits_are_thrown_away_until_a_fresh_one_comes(lob_limiter):
-    # Lob: 5 s period, 3 % margin; fresh means at most half of it, 75 ms.
-    limiter = lob_limiter([0.4, 0.076, 0.075])
+    # Lob: 5 s period, 3 % margin (150 ms); fresh means at most two thirds of it, 100 ms.
+    limiter = lob_limiter([0.4, 0.101, 0.1])
     assert limits.printer_permits("lob")() == 2
     assert limiter.acquired == 3
 

@@ -597,10 +597,10 @@ def test_printer_limits_reject_nonsense(raw):
         printer_limits(raw)
 
 
-def test_permit_age_counts_from_the_start_of_the_granting_step(make):
+def test_permit_age_counts_from_the_granting_step(make):
     """The age a sender checks before its request goes: from the moment the
-    store step that granted the permit began (never later than the start it
-    recorded), per thread; infinite before the thread's first permit."""
+    store step that granted the permit returned, per thread; infinite before
+    the thread's first permit."""
     clock = FakeTime()
     limiter = make(1, 10.0, margin_s=0.0, clock=clock, sleep=clock.sleep)
     assert limiter.permit_age() == float("inf")
