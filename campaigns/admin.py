@@ -278,12 +278,7 @@ def _why_words(why: str) -> str:
 
 def _retry_words(report: RetryReport) -> str:
     """``report.summary()`` with status names in words."""
-    text = f"{report.retried} sent back to {report.stage}"
-    left = sum(report.not_eligible.values())
-    if left:
-        parts = ", ".join(f"{n} {_why_words(why)}" for why, n in report.not_eligible.most_common())
-        text += f"; {left} not eligible: {parts}"
-    return text
+    return report.summary(words=_why_words)
 
 
 def _statuses(queryset: QuerySet[CampaignRecipient]) -> Counter[str]:

@@ -5,6 +5,7 @@ theirs.  The admin's "Retry" action and button call this."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -28,12 +29,13 @@ class RetryReport:
     not_eligible: Counter[str] = field(default_factory=Counter)
     stage: str = "proofing"
 
-    def summary(self) -> str:
-        """ "3 sent back to proofing; 2 not eligible: 1 already Sent, 1 not a proofing error"."""
+    def summary(self, words: Callable[[str], str] = str) -> str:
+        """ "3 sent back to proofing; 2 not eligible: 1 already Sent, 1 not a proofing error";
+        ``words`` rewrites each reason (the admin's: status names in words)."""
         text = f"{self.retried} sent back to {self.stage}"
         left = sum(self.not_eligible.values())
         if left:
-            parts = ", ".join(f"{n} {why}" for why, n in self.not_eligible.most_common())
+            parts = ", ".join(f"{n} {words(why)}" for why, n in self.not_eligible.most_common())
             text += f"; {left} not eligible: {parts}"
         return text
 
