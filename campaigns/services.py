@@ -71,28 +71,40 @@ def recipients_bulk_transition(
     )
 
 
-def recipients_fail_queued(
-    *, rows: models.QuerySet[CampaignRecipient], message: str, detail: str, actor: Actor, chunk: int = 1000
+def recipients_bulk_transition_chunked(
+    *,
+    rows: models.QuerySet[CampaignRecipient],
+    method: str,
+    actor: Actor,
+    reason: str = "",
+    chunk: int = 1000,
+    **transition_kwargs: Any,
 ) -> int:
-    """Every recipient of ``rows`` that may take ``fail_queued`` to Error(message),
-    ``chunk`` ids a transaction (a campaign's 4,000 waiting rows are not one
-    long write lock).  Stops when a chunk moves nothing.  The number moved."""
+    """:func:`recipients_bulk_transition` over every row of ``rows``, ``chunk``
+    ids a transaction (a campaign's 4,000 waiting rows are not one long write
+    lock), oldest first; each chunk is ``rows`` again, so its conditions hold
+    when the chunk moves.  Stops when a chunk moves nothing.  The number moved."""
     total = 0
     while True:
         ids = list(rows.order_by("id").values_list("id", flat=True)[:chunk])
         if not ids:
             return total
         moved = recipients_bulk_transition(
-            queryset=CampaignRecipient.objects.filter(pk__in=ids),
-            method="fail_queued",
-            actor=actor,
-            reason=message,
-            message=message,
-            detail=detail,
+            queryset=rows.filter(pk__in=ids), method=method, actor=actor, reason=reason, **transition_kwargs
         )
         total += len(moved)
         if not moved:
             return total
+
+
+def recipients_fail_queued(
+    *, rows: models.QuerySet[CampaignRecipient], message: str, detail: str, actor: Actor, chunk: int = 1000
+) -> int:
+    """Every recipient of ``rows`` that may take ``fail_queued`` to Error(message),
+    in chunks (:func:`recipients_bulk_transition_chunked`).  The number moved."""
+    return recipients_bulk_transition_chunked(
+        rows=rows, method="fail_queued", actor=actor, reason=message, chunk=chunk, message=message, detail=detail
+    )
 
 
 def recipients_write_rows(*, fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -53,7 +53,12 @@ from campaigns.mailing.limits import printer_permits
 from campaigns.mailing.payload import submission_payload, submit_request
 from campaigns.models import Campaign, CampaignRecipient, ErrorMessages
 from campaigns.proofing.design import campaign_approval, campaign_design
-from campaigns.services import recipients_bulk_transition, recipients_fail_queued, recipients_write_rows
+from campaigns.services import (
+    recipients_bulk_transition,
+    recipients_bulk_transition_chunked,
+    recipients_fail_queued,
+    recipients_write_rows,
+)
 from common.fsm import Actor, insert_history
 from mailpieces.models import Mailpiece, MailpieceTransition
 from mailpieces.status import MailpieceStatus
@@ -105,19 +110,16 @@ def campaign_stage_mailing(*, campaign: Campaign, actor: Actor, today: dt.date |
     later = campaign.mail_date is not None and campaign.mail_date > today
     method = "schedule" if later else "stage_sending"
     ready = campaign.recipients.filter(status=Status.PROOFED, proof_version=design.version)
-    while True:
-        ids = list(ready.order_by("id").values_list("id", flat=True)[:CHUNK])
-        if not ids:
-            return counts
-        moved = recipients_bulk_transition(
-            queryset=CampaignRecipient.objects.filter(pk__in=ids),
-            method=method,
-            actor=actor,
-            reason=f"mail date {campaign.mail_date}" if later else "to the printer",
-        )
-        counts[Status.SCHEDULED if later else Status.SENDING_STAGED] += len(moved)
-        if not moved:
-            return counts
+    moved = recipients_bulk_transition_chunked(
+        rows=ready,
+        method=method,
+        actor=actor,
+        reason=f"mail date {campaign.mail_date}" if later else "to the printer",
+        chunk=CHUNK,
+    )
+    if moved:
+        counts[Status.SCHEDULED if later else Status.SENDING_STAGED] = moved
+    return counts
 
 
 def scheduled_due(campaign: Campaign, today: dt.date, now: dt.datetime) -> Q:

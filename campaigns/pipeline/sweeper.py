@@ -17,7 +17,7 @@ from collections import Counter
 from django.utils import timezone
 
 from campaigns.models import CampaignRecipient
-from campaigns.services import recipients_bulk_transition
+from campaigns.services import recipients_bulk_transition_chunked
 from common.fsm import Actor
 
 Status = CampaignRecipient.Status
@@ -37,19 +37,11 @@ def pipeline_sweep(
         expired = CampaignRecipient.objects.filter(status=status, lease_until__lt=now)
         if campaign_ids is not None:
             expired = expired.filter(campaign_id__in=campaign_ids)
-        while True:
-            ids = list(expired.order_by("id").values_list("id", flat=True)[:CHUNK])
-            if not ids:
-                break
-            moved = recipients_bulk_transition(
-                queryset=CampaignRecipient.objects.filter(pk__in=ids, lease_until__lt=now),
-                method=method,
-                actor=actor,
-                reason="lease expired: the worker did not finish",
-            )
-            counts[status] += len(moved)
-            if not moved:
-                break
+        moved = recipients_bulk_transition_chunked(
+            rows=expired, method=method, actor=actor, reason="lease expired: the worker did not finish", chunk=CHUNK
+        )
+        if moved:
+            counts[status] += moved
     # Scheduled rows are claimed by token and lease alone: free them again.
     # Whatever the dead worker sent is found by the lookup the next attempt
     # makes first (the row has a first attempt time).
