@@ -18,12 +18,19 @@ import dj_database_url
 from config.env import Env
 
 SQLITE_ENGINE = "django.db.backends.sqlite3"
+# Seconds a connection is reused by the thread that opened it, on either database.
+CONN_MAX_AGE_S = 60
 
 
 def _sqlite(name: str, *, busy_timeout_s: int, options: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "ENGINE": SQLITE_ENGINE,
         "NAME": name,
+        # Kept between requests, as PostgreSQL's are: a new SQLite connection
+        # per request (Django's default, 0) costs the open, the PRAGMAs and
+        # Django's function registrations, which was a quarter of a webhook's
+        # time under gunicorn (bench/README.md, "Ingest").
+        "CONN_MAX_AGE": CONN_MAX_AGE_S,
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",
             "timeout": busy_timeout_s,
@@ -38,7 +45,7 @@ def database_from_env(env: Env, base_dir: Path) -> dict[str, Any]:
     """``DATABASES["default"]`` for this environment."""
     if not env.DATABASE_URL:
         return _sqlite(str(base_dir / env.SQLITE_PATH), busy_timeout_s=env.SQLITE_BUSY_TIMEOUT_S)
-    parsed: dict[str, Any] = dict(dj_database_url.parse(env.DATABASE_URL, conn_max_age=60))
+    parsed: dict[str, Any] = dict(dj_database_url.parse(env.DATABASE_URL, conn_max_age=CONN_MAX_AGE_S))
     if parsed["ENGINE"] == SQLITE_ENGINE:
         return _sqlite(parsed["NAME"], busy_timeout_s=env.SQLITE_BUSY_TIMEOUT_S, options=parsed.get("OPTIONS"))
     return parsed

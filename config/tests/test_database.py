@@ -27,6 +27,12 @@ def test_a_sqlite_url_gets_the_same_settings_as_the_default_path() -> None:
     assert "journal_mode=WAL" in options["init_command"]
 
 
+def test_sqlite_connections_are_kept_between_requests_as_postgres_ones_are() -> None:
+    sqlite = database_from_env(env(), BASE)
+    postgres = database_from_env(env(DATABASE_URL="postgres://postgres@127.0.0.1:5432/app"), BASE)
+    assert sqlite["CONN_MAX_AGE"] == postgres["CONN_MAX_AGE"] == 60
+
+
 def test_the_busy_timeout_setting_applies_to_a_sqlite_url() -> None:
     database = database_from_env(env(DATABASE_URL="sqlite:////tmp/x.sqlite3", SQLITE_BUSY_TIMEOUT_S=45), BASE)
     assert database["OPTIONS"]["timeout"] == 45
