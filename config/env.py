@@ -84,6 +84,10 @@ class Env(BaseSettings):
     # request limit, JSON {"lob": [150, 5], ...} (docs/ratelimits.md).
     MAILING_CONCURRENCY: int = Field(default=16, ge=1)
     MAILING_LEASE_S: int = Field(default=600, ge=10)  # how long a mailing claim lasts before the sweeper takes it back
+    # How long one mailing run keeps claiming the next batch behind the calls in flight (0: one batch a
+    # run).  Off by default: measured, it lets more requests over a printer's limit on a loaded machine
+    # (bench/README.md, "Rolling runs").
+    MAILING_ROLL_S: float = Field(default=0.0, ge=0)
     PRINTER_RATE_LIMITS: str = ""
     RATE_LIMIT_BACKEND: Literal["", "database", "redis"] = ""  # default: Redis when the broker is, else the database
     RATE_LIMIT_REDIS_URL: str = ""

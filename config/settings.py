@@ -170,7 +170,7 @@ PROOFING = {
     "base_url": ENV.PIXELIXE_BASE_URL,
     "timeout_s": ENV.PROOF_TIMEOUT_S,
 }
-MAILING = {"concurrency": ENV.MAILING_CONCURRENCY, "lease_s": ENV.MAILING_LEASE_S}
+MAILING = {"concurrency": ENV.MAILING_CONCURRENCY, "lease_s": ENV.MAILING_LEASE_S, "roll_s": ENV.MAILING_ROLL_S}
 # Each printer's (requests, seconds), shared by every worker (docs/ratelimits.md).
 PRINTER_RATE_LIMITS = printer_limits(ENV.PRINTER_RATE_LIMITS)
 RATE_LIMIT_BACKEND: str = ENV.RATE_LIMIT_BACKEND

@@ -35,6 +35,7 @@ import logging
 import math
 import queue
 import threading
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -139,13 +140,23 @@ def campaign_mail(
     printer: Printer | None = None,
     concurrency: int | None = None,
     now: dt.datetime | None = None,
+    roll_s: float = 0.0,
 ) -> MailReport:
-    """Run one mailing batch of ``campaign``; safe to run twice at once."""
+    """Run one mailing batch of ``campaign``; safe to run twice at once.
+
+    ``roll_s`` > 0 keeps the run going for about that many seconds: once
+    every call of a batch has started, the next batch is claimed (pause and
+    billing checked again first) and its calls queued behind them, so the
+    printer threads never idle between batches while the last calls of one
+    are in flight and the batch before is recorded (``_CallPool``).  Each
+    batch keeps its own claim token, lease and record.
+    """
     report = MailReport()
     campaign.refresh_from_db()
     if campaign.paused:
         report.paused = True
         return report
+    started = time.monotonic()
     now = now or timezone.now()
     today = timezone.localdate(now)
     report.moved.update(campaign_stage_mailing(campaign=campaign, actor=actor, today=today))
@@ -168,12 +179,29 @@ def campaign_mail(
     # the batch's worst case, or a second worker would take rows in flight.
     floor = timedelta(seconds=int(settings.MAILING.get("lease_s") or LEASE.total_seconds()))
     lease = max(floor, timedelta(seconds=math.ceil(batch_size / workers) * per_call * 2))
-    token, rows = _claim(campaign, actor, batch_size, lease, today, now)
-    report.claimed = len(rows)
-    if not rows:
-        return report
-    requests = _prepare(campaign, rows, now)
-    outcomes = _call_all(printer, rows, requests, workers, report)
+    fixed_now = now
+
+    def claim_next(at: dt.datetime) -> _Flight | None:
+        token, rows = _claim(campaign, actor, batch_size, lease, timezone.localdate(at), at)
+        report.claimed += len(rows)
+        if not rows:
+            return None
+        return pool.send(token, rows, _prepare(campaign, rows, at), at)
+
+    pool = _CallPool(printer, workers, report)
+    try:
+        flight = claim_next(now)
+        while flight is not None:
+            following = None
+            if roll_s > 0 and time.monotonic() - started < roll_s:
+                pool.wait_started()  # every call of this batch is under way: claim the next now
+                if _may_go_on(campaign, report):
+                    following = claim_next(fixed_now or timezone.now())
+            outcomes = flight.wait()
+            report.moved.update(_record(campaign, flight.rows, outcomes, flight.token, actor, flight.now))
+            flight = following
+    finally:
+        pool.close()
     if report.stale_permits:
         logger.warning(
             "%s: %s request permits went stale before their call could start and were thrown away "
@@ -181,8 +209,22 @@ def campaign_mail(
             printer.kind,
             report.stale_permits,
         )
-    report.moved.update(_record(campaign, rows, outcomes, token, actor, now))
     return report
+
+
+def _may_go_on(campaign: Campaign, report: MailReport) -> bool:
+    """Whether a rolling run may claim another batch: not paused since, and
+    billing still ready (a problem stops the claims; the next run's own
+    check fails the waiting rows)."""
+    campaign.refresh_from_db()  # all of it: the org's billing fields are read afresh too
+    if campaign.paused:
+        report.paused = True
+        return False
+    check = preflight_campaign_billing(campaign)
+    if not check.ready:
+        report.billing_problem = check.problem
+        return False
+    return True
 
 
 def _claim(
@@ -224,53 +266,117 @@ def _prepare(campaign: Campaign, rows: list[CampaignRecipient], now: dt.datetime
     return requests
 
 
-def _call_all(
-    printer: Printer, rows: list[CampaignRecipient], requests: dict[int, Any], workers: int, report: MailReport
-) -> dict[int, SendOutcome]:
-    """Every row's printer calls, in ``workers`` threads.  Each call takes its
-    permit from the printer's shared limiter right before it starts, in the
-    thread that makes it: a permit taken earlier, for a call that then waits
-    for a free thread, would reach the printer later than the limiter
-    counted it, and bunch calls over the limit.  Threads that ask at the same
-    moment share one step at the limiter's store (its group rounds), so a
-    permit per call does not cost a transaction per call.  The threads touch
-    the database only through the limiter, and close their connections at the end."""
-    take_permit = printer_permits(printer.kind)
-    jobs: queue.SimpleQueue[CampaignRecipient] = queue.SimpleQueue()
-    for r in rows:
-        jobs.put(r)
-    outcomes: dict[int, SendOutcome] = {}
-    lock = threading.Lock()
+@dataclass
+class _Flight:
+    """One claimed batch whose calls are queued or under way in a ``_CallPool``."""
 
-    def permit() -> None:
-        stale = take_permit()
-        with lock:
-            report.calls += 1
-            report.stale_permits += stale
+    token: uuid.UUID
+    rows: list[CampaignRecipient]
+    requests: dict[int, Any]
+    now: dt.datetime
+    outcomes: dict[int, SendOutcome] = field(default_factory=dict)
+    done: threading.Event = field(default_factory=threading.Event)
 
-    def work() -> None:
+    def finish(self, pk: int, outcome: SendOutcome) -> None:
+        self.outcomes[pk] = outcome
+        if len(self.outcomes) == len(self.rows):
+            self.done.set()
+
+    def wait(self) -> dict[int, SendOutcome]:
+        self.done.wait()
+        return dict(self.outcomes)
+
+
+# A thread that stopped outside _send_one leaves its row's outcome unknown.
+_NO_CALL = SendOutcome(transient=True, detail="the call could not be made (worker thread stopped)")
+
+
+class _CallPool:
+    """Threads making one mailing run's printer calls, fed batch after batch.
+
+    Each call takes its permit from the printer's shared limiter right before
+    it starts, in the thread that makes it: a permit taken earlier, for a call
+    that then waits for a free thread, would reach the printer later than the
+    limiter counted it, and bunch calls over the limit.  Threads that ask at
+    the same moment share one step at the limiter's store (its group rounds),
+    so a permit per call does not cost a transaction per call.  The threads
+    touch the database only through the limiter, and close their connections
+    when the pool closes.  At most ``workers`` threads, started as calls are
+    queued (a batch of three rows starts three)."""
+
+    def __init__(self, printer: Printer, workers: int, report: MailReport) -> None:
+        self.printer = printer
+        self.workers = workers
+        self.report = report
+        self.take_permit = printer_permits(printer.kind)
+        self.jobs: queue.SimpleQueue[tuple[_Flight, CampaignRecipient] | None] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.idle = threading.Condition(self.lock)
+        self.queued = 0  # calls queued and not yet taken by a thread
+        self.threads: list[threading.Thread] = []
+
+    def send(
+        self, token: uuid.UUID, rows: list[CampaignRecipient], requests: dict[int, Any], now: dt.datetime
+    ) -> _Flight:
+        flight = _Flight(token, rows, requests, now)
+        with self.lock:
+            self.queued += len(rows)
+        for r in rows:
+            self.jobs.put((flight, r))
+        while len(self.threads) < min(self.workers, self.queued):
+            thread = threading.Thread(
+                target=self._work, name=f"mail-{self.printer.kind}-{len(self.threads)}", daemon=True
+            )
+            self.threads.append(thread)
+            thread.start()
+        return flight
+
+    def wait_started(self) -> None:
+        """Until every queued call has been taken by a thread."""
+        with self.idle:
+            self.idle.wait_for(lambda: self.queued == 0)
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+        for t in self.threads:
+            t.join()
+
+    def _permit(self) -> None:
+        stale = self.take_permit()
+        with self.lock:
+            self.report.calls += 1
+            self.report.stale_permits += stale
+
+    def _work(self) -> None:
         try:
-            while True:
+            while (job := self.jobs.get()) is not None:
+                flight, r = job
+                with self.idle:
+                    self.queued -= 1
+                    self.idle.notify_all()
+                outcome = _NO_CALL
                 try:
-                    r = jobs.get_nowait()
-                except queue.Empty:
-                    return
-                seen_before, give_up = r.first_attempt_at is not None, r.attempt >= MAX_ATTEMPTS
-                outcomes[r.pk] = _send_one(printer, requests[r.pk], seen_before, give_up, permit)
+                    seen_before, give_up = r.first_attempt_at is not None, r.attempt >= MAX_ATTEMPTS
+                    outcome = _send_one(self.printer, flight.requests[r.pk], seen_before, give_up, self._permit)
+                except Exception:  # the thread goes on with the next call; this row's outcome stays unknown
+                    logger.exception("mailing call for recipient %s failed outside the call's own handling", r.pk)
+                finally:
+                    flight.finish(r.pk, outcome)
         finally:
             connections.close_all()  # this thread's own (the database limiter's)
 
-    threads = [
-        threading.Thread(target=work, name=f"mail-{printer.kind}-{i}", daemon=True)
-        for i in range(min(workers, len(rows)))
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    # A thread that died outside _send_one leaves its row's outcome unknown.
-    missing = SendOutcome(transient=True, detail="the call could not be made (worker thread stopped)")
-    return {r.pk: outcomes.get(r.pk, missing) for r in rows}
+
+def _call_all(
+    printer: Printer, rows: list[CampaignRecipient], requests: dict[int, Any], workers: int, report: MailReport
+) -> dict[int, SendOutcome]:
+    """Every row's printer calls, in ``workers`` threads (one batch of a ``_CallPool``)."""
+    pool = _CallPool(printer, workers, report)
+    try:
+        flight = pool.send(uuid.uuid4(), rows, requests, timezone.now())
+        return flight.wait()
+    finally:
+        pool.close()
 
 
 def _send_one(

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -118,7 +119,8 @@ def _mail_due(campaign: Campaign, now: dt.datetime) -> int:
 
 
 def _mail_run(campaign: Campaign, actor: Actor, batch_size: int) -> StageRun:
-    report = campaign_mail(campaign=campaign, actor=actor, batch_size=batch_size)
+    roll_s = float(settings.MAILING.get("roll_s") or 0)
+    report = campaign_mail(campaign=campaign, actor=actor, batch_size=batch_size, roll_s=roll_s)
     moved = Counter({k: v for k, v in report.moved.items() if v})
     note = f"billing is not ready: {report.billing_problem}" if report.billing_problem else ""
     return StageRun(moved, note=note)

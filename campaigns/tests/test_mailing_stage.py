@@ -214,18 +214,18 @@ def test_a_worker_that_outlived_its_lease_records_nothing(simulator, monkeypatch
     sweeper hands the rows to a second worker, which finds the pieces and
     records them.  The first worker's late commit is refused by the token."""
     campaign, _ = ready_campaign(2)
-    real = service._call_all
+    real = service._Flight.wait
     taken_over: list[Any] = []
 
-    def slow_calls(*args: Any, **kwargs: Any) -> Any:
-        outcomes = real(*args, **kwargs)
+    def slow_calls(flight: Any) -> Any:
+        outcomes = real(flight)
         if not taken_over:
             taken_over.append(1)
             pipeline_sweep(actor=ACTOR, now=expired())
             taken_over.append(mail(campaign))
         return outcomes
 
-    monkeypatch.setattr(service, "_call_all", slow_calls)
+    monkeypatch.setattr(service._Flight, "wait", slow_calls)
     report = mail(campaign)
     assert taken_over[1].moved[S.SENT] == 2
     assert (report.moved["lost_claim"], report.moved[S.SENT]) == (2, 0)
