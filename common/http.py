@@ -22,7 +22,8 @@ import math
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -96,7 +97,11 @@ def client_for(url: str | httpx.URL) -> httpx.Client:
             _clients_pid = os.getpid()
         client = _clients.get(origin)
         if client is None:
-            client = _clients[origin] = httpx.Client(follow_redirects=False, transport=_transports.get(origin))
+            client = _clients[origin] = httpx.Client(
+                follow_redirects=False,
+                transport=_transports.get(origin),
+                event_hooks={"request": [_before_send]},
+            )
         return client
 
 
@@ -136,6 +141,33 @@ def close_clients(url: str | httpx.URL | None = None) -> None:
 
 
 atexit.register(close_clients)
+
+
+# ---------------------------------------------------------------------- right before sending
+_gate = threading.local()
+
+
+@contextmanager
+def before_each_request(hook: Callable[[], None]) -> Iterator[None]:
+    """Call ``hook`` in this thread right before each request sent inside the
+    block, once the request is built (body encoded) and just before it goes to
+    the connection: the mailing stage takes its rate-limit permit there, so
+    the time between a permit and the request reaching the printer holds no
+    payload building and as few thread switches as there can be
+    (docs/ratelimits.md).  What ``hook`` raises propagates and nothing is
+    sent.  Blocks nest: the innermost hook is the one called."""
+    previous = getattr(_gate, "hook", None)
+    _gate.hook = hook
+    try:
+        yield
+    finally:
+        _gate.hook = previous
+
+
+def _before_send(request: httpx.Request) -> None:
+    hook = getattr(_gate, "hook", None)
+    if hook is not None:
+        hook()
 
 
 # ---------------------------------------------------------------------- request

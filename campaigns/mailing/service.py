@@ -61,6 +61,7 @@ from campaigns.services import (
     recipients_write_rows,
 )
 from common.fsm import Actor, insert_history
+from common.http import before_each_request
 from mailpieces.models import Mailpiece, MailpieceTransition
 from mailpieces.status import MailpieceStatus
 from printers.base import Printer, PrinterError, Submission
@@ -157,6 +158,7 @@ def campaign_mail(
         report.paused = True
         return report
     started = time.monotonic()
+    fixed_now = now  # a caller's (a test's) clock holds for every batch; else each batch reads the time
     now = now or timezone.now()
     today = timezone.localdate(now)
     report.moved.update(campaign_stage_mailing(campaign=campaign, actor=actor, today=today))
@@ -179,7 +181,6 @@ def campaign_mail(
     # the batch's worst case, or a second worker would take rows in flight.
     floor = timedelta(seconds=int(settings.MAILING.get("lease_s") or LEASE.total_seconds()))
     lease = max(floor, timedelta(seconds=math.ceil(batch_size / workers) * per_call * 2))
-    fixed_now = now
 
     def claim_next(at: dt.datetime) -> _Flight | None:
         token, rows = _claim(campaign, actor, batch_size, lease, timezone.localdate(at), at)
@@ -382,26 +383,28 @@ def _call_all(
 def _send_one(
     printer: Printer, request: Any, seen_before: bool, give_up: bool, permit: Callable[[], None] = lambda: None
 ) -> SendOutcome:
-    """One row's calls, each after ``permit()``.  ``give_up``: the attempt
-    budget is spent; only look: the piece is found (Sent), or the printer has
-    nothing (Error), or the outcome is still unknown (try the lookup again later)."""
+    """One row's calls, each HTTP request after ``permit()``, called right
+    before the request goes out (``before_each_request``: the permit is
+    taken once the body is built, not before the printer module builds it).
+    ``give_up``: the attempt budget is spent; only look: the piece is found
+    (Sent), or the printer has nothing (Error), or the outcome is still
+    unknown (try the lookup again later)."""
     out = SendOutcome()
     try:
-        if seen_before or give_up:
-            permit()
-            # It may exist already (a crash after the printer accepted, a
-            # timeout after it created the piece, a key past its window):
-            # look before submitting, never submit blind twice.
-            found = printer.lookup(request.reference)
-            if found is not None:
-                out.submission = found
-                return out
-            if give_up:
-                out.message = ErrorMessages.FAILED_SUBMISSION_TO_PRINTER
-                out.detail = f"no piece after {MAX_ATTEMPTS} attempts; the printer holds none for this recipient"
-                return out
-        permit()
-        out.submission = printer.submit(request)
+        with before_each_request(permit):
+            if seen_before or give_up:
+                # It may exist already (a crash after the printer accepted, a
+                # timeout after it created the piece, a key past its window):
+                # look before submitting, never submit blind twice.
+                found = printer.lookup(request.reference)
+                if found is not None:
+                    out.submission = found
+                    return out
+                if give_up:
+                    out.message = ErrorMessages.FAILED_SUBMISSION_TO_PRINTER
+                    out.detail = f"no piece after {MAX_ATTEMPTS} attempts; the printer holds none for this recipient"
+                    return out
+            out.submission = printer.submit(request)
         return out
     except PrinterError as exc:
         out.detail = exc.message[:500]

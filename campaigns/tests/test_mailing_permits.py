@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns.mailing import limits
+from campaigns.mailing import limits, service
+from campaigns.models import CampaignRecipient
+from campaigns.tests.test_mailing_stage import ACTOR, ready_campaign
+from printers import conftest as printer_fixtures
 from printers.base import PrinterError
+from printers.registry import get_printer_class
 
 
 class AgingLimiter:
@@ -65,3 +69,37 @@ def test_the_process_limiter_reports_its_permits_age():
     assert limiter.permit_age() == float("inf")
     limiter.acquire()
     assert 0 <= limiter.permit_age() < 0.5
+
+
+# ---------------------------------------------------------------------------- when the permit is taken
+simulator = printer_fixtures.simulator
+
+
+@pytest.mark.django_db
+def test_the_permit_is_taken_once_the_request_is_built_right_before_it_goes(simulator, monkeypatch):
+    """The printer module builds the request (payload, validation, encoding)
+    before the permit is taken, not after: time spent building between a
+    permit and the request reaching the printer would put it past its slot
+    (bench/README.md, "Rolling runs")."""
+    campaign, _ = ready_campaign(2)
+    events: list[str] = []
+    printer_class = get_printer_class("sandbox")
+    real_submit = printer_class.submit
+
+    def submit(self, request):
+        events.append("build")
+        return real_submit(self, request)
+
+    def permits(kind):
+        def take() -> int:
+            events.append("permit")
+            return 0
+
+        return take
+
+    monkeypatch.setattr(printer_class, "submit", submit)
+    monkeypatch.setattr(service, "printer_permits", permits)
+    report = service.campaign_mail(campaign=campaign, actor=ACTOR, batch_size=2, concurrency=1)
+    assert report.moved[CampaignRecipient.Status.SENT] == 2
+    assert events == ["build", "permit", "build", "permit"]
+    assert report.calls == 2

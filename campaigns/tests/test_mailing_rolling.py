@@ -108,3 +108,24 @@ def test_a_call_that_fails_outside_its_own_handling_leaves_its_row_unknown_and_t
     assert report.moved[S.SENT] == 7  # one thread: it made the seven other calls after the failure
     assert statuses(campaign) == {S.SENT: 7, S.SENDING_STAGED: 1}
     assert CampaignRecipient.objects.get(pk=victim).error_detail == service._NO_CALL.detail
+
+
+@pytest.mark.parametrize("roll_s", [0.0, 10.0])
+def test_the_runner_rolls_for_the_configured_seconds(simulator, monkeypatch, settings, roll_s):
+    """``MAILING_ROLL_S`` (settings.MAILING["roll_s"]) reaches every mailing run the runner makes."""
+    from campaigns.pipeline import runner
+
+    settings.MAILING = {**settings.MAILING, "roll_s": roll_s}
+    campaign, _ = ready_campaign(3)
+    seen: list[float] = []
+    real = runner.campaign_mail
+
+    def spy(**kwargs: Any) -> service.MailReport:
+        seen.append(kwargs["roll_s"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(runner, "campaign_mail", spy)
+    runner.campaign_advance(campaign.pk, actor=ACTOR, batch_size=2)
+    assert seen
+    assert set(seen) == {roll_s}
+    assert statuses(campaign) == {S.SENT: 3}

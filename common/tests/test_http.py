@@ -143,3 +143,47 @@ def test_a_forked_worker_opens_its_own_client_and_leaves_the_parents_open(monkey
     assert not parent.is_closed  # its sockets belong to the parent process
     outbound.close_clients("http://127.0.0.1:9")
     parent.close()
+
+
+# ---------------------------------------------------------------- a hook right before each request
+def test_a_hook_runs_right_before_each_request_in_its_block_and_can_stop_it() -> None:
+    events: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        events.append(f"sent {request.url.path}")
+        return httpx.Response(200, json={})
+
+    url = "http://gate.invalid"
+    outbound.mount_transport(url, httpx.MockTransport(handler))
+    try:
+        with outbound.before_each_request(lambda: events.append("hook")):
+            outbound.request("POST", f"{url}/a", timeout=1, json={"x": 1})
+            outbound.request("GET", f"{url}/b", timeout=1)
+        outbound.request("GET", f"{url}/c", timeout=1)  # outside the block: no hook
+        assert events == ["hook", "sent /a", "hook", "sent /b", "sent /c"]
+
+        def refuse() -> None:
+            raise OutboundError("no permit")
+
+        with outbound.before_each_request(refuse), pytest.raises(OutboundError, match="no permit"):
+            outbound.request("GET", f"{url}/d", timeout=1)
+        assert "sent /d" not in events
+    finally:
+        outbound.unmount_transport(url)
+
+
+def test_hooks_are_per_thread_and_nested_blocks_restore_the_outer_one() -> None:
+    events: list[str] = []
+    url = "http://gate-threads.invalid"
+    outbound.mount_transport(url, httpx.MockTransport(lambda request: httpx.Response(204)))
+    try:
+        with outbound.before_each_request(lambda: events.append("outer")):
+            with outbound.before_each_request(lambda: events.append("inner")):
+                outbound.request("GET", url, timeout=1)
+            outbound.request("GET", url, timeout=1)
+            other = threading.Thread(target=lambda: outbound.request("GET", url, timeout=1))
+            other.start()
+            other.join()
+        assert events == ["inner", "outer"]
+    finally:
+        outbound.unmount_transport(url)
