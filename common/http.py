@@ -148,7 +148,7 @@ _gate = threading.local()
 
 
 @contextmanager
-def before_each_request(hook: Callable[[], None]) -> Iterator[None]:
+def before_each_request(hook: Callable[[], object]) -> Iterator[None]:
     """Call ``hook`` in this thread right before each request sent inside the
     block, once the request is built (body encoded) and just before it goes to
     the connection: the mailing stage takes its rate-limit permit there, so

@@ -239,6 +239,25 @@ def test_one_failed_lookup_does_not_stop_the_others(simulator):
     assert sorted(Mailpiece.objects.get(pk=p.pk).status for p in pieces) == [S.DELIVERED, S.DELIVERED, S.SUBMITTED]
 
 
+def test_each_lookup_request_takes_one_permit_from_the_printers_limiter(simulator, monkeypatch):
+    for _ in range(3):
+        piece_at_printer(simulator, status="Delivered")
+    before = lookups(simulator)
+    permits: list[str] = []
+
+    def printer_permits(kind):
+        def take() -> int:
+            permits.append(kind)
+            return 0
+
+        return take
+
+    monkeypatch.setattr(refresh, "printer_permits", printer_permits)
+    assert only(mailpieces_refresh(stale_days=7)).asked == 3
+    assert lookups(simulator) - before == 3
+    assert permits == ["sandbox"] * 3
+
+
 def test_a_printer_that_refuses_every_lookup_is_given_up_on_for_this_run(simulator, monkeypatch):
     monkeypatch.setattr(refresh, "CHUNK", 2)  # the refusals are counted across chunks
     for _ in range(refresh.MAX_REFUSALS_IN_A_ROW + 2):

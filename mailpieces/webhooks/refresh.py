@@ -45,6 +45,7 @@ from django.utils import timezone
 
 from campaigns.mailing.limits import printer_permits
 from common.fsm import Actor
+from common.http import before_each_request
 from mailpieces.models import Mailpiece, MailpieceEvent, MailpieceTransition
 from mailpieces.status import TERMINAL
 from mailpieces.webhooks.processing import ProcessReport, Report, apply_reports
@@ -239,7 +240,7 @@ def _ask(
     *,
     on_piece: Callable[[str], None],
 ) -> list[Report]:
-    """One lookup per piece, each after a permit; the reports to apply."""
+    """One lookup per piece, each request after a permit; the reports to apply."""
     take_permit = printer_permits(printer.kind)
     reports: list[Report] = []
     for piece in pieces:
@@ -252,8 +253,8 @@ def _ask(
             break
         result.asked += 1
         try:
-            take_permit()
-            found = printer.lookup(piece.reference)
+            with before_each_request(take_permit):  # right before each request goes (docs/ratelimits.md)
+                found = printer.lookup(piece.reference)
             event = printer.lookup_report(found) if found is not None else None
         except PrinterError as exc:
             _failed(result, piece, exc.message)
