@@ -63,7 +63,16 @@ class MailpieceAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
     search_help_text = "Search by: the printer's id of the piece (whole), or the recipient's id (a number)."
     list_select_related = ("recipient",)
     raw_id_fields = ("recipient",)
-    readonly_fields = ("status", "status_at", "last_vendor_status", "printer_id", "reference", "created", "updated")
+    readonly_fields = (
+        "status",
+        "status_at",
+        "last_vendor_status",
+        "checked_at",
+        "printer_id",
+        "reference",
+        "created",
+        "updated",
+    )
     inlines = (MailpieceEventInline, MailpieceTransitionInline)
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:

@@ -40,6 +40,12 @@ class Mailpiece(fsm.ConcurrentTransitionMixin, models.Model):
     # never overwrites a newer one.
     status_at = models.DateTimeField(null=True, blank=True)
     last_vendor_status = models.CharField(max_length=100, blank=True)
+    # When ``refresh_mailpieces`` last had an answer from the printer about
+    # this piece: a piece whose answer changed nothing is not asked again
+    # until it has been quiet for the stale days once more.
+    checked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a lookup at the printer last answered about this piece."
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -121,6 +121,21 @@ def test_a_piece_refreshed_just_now_is_not_stale_for_the_next_run(simulator):
     assert lookups(simulator) == 1
 
 
+def test_a_piece_whose_printer_said_nothing_new_is_asked_again_only_once_quiet_for_the_stale_days(simulator):
+    """A lookup that hears what we knew records nothing, so without its own
+    time the piece would be asked on every run until it is 90 days old."""
+    piece = piece_at_printer(simulator, status="Delivered")
+    t0 = timezone.now()
+    assert only(mailpieces_refresh(stale_days=7, now=t0)).moved == 1
+    week = only(mailpieces_refresh(stale_days=7, now=t0 + 8 * DAY))  # quiet again: asked, the same answer
+    assert (week.asked, week.unchanged) == (1, 1)
+    assert Mailpiece.objects.get(pk=piece.pk).checked_at == t0 + 8 * DAY
+    asked = lookups(simulator)
+    assert mailpieces_refresh(stale_days=7, now=t0 + 9 * DAY).printers == []
+    assert lookups(simulator) == asked
+    assert only(mailpieces_refresh(stale_days=7, now=t0 + 16 * DAY)).asked == 1
+
+
 def test_the_printer_moving_on_later_is_applied_through_the_same_path(simulator):
     piece = piece_at_printer(simulator, status="InTransit")
     first = timezone.now()

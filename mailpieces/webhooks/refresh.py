@@ -12,8 +12,11 @@ Which pieces are asked (:func:`stale_mailpieces`):
   Test).  Delivered and Returned stay eligible: a delivered piece can still
   come back (Delivered → Returned) and a returned one be cancelled, and a
   lookup is the only way to hear of it when the webhook is lost;
-- no status report (:class:`MailpieceEvent`) recorded and no transition made
-  in the last ``stale_days`` days, and the piece itself older than that;
+- no status report (:class:`MailpieceEvent`) recorded, no transition made
+  and no answer to a lookup (``Mailpiece.checked_at``) in the last
+  ``stale_days`` days, and the piece itself older than that: a piece whose
+  printer answered with what we knew is asked again only after another
+  ``stale_days``, not on every run;
 - younger than ``max_age_days`` (default :data:`MAX_AGE_DAYS`): past that, a
   piece is settled, or lost, and a person should look, not a loop.  Without
   this bound every delivered piece (and every IntelliPrint piece, which has
@@ -40,7 +43,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from campaigns.mailing.limits import printer_permits
@@ -160,6 +163,7 @@ def stale_mailpieces(
         .exclude(printer_id="")
         .exclude(reference="")
         .filter(created__lt=cutoff, created__gte=now - timedelta(days=max_age_days))
+        .filter(Q(checked_at__isnull=True) | Q(checked_at__lt=cutoff))
         .filter(~Exists(recent_report), ~Exists(recent_move))
     )
     if printer is not None:
@@ -224,9 +228,11 @@ def mailpieces_refresh(
             if not chunk:
                 break
             last_pk = chunk[-1].pk
-            reports = _ask(client, chunk, result, now, on_piece=tick)
-            if reports:
-                _apply(reports, result, now=now, actor=actor, dry_run=dry_run)
+            reports, answered = _ask(client, chunk, result, now, on_piece=tick)
+            not_applied = _apply(reports, result, now=now, actor=actor, dry_run=dry_run) if reports else set()
+            checked = [pk for printer_id, pk in answered.items() if printer_id not in not_applied]
+            if checked and not dry_run:
+                Mailpiece.objects.filter(pk__in=checked).update(checked_at=now)
             if result.stopped:
                 break
     return report
@@ -239,10 +245,12 @@ def _ask(
     now: dt.datetime,
     *,
     on_piece: Callable[[str], None],
-) -> list[Report]:
-    """One lookup per piece, each request after a permit; the reports to apply."""
+) -> tuple[list[Report], dict[str, int]]:
+    """One lookup per piece, each request after a permit: the reports to
+    apply, and the pieces the printer answered about (printer id: pk)."""
     take_permit = printer_permits(printer.kind)
     reports: list[Report] = []
+    answered: dict[str, int] = {}
     for piece in pieces:
         if result.refusals >= MAX_REFUSALS_IN_A_ROW:
             result.stopped = (
@@ -268,6 +276,7 @@ def _ask(
         finally:
             on_piece(printer.kind)
         result.refusals = 0
+        answered[piece.printer_id] = piece.pk
         if found is None:
             result.not_found += 1
         elif found.printer_id != piece.printer_id:
@@ -285,7 +294,7 @@ def _ask(
         else:
             order: tuple[Any, ...] = (event.occurred_at or now, now, 0, len(reports))
             reports.append(Report(printer=piece.printer, event=event, inbox_id=None, order=order))
-    return reports
+    return reports, answered
 
 
 def _failed(result: PrinterRefresh, piece: Mailpiece, message: str) -> None:
@@ -295,12 +304,14 @@ def _failed(result: PrinterRefresh, piece: Mailpiece, message: str) -> None:
         result.errors.append(message[:300])
 
 
-def _apply(reports: list[Report], result: PrinterRefresh, *, now: dt.datetime, actor: Actor, dry_run: bool) -> None:
+def _apply(reports: list[Report], result: PrinterRefresh, *, now: dt.datetime, actor: Actor, dry_run: bool) -> set[str]:
     """Apply one chunk's reports in one transaction (rolled back in a dry run);
-    if the chunk fails, each report on its own, so one cannot hold back the rest."""
+    if the chunk fails, each report on its own, so one cannot hold back the
+    rest.  The printer ids whose report could not be applied."""
+    not_applied: set[str] = set()
     try:
         _count(_apply_batch(reports, now=now, actor=actor, dry_run=dry_run), reports, result)
-        return
+        return not_applied
     except Exception:
         logger.exception("refresh: applying %s %s reports failed; retrying them one by one", len(reports), result.kind)
     for r in reports:
@@ -309,9 +320,11 @@ def _apply(reports: list[Report], result: PrinterRefresh, *, now: dt.datetime, a
             _count(_apply_batch([r], now=now, actor=actor, dry_run=dry_run), [r], result)
         except Exception as exc:
             logger.exception("refresh: applying the report about %s piece %s failed", r.printer, r.event.printer_id)
+            not_applied.add(r.event.printer_id)
             result.failed += 1
             if len(result.errors) < 5:
                 result.errors.append(f"applying: {type(exc).__name__}: {exc}"[:300])
+    return not_applied
 
 
 def _apply_batch(reports: list[Report], *, now: dt.datetime, actor: Actor, dry_run: bool) -> ProcessReport:
