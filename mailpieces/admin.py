@@ -16,6 +16,7 @@ from common.permissions import can_retry
 from mailpieces.models import InboundWebhook, Mailpiece, MailpieceEvent, MailpieceTransition
 from mailpieces.services import mailpiece_transition
 from mailpieces.webhooks.reprocess import webhooks_reprocess_ids
+from printers.kinds import PrinterKind
 
 # Shown of a stored body: enough to read any real delivery, not a megabyte page.
 BODY_SHOWN = 20_000
@@ -191,8 +192,36 @@ class MailpieceEventAdmin(ReadOnlyAdmin):
     list_display = ("created", "printer", "printer_id", "vendor_status", "status", "outcome", "note", "mailpiece")
     list_filter = ("outcome", "printer", "status")
     search_fields = ("=printer_id", "=event_key")
+    search_help_text = (
+        "Search by: the printer's id of the piece (whole: its reports, and those waiting for it), "
+        "or a report's own id (whole)."
+    )
     list_select_related = ("mailpiece",)
     # Newest first, on the primary key: the model's (occurred_at, id) has no
     # index and sorted every report on each page view.
     ordering = ("-id",)
     raw_id_fields = ("mailpiece", "inbox")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[MailpieceEvent], search_term: str
+    ) -> tuple[QuerySet[MailpieceEvent], bool]:
+        # Each term on an index: no index leads with printer_id or event_key
+        # alone, so Django's "printer_id = x OR event_key = x" read every
+        # report.  A printer id goes through the piece (its indexed
+        # printer_id, then the reports' piece index) and, for reports still
+        # waiting for their piece, the waiting index; a report id through the
+        # unique (printer, event_key), one probe per printer kind.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        kinds = list(PrinterKind.values)
+        # At most one piece per printer kind has the id (a unique constraint):
+        # read first, as a list, so PostgreSQL can OR the three index scans
+        # (a subquery would be a filter over every report).
+        pieces = list(Mailpiece.objects.filter(printer_id=term).values_list("pk", flat=True)[: len(kinds)])
+        found = Q(printer__in=kinds, printer_id=term, outcome=MailpieceEvent.Outcome.WAITING) | Q(
+            printer__in=kinds, event_key=term
+        )
+        if pieces:
+            found |= Q(mailpiece_id__in=pieces)
+        return queryset.filter(found), False

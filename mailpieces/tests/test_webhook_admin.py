@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from mailpieces.models import InboundWebhook, MailpieceEvent
@@ -70,3 +71,50 @@ def test_the_recipient_page_shows_its_mailpiece_and_the_printers_word(admin_clie
     )
     assert listing.status_code == 200
     assert str(piece.recipient) in listing.content.decode()
+
+
+# ---------------------------------------------------------------------------- searching printer reports
+def events_found(admin_client, term: str) -> set[str]:
+    page = admin_client.get(reverse("admin:mailpieces_mailpieceevent_changelist"), {"q": term})
+    assert page.status_code == 200
+    return {e.event_key for e in page.context["cl"].result_list}
+
+
+def test_report_search_finds_a_pieces_reports_the_waiting_ones_and_a_report_by_its_id(admin_client):
+    sent_piece(printer_id="sbx_1")
+    sent_piece(printer_id="sbx_2")
+    store("sandbox", sandbox_body("e1", "sbx_1", "InTransit", 1))
+    store("sandbox", sandbox_body("e2", "sbx_1", "Delivered", 2))
+    store("sandbox", sandbox_body("e3", "sbx_2", "InTransit", 1))
+    store("sandbox", sandbox_body("w1", "sbx_9", "InTransit", 1))  # no such piece yet: waiting
+    webhooks_process()
+    assert events_found(admin_client, "sbx_1") == {"e1", "e2"}
+    assert events_found(admin_client, " sbx_9 ") == {"w1"}
+    assert events_found(admin_client, "e3") == {"e3"}
+    assert events_found(admin_client, "sbx") == set()  # whole values only
+
+
+def _plan(qs) -> str:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: can an index answer?
+    return qs.explain()
+
+
+def test_report_search_reads_indexes_not_every_report(rf, admin_user):
+    from django.contrib import admin as django_admin
+
+    sent_piece(printer_id="sbx_1")
+    model_admin = django_admin.site._registry[MailpieceEvent]
+    request = rf.get("/")
+    request.user = admin_user
+    qs, _ = model_admin.get_search_results(request, MailpieceEvent.objects.order_by(), "sbx_1")
+    plan = _plan(qs)
+    if connection.vendor == "sqlite":
+        assert "SCAN mailpieces_mailpieceevent" not in plan, plan
+    else:
+        assert "Seq Scan on mailpieces_mailpieceevent" not in plan, plan
+    assert "mailpiece_event_by_piece" in plan, plan
+    assert "mailpiece_event_waiting" in plan, plan
+    # The unique constraint's index: SQLite names it sqlite_autoindex_…
+    assert "mailpiece_event_unique_key" in plan or "(printer=? AND event_key=?)" in plan, plan
