@@ -3,8 +3,10 @@
 A printer fetches the front and back of a card from a URL (Lob: "a remote URL
 on a fast host").  Proofs carry names and addresses, so they are not public
 media: each URL carries a signature of the storage name (Django's signing,
-keyed by SECRET_KEY) and stops working after ``MAX_AGE``.  With a cloud
-storage (S3) set up, the storage's own signed URL is used instead.
+keyed by SECRET_KEY) and stops working after ``MAX_AGE``.  The web process
+serves the image from ``default_storage`` (``proof_image_view``), whatever
+storage backs it: on several machines that storage must be shared
+(docs/deploy.md, "Files").
 """
 
 from __future__ import annotations
