@@ -193,8 +193,8 @@ class MailpieceEventAdmin(ReadOnlyAdmin):
     list_filter = ("outcome", "printer", "status")
     search_fields = ("=printer_id", "=event_key")
     search_help_text = (
-        "Search by: the printer's id of the piece (whole: its reports, and those waiting for it), "
-        "or a report's own id (whole)."
+        "Search by: the printer's id of the piece (its reports, those waiting for it and those that could not "
+        "be read), or a report's own id; whole values, exactly as the printer writes them."
     )
     list_select_related = ("mailpiece",)
     # Newest first, on the primary key: the model's (occurred_at, id) has no
@@ -208,9 +208,10 @@ class MailpieceEventAdmin(ReadOnlyAdmin):
         # Each term on an index: no index leads with printer_id or event_key
         # alone, so Django's "printer_id = x OR event_key = x" read every
         # report.  A printer id goes through the piece (its indexed
-        # printer_id, then the reports' piece index) and, for reports still
-        # waiting for their piece, the waiting index; a report id through the
-        # unique (printer, event_key), one probe per printer kind.
+        # printer_id, then the reports' piece index) and, for reports with no
+        # piece (waiting for it, or unreadable), their partial indexes; a
+        # report id through the unique (printer, event_key), one probe per
+        # printer kind.  Whole values, exactly as the printer writes them.
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -219,9 +220,10 @@ class MailpieceEventAdmin(ReadOnlyAdmin):
         # read first, as a list, so PostgreSQL can OR the three index scans
         # (a subquery would be a filter over every report).
         pieces = list(Mailpiece.objects.filter(printer_id=term).values_list("pk", flat=True)[: len(kinds)])
-        found = Q(printer__in=kinds, printer_id=term, outcome=MailpieceEvent.Outcome.WAITING) | Q(
-            printer__in=kinds, event_key=term
-        )
+        no_piece = [MailpieceEvent.Outcome.WAITING, MailpieceEvent.Outcome.PROBLEM]  # each on its partial index
+        found = Q(printer__in=kinds, event_key=term)
+        for outcome in no_piece:
+            found |= Q(printer__in=kinds, printer_id=term, outcome=outcome)
         if pieces:
             found |= Q(mailpiece_id__in=pieces)
         return queryset.filter(found), False

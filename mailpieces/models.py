@@ -247,6 +247,13 @@ class MailpieceEvent(models.Model):
                 name="mailpiece_event_waiting",
                 condition=models.Q(outcome="waiting"),
             ),
+            # Reports that could not be read have no piece: the admin's search
+            # by printer id finds them here (few rows, rarely written).
+            models.Index(
+                fields=["printer", "printer_id"],
+                name="mailpiece_event_problem",
+                condition=models.Q(outcome="problem"),
+            ),
         ]
         ordering = ("occurred_at", "id")
 

@@ -55,7 +55,8 @@ NOT_PROGRESS = frozenset({"lost_claim", "released", "retry_later"})
 class Stage:
     name: str
     due: Callable[[Campaign, dt.datetime], int]
-    run: Callable[[Campaign, Actor, int], StageRun]
+    # (campaign, actor, batch size, the caller's deadline as a time.monotonic() value or None)
+    run: Callable[[Campaign, Actor, int, float | None], StageRun]
 
 
 def _ready(now: dt.datetime) -> Q:
@@ -66,7 +67,7 @@ def _qualify_due(campaign: Campaign, now: dt.datetime) -> int:
     return campaign.recipients.filter(status=Status.PENDING).count()
 
 
-def _qualify_run(campaign: Campaign, actor: Actor, batch_size: int) -> StageRun:
+def _qualify_run(campaign: Campaign, actor: Actor, batch_size: int, deadline: float | None) -> StageRun:
     result = campaign_qualify(campaign=campaign, actor=actor, batch_size=max(batch_size, 500))
     return StageRun(Counter(result.moved))
 
@@ -78,7 +79,7 @@ def _enrich_due(campaign: Campaign, now: dt.datetime) -> int:
     return campaign.recipients.filter(waiting).count()
 
 
-def _enrich_run(campaign: Campaign, actor: Actor, batch_size: int) -> StageRun:
+def _enrich_run(campaign: Campaign, actor: Actor, batch_size: int, deadline: float | None) -> StageRun:
     if not campaign.address_enrichment:
         return StageRun(Counter())
     counts = campaign_enrich(campaign=campaign, actor=actor, batch_size=batch_size)
@@ -98,7 +99,7 @@ def _proof_due(campaign: Campaign, now: dt.datetime) -> int:
     return stale + staged
 
 
-def _proof_run(campaign: Campaign, actor: Actor, batch_size: int) -> StageRun:
+def _proof_run(campaign: Campaign, actor: Actor, batch_size: int, deadline: float | None) -> StageRun:
     report = campaign_proof(campaign=campaign, actor=actor, batch_size=batch_size)
     moved = Counter({k: v for k, v in report.moved.items() if v})
     note = ""
@@ -118,8 +119,10 @@ def _mail_due(campaign: Campaign, now: dt.datetime) -> int:
     return waiting
 
 
-def _mail_run(campaign: Campaign, actor: Actor, batch_size: int) -> StageRun:
+def _mail_run(campaign: Campaign, actor: Actor, batch_size: int, deadline: float | None) -> StageRun:
     roll_s = float(settings.MAILING.get("roll_s") or 0)
+    if deadline is not None:  # a rolling run claims nothing new past the task's budget
+        roll_s = max(0.0, min(roll_s, deadline - time.monotonic()))
     report = campaign_mail(campaign=campaign, actor=actor, batch_size=batch_size, roll_s=roll_s)
     moved = Counter({k: v for k, v in report.moved.items() if v})
     note = f"billing is not ready: {report.billing_problem}" if report.billing_problem else ""
@@ -185,7 +188,7 @@ def campaign_advance(
             if campaign.paused:
                 report.paused = True
                 return report
-            run = stage.run(campaign, actor, batch_size)
+            run = stage.run(campaign, actor, batch_size, deadline)
             report.moved.setdefault(stage.name, Counter()).update(run.moved)
             if run.note:
                 report.notes[stage.name] = run.note

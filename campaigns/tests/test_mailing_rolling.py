@@ -129,3 +129,28 @@ def test_the_runner_rolls_for_the_configured_seconds(simulator, monkeypatch, set
     assert seen
     assert set(seen) == {roll_s}
     assert statuses(campaign) == {S.SENT: 3}
+
+
+def test_a_rolling_run_claims_nothing_new_past_the_tasks_deadline(simulator, monkeypatch, settings):
+    """The task's budget (80 % of Q_TIMEOUT_S) bounds the roll: with the
+    deadline already passed the mailing run is one batch, never 10 s more."""
+    import time
+
+    from campaigns.pipeline import runner
+
+    settings.MAILING = {**settings.MAILING, "roll_s": 10.0}
+    campaign, _ = ready_campaign(3)
+    seen: list[float] = []
+    real = runner.campaign_mail
+
+    def spy(**kwargs: Any) -> service.MailReport:
+        seen.append(kwargs["roll_s"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(runner, "campaign_mail", spy)
+    runner._mail_run(campaign, ACTOR, 2, time.monotonic() - 1)
+    assert seen == [0.0]
+    runner._mail_run(campaign, ACTOR, 2, time.monotonic() + 3)
+    assert 0 < seen[1] <= 3
+    runner._mail_run(campaign, ACTOR, 2, None)  # no deadline (a command's --once): the setting
+    assert seen[2] == 10.0

@@ -304,6 +304,9 @@ def test_a_piece_the_printer_holds_under_another_id_is_left_alone(simulator):
     result = only(mailpieces_refresh(stale_days=7))
     assert (result.mismatched, result.moved) == (1, 0)
     assert MailpieceEvent.objects.count() == 0
+    # Left for a person, and still said on the next run: not stamped as answered.
+    assert Mailpiece.objects.get(pk=piece.pk).checked_at is None
+    assert only(mailpieces_refresh(stale_days=7)).mismatched == 1
 
 
 def test_a_dry_run_asks_and_counts_like_a_real_run_but_writes_nothing(simulator):

@@ -88,7 +88,10 @@ def test_report_search_finds_a_pieces_reports_the_waiting_ones_and_a_report_by_i
     store("sandbox", sandbox_body("e3", "sbx_2", "InTransit", 1))
     store("sandbox", sandbox_body("w1", "sbx_9", "InTransit", 1))  # no such piece yet: waiting
     webhooks_process()
-    assert events_found(admin_client, "sbx_1") == {"e1", "e2"}
+    MailpieceEvent.objects.create(  # an item that could not be read: no piece
+        printer="sandbox", printer_id="sbx_1", event_key="p1", status="Unknown", outcome="problem", note="no status"
+    )
+    assert events_found(admin_client, "sbx_1") == {"e1", "e2", "p1"}
     assert events_found(admin_client, " sbx_9 ") == {"w1"}
     assert events_found(admin_client, "e3") == {"e3"}
     assert events_found(admin_client, "sbx") == set()  # whole values only
@@ -116,5 +119,6 @@ def test_report_search_reads_indexes_not_every_report(rf, admin_user):
         assert "Seq Scan on mailpieces_mailpieceevent" not in plan, plan
     assert "mailpiece_event_by_piece" in plan, plan
     assert "mailpiece_event_waiting" in plan, plan
+    assert "mailpiece_event_problem" in plan, plan
     # The unique constraint's index: SQLite names it sqlite_autoindex_…
     assert "mailpiece_event_unique_key" in plan or "(printer=? AND event_key=?)" in plan, plan

@@ -230,7 +230,7 @@ def mailpieces_refresh(
             last_pk = chunk[-1].pk
             reports, answered = _ask(client, chunk, result, now, on_piece=tick)
             not_applied = _apply(reports, result, now=now, actor=actor, dry_run=dry_run) if reports else set()
-            checked = [pk for printer_id, pk in answered.items() if printer_id not in not_applied]
+            checked = sorted(pk for printer_id, pk in answered.items() if printer_id not in not_applied)
             if checked and not dry_run:
                 Mailpiece.objects.filter(pk__in=checked).update(checked_at=now)
             if result.stopped:
@@ -276,7 +276,10 @@ def _ask(
         finally:
             on_piece(printer.kind)
         result.refusals = 0
-        answered[piece.printer_id] = piece.pk
+        if found is None or found.printer_id == piece.printer_id:
+            # A piece held under another id is left for a person: asked (and
+            # warned about) on every run until someone looks.
+            answered[piece.printer_id] = piece.pk
         if found is None:
             result.not_found += 1
         elif found.printer_id != piece.printer_id:
