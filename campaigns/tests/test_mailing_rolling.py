@@ -110,13 +110,11 @@ def test_a_call_that_fails_outside_its_own_handling_leaves_its_row_unknown_and_t
     assert CampaignRecipient.objects.get(pk=victim).error_detail == service._NO_CALL.detail
 
 
-@pytest.mark.parametrize("roll_s", [0.0, 10.0])
-def test_the_runner_rolls_for_the_configured_seconds(simulator, monkeypatch, settings, roll_s):
-    """``MAILING_ROLL_S`` (settings.MAILING["roll_s"]) reaches every mailing run the runner makes."""
+def rolls_seen(monkeypatch, settings, roll_s: float) -> list[float]:
+    """Set ``MAILING_ROLL_S``; the list fills with the roll each mailing run the runner makes is given."""
     from campaigns.pipeline import runner
 
     settings.MAILING = {**settings.MAILING, "roll_s": roll_s}
-    campaign, _ = ready_campaign(3)
     seen: list[float] = []
     real = runner.campaign_mail
 
@@ -125,6 +123,16 @@ def test_the_runner_rolls_for_the_configured_seconds(simulator, monkeypatch, set
         return real(**kwargs)
 
     monkeypatch.setattr(runner, "campaign_mail", spy)
+    return seen
+
+
+@pytest.mark.parametrize("roll_s", [0.0, 10.0])
+def test_the_runner_rolls_for_the_configured_seconds(simulator, monkeypatch, settings, roll_s):
+    """``MAILING_ROLL_S`` (settings.MAILING["roll_s"]) reaches every mailing run the runner makes."""
+    from campaigns.pipeline import runner
+
+    seen = rolls_seen(monkeypatch, settings, roll_s)
+    campaign, _ = ready_campaign(3)
     runner.campaign_advance(campaign.pk, actor=ACTOR, batch_size=2)
     assert seen
     assert set(seen) == {roll_s}
@@ -138,16 +146,8 @@ def test_a_rolling_run_claims_nothing_new_past_the_tasks_deadline(simulator, mon
 
     from campaigns.pipeline import runner
 
-    settings.MAILING = {**settings.MAILING, "roll_s": 10.0}
+    seen = rolls_seen(monkeypatch, settings, 10.0)
     campaign, _ = ready_campaign(3)
-    seen: list[float] = []
-    real = runner.campaign_mail
-
-    def spy(**kwargs: Any) -> service.MailReport:
-        seen.append(kwargs["roll_s"])
-        return real(**kwargs)
-
-    monkeypatch.setattr(runner, "campaign_mail", spy)
     runner._mail_run(campaign, ACTOR, 2, time.monotonic() - 1)
     assert seen == [0.0]
     runner._mail_run(campaign, ACTOR, 2, time.monotonic() + 3)
