@@ -201,6 +201,10 @@ class Printer:
     # False only for a printer that takes no credentials (the sandbox, served locally):
     # the registry refuses to build any other printer without an API key.
     requires_api_key: ClassVar[bool] = True
+    # The most HTTP requests one recipient's attempt makes here, a lookup and
+    # a submit together: each takes a rate-limit permit, so the mailing stage
+    # sizes a batch's claim lease by it (campaigns/mailing/service.py).
+    max_requests_per_row: ClassVar[int] = 2
 
     def __init__(self, conf: Mapping[str, Any]) -> None:
         self.conf = dict(conf)

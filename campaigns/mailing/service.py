@@ -50,7 +50,7 @@ from django.utils import timezone
 
 from campaigns.billing.service import preflight_campaign_billing
 from campaigns.claims import recipients_claim
-from campaigns.mailing.limits import printer_permits
+from campaigns.mailing.limits import printer_limit, printer_permits
 from campaigns.mailing.payload import submission_payload, submit_request
 from campaigns.models import Campaign, CampaignRecipient, ErrorMessages
 from campaigns.proofing.design import campaign_approval, campaign_design
@@ -176,11 +176,7 @@ def campaign_mail(
         return report
     printer = printer or get_printer(campaign.printer)
     workers = max(1, concurrency or int(settings.MAILING.get("concurrency") or 16))
-    per_call = float(getattr(settings, "PRINTER_TIMEOUT_S", 20) or 20) * 2  # a lookup and a submit
-    # At least the configured lease (MAILING_LEASE_S), and never shorter than
-    # the batch's worst case, or a second worker would take rows in flight.
-    floor = timedelta(seconds=int(settings.MAILING.get("lease_s") or LEASE.total_seconds()))
-    lease = max(floor, timedelta(seconds=math.ceil(batch_size / workers) * per_call * 2))
+    lease = _lease(printer, batch_size, workers)
 
     def claim_next(at: dt.datetime) -> _Flight | None:
         token, rows = _claim(campaign, actor, batch_size, lease, timezone.localdate(at), at)
@@ -211,6 +207,23 @@ def campaign_mail(
             report.stale_permits,
         )
     return report
+
+
+def _lease(printer: Printer, batch_size: int, workers: int) -> timedelta:
+    """How long a batch's claim lasts: at least the configured lease
+    (MAILING_LEASE_S), and never shorter than the batch's worst case, or the
+    sweeper would hand rows back (and a second worker take them) while their
+    calls are in flight.  The worst case is the longer of a lookup and a
+    submit timing out, round after round of threads, and the time the batch's
+    requests take at the printer's rate limit (IntelliPrint: up to six
+    requests a row at 100 a minute is six minutes for 100 rows, whatever the
+    latency); doubled, as a rolling run queues one batch's calls behind the
+    last one's."""
+    timeouts = math.ceil(batch_size / workers) * 2 * float(getattr(settings, "PRINTER_TIMEOUT_S", 20) or 20)
+    limit, period = printer_limit(printer.kind)
+    permits = batch_size * max(1, printer.max_requests_per_row) / limit * period
+    floor = timedelta(seconds=int(settings.MAILING.get("lease_s") or LEASE.total_seconds()))
+    return max(floor, timedelta(seconds=math.ceil(max(timeouts, permits) * 2)))
 
 
 def _may_go_on(campaign: Campaign, report: MailReport) -> bool:

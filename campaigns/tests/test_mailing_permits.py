@@ -103,3 +103,25 @@ def test_the_permit_is_taken_once_the_request_is_built_right_before_it_goes(simu
     assert report.moved[CampaignRecipient.Status.SENT] == 2
     assert events == ["build", "permit", "build", "permit"]
     assert report.calls == 2
+
+
+# ---------------------------------------------------------------------------- the claim's lease
+@pytest.mark.parametrize(
+    ("kind", "batch", "at_least_s"),
+    [
+        ("lob", 100, 600),  # the configured floor: Lob's limit never decides
+        # Six requests a row at 100 a minute: 100 rows are six minutes of permits, doubled.
+        ("intelliprint", 100, 2 * 6 * 60),
+        # Two requests a row at 60 a minute: 1,000 rows are 33 minutes of permits, doubled.
+        ("taylor", 1000, 2 * 2000),
+    ],
+)
+def test_a_batchs_lease_outlasts_the_time_its_requests_take_at_the_printers_limit(settings, kind, batch, at_least_s):
+    """Else the sweeper hands rows back while their calls still wait for
+    permits, and a second worker takes them (docs/mailing.md)."""
+    settings.PRINTER_RATE_LIMITS = {}
+    settings.PRINTER_TIMEOUT_S = 20
+    settings.MAILING = {**settings.MAILING, "lease_s": 600}
+    lease = service._lease(get_printer_class(kind), batch, 16)
+    assert lease.total_seconds() >= at_least_s
+    assert lease.total_seconds() < at_least_s * 1.5  # and not needlessly long: a crashed worker's rows wait it out

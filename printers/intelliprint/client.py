@@ -82,6 +82,9 @@ class IntelliPrintPrinter(Printer):
     status_map = STATUS_MAP
     countries = INTELLIPRINT_COUNTRIES
     sizes = frozenset(ENVELOPES)
+    # A lookup lists live and test jobs (2); a submit lists, creates, lists
+    # again and confirms (4), more when it deletes losing jobs.
+    max_requests_per_row = 6
 
     # ------------------------------------------------------------------ outbound
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
