@@ -148,16 +148,22 @@ _gate = threading.local()
 
 
 @contextmanager
-def before_each_request(hook: Callable[[], object]) -> Iterator[None]:
-    """Call ``hook`` in this thread right before each request sent inside the
-    block, once the request is built (body encoded) and just before it goes to
-    the connection: the mailing stage takes its rate-limit permit there, so
-    the time between a permit and the request reaching the printer holds no
-    payload building and as few thread switches as there can be
-    (docs/ratelimits.md).  What ``hook`` raises propagates and nothing is
-    sent.  Blocks nest: the innermost hook is the one called."""
+def before_each_request(hook: Callable[[], object], *, to: str) -> Iterator[None]:
+    """Call ``hook`` in this thread right before each request to ``to``'s
+    origin (scheme, host, port) sent inside the block, once the request is
+    built (body encoded) and just before it goes to the connection: the
+    mailing stage takes its printer's rate-limit permit there, so the time
+    between a permit and the request reaching the printer holds no payload
+    building and as few thread switches as there can be (docs/ratelimits.md).
+    Requests to other origins are not the hook's business (another service's
+    call must not spend a printer's permit).  What ``hook`` raises propagates
+    and nothing is sent.  Blocks nest: the innermost one decides."""
+    try:
+        origin: str | None = _origin(httpx.URL(to))
+    except httpx.InvalidURL:  # the request itself is refused as misconfigured, before any hook
+        origin = None
     previous = getattr(_gate, "hook", None)
-    _gate.hook = hook
+    _gate.hook = (origin, hook)
     try:
         yield
     finally:
@@ -165,9 +171,9 @@ def before_each_request(hook: Callable[[], object]) -> Iterator[None]:
 
 
 def _before_send(request: httpx.Request) -> None:
-    hook = getattr(_gate, "hook", None)
-    if hook is not None:
-        hook()
+    gate = getattr(_gate, "hook", None)
+    if gate is not None and gate[0] == _origin(request.url):
+        gate[1]()
 
 
 # ---------------------------------------------------------------------- request

@@ -404,7 +404,7 @@ def _send_one(
     unknown (try the lookup again later)."""
     out = SendOutcome()
     try:
-        with before_each_request(permit):
+        with before_each_request(permit, to=printer.base_url):
             if seen_before or give_up:
                 # It may exist already (a crash after the printer accepted, a
                 # timeout after it created the piece, a key past its window):

@@ -146,30 +146,40 @@ def test_a_forked_worker_opens_its_own_client_and_leaves_the_parents_open(monkey
 
 
 # ---------------------------------------------------------------- a hook right before each request
-def test_a_hook_runs_right_before_each_request_in_its_block_and_can_stop_it() -> None:
+def test_a_hook_runs_right_before_each_request_to_its_origin_and_can_stop_it() -> None:
     events: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        events.append(f"sent {request.url.path}")
+        events.append(f"sent {request.url.host}{request.url.path}")
         return httpx.Response(200, json={})
 
-    url = "http://gate.invalid"
+    url, other = "http://gate.invalid", "http://elsewhere.invalid"
     outbound.mount_transport(url, httpx.MockTransport(handler))
+    outbound.mount_transport(other, httpx.MockTransport(handler))
     try:
-        with outbound.before_each_request(lambda: events.append("hook")):
+        with outbound.before_each_request(lambda: events.append("hook"), to=f"{url}/v1"):
             outbound.request("POST", f"{url}/a", timeout=1, json={"x": 1})
             outbound.request("GET", f"{url}/b", timeout=1)
+            outbound.request("GET", f"{other}/x", timeout=1)  # another origin: not the hook's
         outbound.request("GET", f"{url}/c", timeout=1)  # outside the block: no hook
-        assert events == ["hook", "sent /a", "hook", "sent /b", "sent /c"]
+        assert events == [
+            "hook",
+            "sent gate.invalid/a",
+            "hook",
+            "sent gate.invalid/b",
+            "sent elsewhere.invalid/x",
+            "sent gate.invalid/c",
+        ]
 
         def refuse() -> None:
             raise OutboundError("no permit")
 
-        with outbound.before_each_request(refuse), pytest.raises(OutboundError, match="no permit"):
+        with outbound.before_each_request(refuse, to=url), pytest.raises(OutboundError, match="no permit"):
             outbound.request("GET", f"{url}/d", timeout=1)
-        assert "sent /d" not in events
+        assert "sent gate.invalid/d" not in events
     finally:
         outbound.unmount_transport(url)
+        outbound.unmount_transport(other)
 
 
 def test_hooks_are_per_thread_and_nested_blocks_restore_the_outer_one() -> None:
@@ -177,8 +187,8 @@ def test_hooks_are_per_thread_and_nested_blocks_restore_the_outer_one() -> None:
     url = "http://gate-threads.invalid"
     outbound.mount_transport(url, httpx.MockTransport(lambda request: httpx.Response(204)))
     try:
-        with outbound.before_each_request(lambda: events.append("outer")):
-            with outbound.before_each_request(lambda: events.append("inner")):
+        with outbound.before_each_request(lambda: events.append("outer"), to=url):
+            with outbound.before_each_request(lambda: events.append("inner"), to=url):
                 outbound.request("GET", url, timeout=1)
             outbound.request("GET", url, timeout=1)
             other = threading.Thread(target=lambda: outbound.request("GET", url, timeout=1))

@@ -261,7 +261,8 @@ def _ask(
             break
         result.asked += 1
         try:
-            with before_each_request(take_permit):  # right before each request goes (docs/ratelimits.md)
+            # The permit is taken right before each request goes (docs/ratelimits.md).
+            with before_each_request(take_permit, to=printer.base_url):
                 found = printer.lookup(piece.reference)
             event = printer.lookup_report(found) if found is not None else None
         except PrinterError as exc:
