@@ -217,8 +217,8 @@ class MailpieceEventAdmin(ReadOnlyAdmin):
             return queryset, False
         kinds = list(PrinterKind.values)
         # At most one piece per printer kind has the id (a unique constraint):
-        # read first, as a list, so PostgreSQL can OR the three index scans
-        # (a subquery would be a filter over every report).
+        # read first, as a list, so PostgreSQL can OR the index scans (a
+        # subquery would be a filter over every report).
         pieces = list(Mailpiece.objects.filter(printer_id=term).values_list("pk", flat=True)[: len(kinds)])
         no_piece = [MailpieceEvent.Outcome.WAITING, MailpieceEvent.Outcome.PROBLEM]  # each on its partial index
         found = Q(printer__in=kinds, event_key=term)

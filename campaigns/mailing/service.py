@@ -95,7 +95,7 @@ class SendOutcome:
 class MailReport:
     moved: Counter[str] = field(default_factory=Counter)
     claimed: int = 0
-    calls: int = 0
+    calls: int = 0  # HTTP requests sent to the printer, each after its permit
     stale_permits: int = 0  # thrown away: too old by the time the call could start (limits.printer_permits)
     billing_problem: str = ""
     paused: bool = False
@@ -308,10 +308,11 @@ _NO_CALL = SendOutcome(transient=True, detail="the call could not be made (worke
 class _CallPool:
     """Threads making one mailing run's printer calls, fed batch after batch.
 
-    Each call takes its permit from the printer's shared limiter right before
-    it starts, in the thread that makes it: a permit taken earlier, for a call
-    that then waits for a free thread, would reach the printer later than the
-    limiter counted it, and bunch calls over the limit.  Threads that ask at
+    Each request takes its permit from the printer's shared limiter right
+    before it goes out (``_send_one``), in the thread that makes it: a permit
+    taken earlier, for a call that then waits for a free thread or builds its
+    request, would reach the printer later than the limiter counted it, and
+    bunch calls over the limit.  Threads that ask at
     the same moment share one step at the limiter's store (its group rounds),
     so a permit per call does not cost a transaction per call.  The threads
     touch the database only through the limiter, and close their connections

@@ -136,6 +136,20 @@ def test_a_piece_whose_printer_said_nothing_new_is_asked_again_only_once_quiet_f
     assert only(mailpieces_refresh(stale_days=7, now=t0 + 16 * DAY)).asked == 1
 
 
+def test_a_piece_whose_report_could_not_be_applied_is_asked_again_next_run(simulator, monkeypatch):
+    piece = piece_at_printer(simulator, status="Delivered")
+
+    def broken(reports, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(refresh, "apply_reports", broken)
+    assert only(mailpieces_refresh(stale_days=7)).failed == 1
+    assert Mailpiece.objects.get(pk=piece.pk).checked_at is None
+    monkeypatch.undo()
+    again = only(mailpieces_refresh(stale_days=7))
+    assert (again.asked, again.moved) == (1, 1)
+
+
 def test_the_printer_moving_on_later_is_applied_through_the_same_path(simulator):
     piece = piece_at_printer(simulator, status="InTransit")
     first = timezone.now()
