@@ -471,3 +471,51 @@ def test_a_batch_runs_with_the_cycle_collector_paused_and_turns_it_back_on(monke
     webhooks_process()
     assert seen == [False]
     assert gc.isenabled()
+
+
+# ---------------------------------------------------------------------------- checkpoints and order
+def test_a_run_checkpoints_sqlite_from_its_own_thread_and_puts_the_bound_back(monkeypatch):
+    """A checkpoint at each commit was a sixth of the apply benchmark
+    (common/walcheckpoint.py): batches are applied with the connection's own
+    checkpoints off (a thread does them), and the bound is back afterwards."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only: PostgreSQL has no WAL file to checkpoint")
+
+    def bound() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA wal_autocheckpoint")
+            return int(cursor.fetchone()[0])
+
+    seen: list[int] = []
+    parse_all = processing._parse_all
+
+    def spy(rows):
+        seen.append(bound())
+        return parse_all(rows)
+
+    monkeypatch.setattr(processing, "_parse_all", spy)
+    sent_piece()
+    store("sandbox", sandbox_body("e1", "sbx_1", "InTransit", 1))
+    before = bound()
+    assert before > 0
+    webhooks_process()
+    assert seen == [0]
+    assert bound() == before
+
+
+def test_reports_are_ordered_by_the_instant_they_happened_to_the_microsecond():
+    """order_key() turns times into seconds: two reports a microsecond apart,
+    or written in different time zones, still sort by the instant."""
+    from pydantic import TypeAdapter
+
+    parsed = TypeAdapter(dt.datetime).validate_python("2026-03-04T12:00:00.000001Z")  # pydantic's own zone
+    paris = dt.datetime(2026, 3, 4, 13, 0, 0, 2, tzinfo=dt.timezone(dt.timedelta(hours=1)))  # 12:00:00.000002 UTC
+    utc = dt.datetime(2026, 3, 4, 12, 0, tzinfo=dt.UTC)
+    keys = [
+        processing.order_key(paris, T0, 1, 0),
+        processing.order_key(parsed, T0, 2, 0),
+        processing.order_key(utc, T0, 3, 0),
+        processing.order_key(None, utc - dt.timedelta(microseconds=1), 4, 0),  # received, never said when
+    ]
+    assert [key[2] for key in sorted(keys)] == [4, 3, 2, 1]
+    assert processing.order_key(utc, T0, 9, 1) < processing.order_key(utc, T0, 9, 2)

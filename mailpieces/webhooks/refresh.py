@@ -40,7 +40,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -51,7 +50,7 @@ from common.fsm import Actor
 from common.http import before_each_request
 from mailpieces.models import Mailpiece, MailpieceEvent, MailpieceTransition
 from mailpieces.status import TERMINAL
-from mailpieces.webhooks.processing import ProcessReport, Report, apply_reports
+from mailpieces.webhooks.processing import ProcessReport, Report, apply_reports, order_key
 from printers.base import Printer, PrinterError
 from printers.kinds import PrinterKind
 from printers.registry import get_printer
@@ -296,7 +295,7 @@ def _ask(
         elif event is None:
             result.no_status += 1
         else:
-            order: tuple[Any, ...] = (event.occurred_at or now, now, 0, len(reports))
+            order = order_key(event.occurred_at, now, 0, len(reports))
             reports.append(Report(printer=piece.printer, event=event, inbox_id=None, order=order))
     return reports, answered
 
