@@ -519,3 +519,37 @@ def test_reports_are_ordered_by_the_instant_they_happened_to_the_microsecond():
     ]
     assert [key[2] for key in sorted(keys)] == [4, 3, 2, 1]
     assert processing.order_key(utc, T0, 9, 1) < processing.order_key(utc, T0, 9, 2)
+
+
+# ---------------------------------------------------------------------------- plans
+def _explain(sql: str, params: list) -> str:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: can an index answer?
+            cursor.execute(f"EXPLAIN {sql}", params)
+        else:
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        return "\n".join(str(row) for row in cursor.fetchall())
+
+
+def _table_scans(plan: str, table: str) -> list[str]:
+    """Plan lines that read every row of ``table`` (an index scan is fine)."""
+    if connection.vendor == "sqlite":
+        return [line for line in plan.splitlines() if f"SCAN {table}" in line and "USING" not in line]
+    return [line for line in plan.splitlines() if f"Seq Scan on {table}" in line]
+
+
+def test_the_claim_reads_pending_rows_from_their_index_not_the_whole_inbox():
+    """With ``state`` as a parameter SQLite could not use the partial index of
+    pending rows and read every processed row, body and all, for each batch."""
+    processing._pg[0] = connection.vendor == "postgresql"
+    params = [processing._uuid(processing.uuid.uuid4()), processing._db_time(T0), processing._db_time(T0), 10]
+    plan = _explain(processing._claim_sql(), params)
+    assert "inbound_webhook_pending" in plan, plan
+    assert not _table_scans(plan, "mailpieces_inboundwebhook"), plan
+
+
+def test_waiting_reports_are_found_from_their_index_not_every_report():
+    plan = _explain(processing._adoptable_sql(), [10])
+    assert "mailpiece_event_waiting" in plan, plan
+    assert not _table_scans(plan, "mailpieces_mailpieceevent"), plan
