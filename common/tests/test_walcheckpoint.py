@@ -49,33 +49,36 @@ def test_without_a_checkpointer_the_pages_stay_in_the_wal(tmp_path):
     db.close()
 
 
-def test_the_thread_checkpoints_once_the_wal_passes_its_bound(tmp_path):
-    path = str(tmp_path / "db.sqlite3")
+def _written_with_checkpointer(path: str, *, pages: int, rows: int, commits: int, settle) -> Checkpointer:
+    """Write through a connection that never checkpoints, with a Checkpointer
+    bounded at ``pages`` running; ``settle()`` runs before it is stopped."""
     db = _writer(path)
-    checkpointer = Checkpointer(path, page_size=4096, pages=20, interval_s=0.01).start()
+    checkpointer = Checkpointer(path, page_size=4096, pages=pages, interval_s=0.01).start()
     try:
-        _write(db, rows=50, commits=4)
-        assert _wait_for(lambda: os.path.getsize(path) > 150 * 4096), "the pages never reached the file"
+        _write(db, rows=rows, commits=commits)
+        settle()
     finally:
         checkpointer.stop()
+        db.close()
+    return checkpointer
+
+
+def test_the_thread_checkpoints_once_the_wal_passes_its_bound(tmp_path):
+    path = str(tmp_path / "db.sqlite3")
+
+    def reached_the_file():
+        assert _wait_for(lambda: os.path.getsize(path) > 150 * 4096), "the pages never reached the file"
+
+    checkpointer = _written_with_checkpointer(path, pages=20, rows=50, commits=4, settle=reached_the_file)
     assert checkpointer.checkpoints >= 1
     assert checkpointer.failures == 0
-    rows = sqlite3.connect(path).execute("SELECT count(*) FROM t").fetchone()[0]
-    assert rows == 200
-    db.close()
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM t").fetchone()[0] == 200
 
 
 def test_a_small_wal_is_left_alone(tmp_path):
     path = str(tmp_path / "db.sqlite3")
-    db = _writer(path)
-    checkpointer = Checkpointer(path, page_size=4096, pages=1000, interval_s=0.01).start()
-    try:
-        _write(db, rows=5, commits=2)
-        time.sleep(0.1)
-    finally:
-        checkpointer.stop()
+    checkpointer = _written_with_checkpointer(path, pages=1000, rows=5, commits=2, settle=lambda: time.sleep(0.1))
     assert checkpointer.checkpoints == 0
-    db.close()
 
 
 def _sqlite_wrapper(name: str, alias: str) -> DatabaseWrapper:
