@@ -41,7 +41,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -120,7 +120,7 @@ def order_key(happened: dt.datetime | None, received: dt.datetime, first: int, s
     return ((happened or received).timestamp(), received.timestamp(), first, second)
 
 
-@dataclass
+@dataclass(slots=True)
 class Report:
     """One printer report on its way through a batch: new (``row_id`` None)
     or already recorded and to be decided again (waiting, or re-read)."""
@@ -135,7 +135,7 @@ class Report:
     mailpiece_id: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Piece:
     pk: int
     status: str
@@ -275,9 +275,10 @@ def reports_from_rows(rows: Iterable[InboundWebhook]) -> tuple[list[Report], lis
 
 
 # ---------------------------------------------------------------------------- claim and parse
-@dataclass(frozen=True)
-class Delivery:
-    """What processing reads of an inbox row (a model instance carries more)."""
+class Delivery(NamedTuple):
+    """What processing reads of an inbox row (a model instance carries more).
+    A tuple: 2,000 of them a batch, and a frozen dataclass sets each field
+    through ``object.__setattr__``."""
 
     pk: int
     printer: str
