@@ -553,3 +553,14 @@ def test_waiting_reports_are_found_from_their_index_not_every_report():
     plan = _explain(processing._adoptable_sql(), [10])
     assert "mailpiece_event_waiting" in plan, plan
     assert not _table_scans(plan, "mailpieces_mailpieceevent"), plan
+
+
+def test_the_pending_count_reads_the_pending_rows_index():
+    """The command's progress bar counts pending rows before each pass."""
+    store("sandbox", sandbox_body("a", "sbx_1", "InTransit", 1))
+    assert processing.webhooks_pending_count() == 1
+    webhooks_process()
+    assert processing.webhooks_pending_count() == 0
+    plan = _explain(processing._pending_count_sql(), [])
+    assert "inbound_webhook_pending" in plan, plan
+    assert not _table_scans(plan, "mailpieces_inboundwebhook"), plan

@@ -252,6 +252,19 @@ def webhooks_adopt_waiting(*, now: dt.datetime | None = None, limit: int = ADOPT
         return apply_reports([], now=now, extra_keys=keys)
 
 
+def webhooks_pending_count() -> int:
+    """Deliveries waiting to be processed, counted on their partial index
+    (the value written out, as in _claim(): the ORM's parameter made SQLite
+    count by reading the whole inbox)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_pending_count_sql())
+        return int(cursor.fetchone()[0])
+
+
+def _pending_count_sql() -> str:
+    return f"SELECT count(*) FROM {INBOX} WHERE state = '{PENDING}'"  # noqa: S608
+
+
 def _adoptable_sql() -> str:
     """(printer, printer id) of waiting reports whose piece exists; parameter: how many."""
     events, pieces = MailpieceEvent._meta.db_table, Mailpiece._meta.db_table

@@ -15,8 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from mailpieces.models import InboundWebhook
-from mailpieces.webhooks.processing import BATCH_SIZE, ProcessReport, webhooks_process
+from mailpieces.webhooks.processing import BATCH_SIZE, ProcessReport, webhooks_pending_count, webhooks_process
 
 
 class Command(BaseCommand):
@@ -44,7 +43,7 @@ class Command(BaseCommand):
                 return
 
     def one_pass(self, batch_size: int, bar: bool) -> ProcessReport:
-        pending = InboundWebhook.objects.filter(state=InboundWebhook.State.PENDING).count()
+        pending = webhooks_pending_count()
         with tqdm(total=pending, unit="delivery", disable=not bar) as progress:
 
             def batch_done(report: ProcessReport) -> None:
