@@ -179,10 +179,15 @@ def aware(moment: dt.datetime) -> dt.datetime: ...
 @overload
 def aware(moment: None) -> None: ...
 def aware(moment: dt.datetime | None) -> dt.datetime | None:
-    """``moment`` with a timezone: a zone-less vendor time is read as UTC, never compared naive."""
-    if moment is not None and moment.tzinfo is None:
+    """``moment`` in UTC: a zone-less vendor time is read as UTC, never compared
+    naive; one with a zone is the same instant in ``dt.UTC``.  One zone object
+    for every time we hold keeps comparisons and conversions on CPython's fast
+    path (pydantic's own zone objects answered each offset query in a call)."""
+    if moment is None or moment.tzinfo is dt.UTC:
+        return moment
+    if moment.tzinfo is None:
         return moment.replace(tzinfo=dt.UTC)
-    return moment
+    return moment.astimezone(dt.UTC)
 
 
 class Printer:

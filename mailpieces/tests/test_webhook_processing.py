@@ -564,3 +564,27 @@ def test_the_pending_count_reads_the_pending_rows_index():
     plan = _explain(processing._pending_count_sql(), [])
     assert "inbound_webhook_pending" in plan, plan
     assert not _table_scans(plan, "mailpieces_inboundwebhook"), plan
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.datetime(2026, 3, 4, 12, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 4, 12, 0, 0, 123, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 4, 14, 30, 5, 1, tzinfo=dt.timezone(dt.timedelta(hours=2, minutes=30))),
+        dt.datetime(2026, 3, 4, 12, 0),
+        "2026-03-04T12:00:00.5Z",  # pydantic's own time zone object
+    ],
+)
+def test_times_are_written_as_django_writes_them_on_sqlite(value):
+    """Comparisons in SQL (leases, the admin's filters) compare this text with Django's own."""
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLite
+
+    if isinstance(value, str):
+        from pydantic import TypeAdapter
+
+        value = TypeAdapter(dt.datetime).validate_python(value)
+    processing._pg[0] = False
+    aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    django_text = SQLite.ops_class(connection).adapt_datetimefield_value(aware)
+    assert processing._db_time(value) == django_text

@@ -754,9 +754,13 @@ def _db_time(value: dt.datetime | None) -> Any:
     and the connection proxy, per value, showed in profiles."""
     if value is None or _pg[0]:
         return value
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return str(value)
+    if value.tzinfo is None:
+        return str(value)
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    # Django's text is str() of the naive UTC time: the ISO form less "+00:00",
+    # without building the naive copy first.
+    return value.isoformat(" ")[:-6]
 
 
 _pg = [False]  # whether the connection is PostgreSQL: set by each batch before it writes

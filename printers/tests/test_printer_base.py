@@ -116,3 +116,22 @@ def test_an_events_raw_is_the_models_dump_made_when_first_read(monkeypatch: pyte
     assert dict(raw) == {"id": "x", "when": "2026-01-02T00:00:00Z"}
     assert len(raw) == 2
     assert dumps == ["json"]  # once, then kept
+
+
+def test_vendor_times_are_held_in_utc_as_the_same_instant():
+    """aware(): a naive time is read as UTC; a zoned one (pydantic's own zone
+    object, or an offset) becomes the same instant in ``dt.UTC``."""
+    from pydantic import TypeAdapter
+
+    from printers.base import aware
+
+    parsed = TypeAdapter(dt.datetime).validate_python("2026-03-04T12:00:00.5Z")
+    offset = dt.datetime(2026, 3, 4, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    naive = dt.datetime(2026, 3, 4, 12, 0)
+    assert aware(parsed).tzinfo is dt.UTC
+    assert aware(parsed) == parsed
+    assert aware(offset).tzinfo is dt.UTC
+    assert aware(offset) == offset
+    assert aware(offset).hour == 12
+    assert aware(naive) == dt.datetime(2026, 3, 4, 12, 0, tzinfo=dt.UTC)
+    assert aware(None) is None
