@@ -20,8 +20,6 @@ from config.env import Env
 SQLITE_ENGINE = "django.db.backends.sqlite3"
 # Seconds a connection is reused by the thread that opened it, on either database.
 CONN_MAX_AGE_S = 60
-# Each SQLite connection's page cache, at most (KiB).
-SQLITE_CACHE_KIB = 64 * 1024
 
 
 def _sqlite(name: str, *, busy_timeout_s: int, options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -36,14 +34,7 @@ def _sqlite(name: str, *, busy_timeout_s: int, options: dict[str, Any] | None = 
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",
             "timeout": busy_timeout_s,
-            # A page cache of up to 64 MiB (SQLite's default is 2 MiB): applying a
-            # batch of webhook reports inserts into indexes spread over the whole
-            # file, and with 2 MiB most of those pages were read again from the
-            # OS on every batch (bench/README.md, webhooks: 15 % of the run).
-            # Memory is taken only as pages are read.
-            "init_command": (
-                f"PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-{SQLITE_CACHE_KIB:d};"
-            ),
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             # Options in the URL's query string (``?timeout=60``) win.
             **(options or {}),
         },

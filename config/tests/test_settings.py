@@ -41,21 +41,6 @@ def test_default_database_is_sqlite_with_wal_and_immediate_transactions(monkeypa
     assert "journal_mode=WAL" in options["init_command"]
 
 
-@pytest.mark.django_db
-def test_a_sqlite_connection_has_the_larger_page_cache_and_wal():
-    """64 MiB, not SQLite's 2 MiB: a batch of webhook reports touches index
-    pages all over the file (config/database.py)."""
-    from django.db import connection
-
-    if connection.vendor != "sqlite":
-        pytest.skip("running on PostgreSQL")
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA cache_size")
-        assert cursor.fetchone()[0] == -64 * 1024
-        cursor.execute("PRAGMA journal_mode")
-        assert cursor.fetchone()[0] == "wal"
-
-
 def test_production_names_every_missing_variable(monkeypatch):
     monkeypatch.setenv("DJANGO_ENV", "production")
     for name in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS"):
