@@ -20,6 +20,13 @@ from config.env import Env
 SQLITE_ENGINE = "django.db.backends.sqlite3"
 # Seconds a connection is reused by the thread that opened it, on either database.
 CONN_MAX_AGE_S = 60
+# Bytes per page of a SQLite file created from now on (an existing file keeps
+# its own: SQLite fixes the size when it writes the first page).  16 KiB, not
+# SQLite's 4 KiB: a batch writes a quarter as many WAL frames (one write call
+# each) and the trees are shallower; 100k webhook reports applied ~13 % faster
+# (docs/decisions.md, "SQLite page size").  Set before journal_mode, which
+# writes the first page of a new file.
+SQLITE_PAGE_SIZE = 16384
 
 
 def _sqlite(name: str, *, busy_timeout_s: int, options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -34,7 +41,7 @@ def _sqlite(name: str, *, busy_timeout_s: int, options: dict[str, Any] | None = 
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",
             "timeout": busy_timeout_s,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "init_command": f"PRAGMA page_size={SQLITE_PAGE_SIZE}; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             # Options in the URL's query string (``?timeout=60``) win.
             **(options or {}),
         },

@@ -1,10 +1,15 @@
-"""SQLite gets WAL, IMMEDIATE and the busy timeout however it is chosen."""
+"""SQLite gets WAL, IMMEDIATE, the busy timeout and 16 KiB pages (new files) however it is chosen."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from config.database import database_from_env
+import pytest
+
+from config.database import SQLITE_PAGE_SIZE, database_from_env
 from config.env import Env
 from config.tests.test_settings import run_manage
 
@@ -59,3 +64,48 @@ def test_the_settings_module_applies_it(tmp_path: Path) -> None:
     printed = result.stdout.strip().splitlines()[-1]
     assert "'transaction_mode': 'IMMEDIATE'" in printed
     assert "journal_mode=WAL" in printed
+
+
+@pytest.fixture
+def open_sqlite(django_db_blocker: Any) -> Iterator[Callable[[Path], tuple[int, str]]]:
+    """Open a file through Django with the project's SQLite settings, as the
+    app does: its page size and journal mode (not the test database)."""
+    with django_db_blocker.unblock():
+        yield _page_size_and_journal
+
+
+def _page_size_and_journal(path: Path) -> tuple[int, str]:
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    settings = {
+        **database_from_env(env(DATABASE_URL=f"sqlite:///{path}"), BASE),
+        "ATOMIC_REQUESTS": False,
+        "AUTOCOMMIT": True,
+        "CONN_MAX_AGE": 0,
+        "CONN_HEALTH_CHECKS": False,
+        "TIME_ZONE": None,
+        "TEST": {},
+    }
+    wrapper = DatabaseWrapper(settings, alias="page-size-check")
+    try:
+        with wrapper.cursor() as cursor:
+            cursor.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY)")
+            cursor.execute("PRAGMA page_size")
+            page_size = cursor.fetchone()[0]
+            cursor.execute("PRAGMA journal_mode")
+            return page_size, cursor.fetchone()[0]
+    finally:
+        wrapper.close()
+
+
+def test_a_new_sqlite_file_gets_16_kib_pages_in_wal_mode(tmp_path: Path, open_sqlite: Any) -> None:
+    assert open_sqlite(tmp_path / "new.sqlite3") == (SQLITE_PAGE_SIZE, "wal") == (16384, "wal")
+
+
+def test_an_existing_sqlite_file_keeps_its_page_size(tmp_path: Path, open_sqlite: Any) -> None:
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute("PRAGMA page_size = 4096")
+    old.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    old.close()
+    assert open_sqlite(path) == (4096, "wal")
