@@ -178,7 +178,7 @@ def webhooks_process(
             if report.deliveries + report.failed + report.quarantined < batch_size:
                 break
         while deadline is None or time.monotonic() < deadline:
-            adopted = webhooks_adopt_waiting(now=now)
+            adopted = webhooks_adopt_waiting(now=now, limit=ADOPT_LIMIT)
             total.add(adopted)
             if adopted.adopted < ADOPT_LIMIT:
                 break
