@@ -220,3 +220,68 @@ def test_a_parser_bug_quarantines_the_row_with_the_error_named(monkeypatch: pyte
     inbox = InboundWebhook.objects.get(pk=row)
     assert inbox.state == State.QUARANTINED
     assert inbox.error == "KeyError: 'data'"
+
+
+# ---------------------------------------------------------------------------- recorded reports
+def test_a_redelivered_report_is_a_duplicate_and_its_record_stands() -> None:
+    piece = sent_piece()
+    Mailpiece.objects.filter(pk=piece.pk).update(status=S.DELIVERED)
+    store("sandbox", sandbox_body("late", "sbx_1", "InTransit", 1), event_id="delivery-1")
+    first = webhooks_process(now=at(100))
+    store("sandbox", sandbox_body("late", "sbx_1", "InTransit", 1), event_id="delivery-2")  # the vendor's retry
+
+    again = webhooks_process(now=at(200))
+
+    assert (first.ignored, first.duplicates) == (1, 0)
+    assert (again.ignored, again.duplicates, again.applied) == (0, 1, 0)
+    event = MailpieceEvent.objects.get(event_key="late")
+    assert (event.outcome, event.decided_at) == (Outcome.IGNORED, at(100))
+
+
+def test_an_adopted_report_keeps_its_time_and_delivery_and_is_stamped_when_decided() -> None:
+    row = store("sandbox", sandbox_body("early", "sbx_1", "InTransit", 3))
+    first = webhooks_process(now=at(100))
+    assert (first.waiting, first.applied) == (1, 0)
+    piece = sent_piece()
+
+    second = webhooks_process(now=at(200))
+
+    assert (second.adopted, second.applied, second.waiting) == (1, 1, 0)
+    event = MailpieceEvent.objects.get(event_key="early")
+    assert (event.outcome, event.occurred_at, event.decided_at) == (Outcome.APPLIED, at(3), at(200))
+    assert event.mailpiece_id == piece.pk
+    piece.refresh_from_db()
+    assert (piece.status, piece.status_at) == (S.IN_TRANSIT, at(3))
+    assert piece.transitions.get().payload == {"event": "early", "inbox": row}
+
+
+def test_reports_about_two_unknown_pieces_both_wait() -> None:
+    store("sandbox", sandbox_body("a", "sbx_a", "InTransit", 1))
+    store("sandbox", sandbox_body("b", "sbx_b", "InTransit", 2))
+
+    report = webhooks_process()
+
+    assert report.waiting == 2
+    assert set(MailpieceEvent.objects.values_list("event_key", "outcome")) == {
+        ("a", Outcome.WAITING),
+        ("b", Outcome.WAITING),
+    }
+
+
+def test_an_unreadable_item_before_a_good_one_costs_it_nothing() -> None:
+    piece = sent_piece()
+    bad = PrinterEvent(
+        printer_id="", vendor_status="", status=S.UNKNOWN, occurred_at=at(1), event_id="bad", problem="no id"
+    )
+    reports = [
+        Report("sandbox", bad, None, processing.order_key(at(1), T0, 0, 0)),
+        _report(piece, "good", S.IN_TRANSIT, at(2), "transit"),
+    ]
+
+    with transaction.atomic():
+        report = processing.apply_reports(reports, now=at(3))
+
+    assert (report.problems, report.applied) == (1, 1)
+    piece.refresh_from_db()
+    assert piece.status == S.IN_TRANSIT
+    assert MailpieceEvent.objects.get(event_key="bad").note == "no id"
