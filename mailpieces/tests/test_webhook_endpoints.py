@@ -268,22 +268,25 @@ def test_stannps_test_url_validation_call_gets_200() -> None:
     assert bytes(InboundWebhook.objects.get().body) == body
 
 
+def stannp_form_body(**extra: str) -> bytes:
+    """A Stannp status delivery in its form encoding (piece 52000417 delivered)."""
+    fields = {
+        "webhook_id": "311",
+        "event": "mailpiece_status",
+        "created": "2026-03-20 11:00:00",
+        "retries": "0",
+        "mailpieces[0][id]": "52000417",
+        "mailpieces[0][status]": "delivered",
+    }
+    return urlencode({**fields, **extra}).encode()
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "content_type", ["application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=UTF-8"]
 )
 def test_a_form_encoded_stannp_delivery_is_stored_with_its_content_type(content_type: str) -> None:
-    body = urlencode(
-        {
-            "webhook_id": "311",
-            "event": "mailpiece_status",
-            "created": "2026-03-20 11:00:00",
-            "retries": "0",
-            "mailpieces[0][id]": "52000417",
-            "mailpieces[0][status]": "delivered",
-            "mailpieces[0][tags]": "pc:7:1042:0 & more",
-        }
-    ).encode()
+    body = stannp_form_body(**{"mailpieces[0][tags]": "pc:7:1042:0 & more"})
 
     response = post("stannp", body, sign("stannp", body), content_type=content_type)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 from django.db import transaction
@@ -15,6 +14,7 @@ from django.db import transaction
 from campaigns.models import CampaignRecipient
 from mailpieces.models import InboundWebhook, Mailpiece, MailpieceEvent
 from mailpieces.status import MailpieceStatus as S
+from mailpieces.tests.test_webhook_endpoints import stannp_form_body
 from mailpieces.tests.test_webhook_processing import T0, sandbox_body, sent_piece, store
 from mailpieces.webhooks import processing
 from mailpieces.webhooks.processing import ProcessReport, Report, webhooks_process
@@ -188,17 +188,7 @@ def test_an_ignored_report_says_why(current: S, target: S, note: str) -> None:
 # ---------------------------------------------------------------------------- reading the rows
 def test_a_form_encoded_stannp_delivery_is_read_with_its_content_type() -> None:
     piece = sent_piece("stannp", "52000417")
-    body = urlencode(
-        {
-            "webhook_id": "311",
-            "event": "mailpiece_status",
-            "created": "2026-03-20 11:00:00",
-            "retries": "0",
-            "mailpieces[0][id]": "52000417",
-            "mailpieces[0][status]": "delivered",
-        }
-    ).encode()
-    row = store("stannp", body, content_type="application/x-www-form-urlencoded")
+    row = store("stannp", stannp_form_body(), content_type="application/x-www-form-urlencoded")
 
     webhooks_process()
 
