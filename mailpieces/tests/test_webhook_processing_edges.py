@@ -275,3 +275,82 @@ def test_an_unreadable_item_before_a_good_one_costs_it_nothing() -> None:
     piece.refresh_from_db()
     assert piece.status == S.IN_TRANSIT
     assert MailpieceEvent.objects.get(event_key="bad").note == "no id"
+
+
+def test_two_redelivered_reports_count_as_two_duplicates() -> None:
+    sent_piece()
+    for key in ("a", "b"):
+        store("sandbox", sandbox_body(key, "sbx_1", "InTransit", 1), event_id=f"first-{key}")
+    webhooks_process()
+    for key in ("a", "b"):
+        store("sandbox", sandbox_body(key, "sbx_1", "InTransit", 1), event_id=f"again-{key}")
+
+    assert webhooks_process().duplicates == 2
+
+
+def test_a_row_that_failed_once_ends_processed_with_no_error_and_no_claim(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = processing.apply_reports
+    calls = {"n": 0}
+
+    def fails_once(reports: Any, **kwargs: Any) -> ProcessReport:
+        calls["n"] += 1
+        if calls["n"] <= 2:  # the batch, then the row on its own
+            raise RuntimeError("a moment's trouble")
+        return original(reports, **kwargs)
+
+    monkeypatch.setattr(processing, "apply_reports", fails_once)
+    sent_piece()
+    row = store("sandbox", sandbox_body("e1", "sbx_1", "InTransit", 1))
+    unreadable = store("sandbox", b"not json")
+
+    webhooks_process()
+    assert InboundWebhook.objects.get(pk=row).error == "processing failed: RuntimeError: a moment's trouble"
+    webhooks_process()  # the next run
+
+    inbox = InboundWebhook.objects.get(pk=row)
+    assert (inbox.state, inbox.attempts, inbox.error) == (State.PROCESSED, 1, "")
+    assert (inbox.claim_token, inbox.lease_until) == (None, None)
+    quarantined = InboundWebhook.objects.get(pk=unreadable)
+    assert quarantined.state == State.QUARANTINED
+    assert (quarantined.claim_token, quarantined.lease_until) == (None, None)
+
+
+def test_a_row_taken_over_by_another_run_is_skipped_and_the_rest_applied() -> None:
+    for i in range(3):
+        sent_piece(printer_id=f"sbx_{i}")
+        store("sandbox", sandbox_body(f"e{i}", f"sbx_{i}", "InTransit", i))
+    batch = processing._claim_batch(10, None)
+    taken = batch.rows[1].pk
+    InboundWebhook.objects.filter(pk=taken).update(claim_token=processing.uuid.uuid4())  # its lease ran out
+
+    report = processing._apply_batch(processing._parse_all(batch.rows), batch.token, batch.now)
+
+    assert report.deliveries == 2
+    states = dict(InboundWebhook.objects.values_list("pk", "state"))
+    assert [states[r.pk] for r in batch.rows] == [State.PROCESSED, State.PENDING, State.PROCESSED]
+
+
+def test_a_person_who_applies_reports_is_in_the_history(django_user_model: Any) -> None:
+    from common.fsm import Actor
+
+    user = django_user_model.objects.create_user("ops", password="x")
+    piece = sent_piece()
+
+    with transaction.atomic():
+        processing.apply_reports(
+            [_report(piece, "k", S.IN_TRANSIT, at(1), "transit")], now=at(2), actor=Actor("admin", user)
+        )
+
+    move = piece.transitions.get()
+    assert (move.source, move.acting_user_id) == ("admin", user.pk)
+
+
+def test_rows_that_cannot_be_read_are_named_with_their_reason() -> None:
+    good = store("sandbox", sandbox_body("e1", "sbx_1", "InTransit", 1))
+    bad = store("sandbox", b"not json")
+
+    reports, broken = processing.reports_from_rows(InboundWebhook.objects.filter(pk__in=[good, bad]).order_by("pk"))
+
+    assert [r.inbox_id for r in reports] == [good]
+    assert [pk for pk, _ in broken] == [bad]
+    assert "not JSON" in broken[0][1]
