@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,7 +22,7 @@ def _token(url: str) -> str:
 
 
 @pytest.fixture
-def stored() -> str:
+def stored() -> Iterator[str]:
     name = default_storage.save("proofs/links/front.png", ContentFile(b"\x89PNG-not-really"))
     yield name
     default_storage.delete(name)
