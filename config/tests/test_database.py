@@ -1,4 +1,4 @@
-"""SQLite gets WAL, IMMEDIATE, the busy timeout and 16 KiB pages (new files) however it is chosen."""
+"""SQLite gets WAL, IMMEDIATE, the busy timeout and the chosen page size (new files) however it is chosen."""
 
 from __future__ import annotations
 
@@ -98,14 +98,23 @@ def _page_size_and_journal(path: Path) -> tuple[int, str]:
         wrapper.close()
 
 
-def test_a_new_sqlite_file_gets_16_kib_pages_in_wal_mode(tmp_path: Path, open_sqlite: Any) -> None:
-    assert open_sqlite(tmp_path / "new.sqlite3") == (SQLITE_PAGE_SIZE, "wal") == (16384, "wal")
+def test_a_new_sqlite_file_gets_4_kib_pages_in_wal_mode(tmp_path: Path, open_sqlite: Any) -> None:
+    assert open_sqlite(tmp_path / "new.sqlite3") == (SQLITE_PAGE_SIZE, "wal") == (4096, "wal")
+
+
+def test_the_page_size_is_set_before_wal_writes_the_first_page(
+    tmp_path: Path, open_sqlite: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 4 KiB is also SQLite's usual default, which would hide a PRAGMA that
+    # comes too late: another size shows whether it is taken up at all.
+    monkeypatch.setattr("config.database.SQLITE_PAGE_SIZE", 8192)
+    assert open_sqlite(tmp_path / "new.sqlite3") == (8192, "wal")
 
 
 def test_an_existing_sqlite_file_keeps_its_page_size(tmp_path: Path, open_sqlite: Any) -> None:
     path = tmp_path / "old.sqlite3"
     old = sqlite3.connect(path)
-    old.execute("PRAGMA page_size = 4096")
+    old.execute("PRAGMA page_size = 16384")
     old.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
     old.close()
-    assert open_sqlite(path) == (4096, "wal")
+    assert open_sqlite(path) == (16384, "wal")
