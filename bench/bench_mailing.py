@@ -635,6 +635,20 @@ def run() -> list[dict[str, Any]]:
                 "client and concurrency (bench_mailing._floor)"
             ),
         },
+        {
+            # No goal of its own: what the first line's goal asks of this machine.
+            "name": f"mailing_floor_{size}_vs_task_per_recipient",
+            "value": round((N / floor_s) / base, 1),
+            "unit": "x",
+            "baseline": None,
+            "goal": None,
+            "notes": (
+                f"the set-based floor ({N / floor_s:.0f} rows/s) against the per-task design ({base:.1f} rows/s): "
+                f"the most any design of the same work reaches in this run; the batch design's goal is "
+                f"{RATIO_GOAL:g}x, which needs the batch to run at "
+                f"{RATIO_GOAL * base / (N / floor_s):.0%} of the floor's pace here"
+            ),
+        },
     ]
     if FANOUT:
         backends = ["database"] + (["redis"] if _redis_up(database) else [])
