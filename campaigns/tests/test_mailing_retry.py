@@ -4,6 +4,7 @@ code; a new key only when the old key's piece cannot exist."""
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from campaigns.mailing.retry import recipients_retry_sending
 from campaigns.models import CampaignRecipient, ErrorMessages
@@ -73,3 +74,65 @@ def test_only_mailing_errors_are_retried_and_twice_is_safe(simulator):
     again = recipients_retry_sending(queryset=campaign.recipients.all(), actor=ACTOR)
     assert again.retried == 0
     assert statuses(campaign) == {S.SENDING_STAGED: 1, S.ERROR: 1, S.SENT: 1}
+
+
+def test_every_row_that_is_not_in_error_is_counted_by_its_status(simulator):
+    campaign, (a, b, c, d) = ready_campaign(4)
+    CampaignRecipient.objects.filter(pk__in=[a.pk, b.pk]).update(status=S.SENT)
+    CampaignRecipient.objects.filter(pk=c.pk).update(status=S.SCHEDULED)
+    CampaignRecipient.objects.filter(pk=d.pk).update(
+        status=S.ERROR, error_message=ErrorMessages.FAILED_SUBMISSION_TO_PRINTER
+    )
+    report = recipients_retry_sending(queryset=campaign.recipients.all(), actor=ACTOR)
+    assert report.summary() == "1 sent back to mailing; 3 not eligible: 2 already Sent, 1 already Scheduled"
+
+
+def test_a_retry_rings_the_pipeline_of_each_campaign_it_sent_rows_back_in(
+    simulator, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Once the retry commits, each campaign with a row sent back has its
+    doorbell rung (by id), and a campaign with nothing sent back is left alone."""
+    from campaigns.pipeline import doorbell
+
+    rung: list[object] = []
+    monkeypatch.setattr(doorbell, "enqueue", rung.append)
+    first, (a,) = ready_campaign(1)
+    second, (b, c) = ready_campaign(2)
+    _untouched, (d,) = ready_campaign(1)
+    for r in (a, b, c):
+        CampaignRecipient.objects.filter(pk=r.pk).update(
+            status=S.ERROR, error_message=ErrorMessages.FAILED_SUBMISSION_TO_PRINTER
+        )
+    CampaignRecipient.objects.filter(pk=d.pk).update(status=S.SENT)
+    with django_capture_on_commit_callbacks(execute=True):
+        report = recipients_retry_sending(queryset=CampaignRecipient.objects.all(), actor=ACTOR)
+        assert rung == []  # not before the commit
+    assert report.retried == 3
+    assert sorted(rung) == [first.pk, second.pk]  # once each, by id; not the campaign with nothing sent back
+
+
+def test_a_row_another_worker_moved_meanwhile_is_counted_and_keeps_its_key(simulator, monkeypatch):
+    """Between reading which rows may go back and moving them, another worker
+    moves one out of Error: it is reported as changed, not moved, and its key
+    and saved request are not touched."""
+    from campaigns.mailing import retry
+
+    campaign, (a, b) = ready_campaign(2)
+    CampaignRecipient.objects.filter(pk__in=[a.pk, b.pk]).update(
+        status=S.ERROR,
+        error_message=ErrorMessages.FAILED_SUBMISSION_TO_PRINTER,
+        first_attempt_at=timezone.now(),
+        idempotency_key="sandbox-key-of-the-first-piece",
+    )
+    real = retry.recipients_bulk_transition
+
+    def meanwhile(**kwargs):
+        CampaignRecipient.objects.filter(pk=b.pk).update(status=S.SENT)  # the other worker
+        return real(**kwargs)
+
+    monkeypatch.setattr(retry, "recipients_bulk_transition", meanwhile)
+    report = recipients_retry_sending(queryset=campaign.recipients.all(), actor=ACTOR)
+    assert (report.retried, report.new_keys) == (1, 1)
+    assert report.summary() == "1 sent back to mailing; 1 not eligible: 1 changed meanwhile"
+    b.refresh_from_db()
+    assert (b.status, b.submission_gen, b.idempotency_key) == (S.SENT, 0, "sandbox-key-of-the-first-piece")
