@@ -424,3 +424,64 @@ def test_broken_settings_answer_every_org(settings: Any) -> None:
     results = organizations_billing_check([first.pk, second.pk])
     assert set(results) == {first.pk, second.pk}
     assert all(not r.ready and "STRIPE_API_KEY" in r.problem for r in results.values())
+
+
+# ---------------------------------------------------------------- what ops read in the log
+class Scripted:
+    """A billing backend that gives one answer, or raises it."""
+
+    name = "scripted"
+
+    def __init__(self, answer: BillingCheck | Exception) -> None:
+        self.answer = answer
+
+    def check(self, organization: Any) -> BillingCheck:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_every_answer_is_logged_with_the_org_the_backend_and_the_reason(caplog: pytest.LogCaptureFixture) -> None:
+    campaign = CampaignFactory(organization=billable())
+    org = campaign.organization_id
+    cases: list[tuple[BillingCheck | Exception, int, str]] = [
+        (BillingCheck(ready=True), logging.DEBUG, f"billing: org {org} is ready (scripted)"),
+        (
+            BillingCheck(False, "no active subscription"),
+            logging.WARNING,
+            f"billing: org {org} is not ready (scripted): no active subscription",
+        ),
+        (
+            BillingError("Stripe had a temporary error (HTTP 503)"),
+            logging.WARNING,
+            f"billing: org {org} could not be checked (transient): Stripe had a temporary error (HTTP 503)",
+        ),
+        (
+            BillingError("Stripe refused the API key (HTTP 401)", permanent=True),
+            logging.WARNING,
+            f"billing: org {org} could not be checked (permanent): Stripe refused the API key (HTTP 401)",
+        ),
+        (KeyError("price"), logging.ERROR, f"billing: the scripted check of org {org} failed unexpectedly"),
+    ]
+    for answer, level, message in cases:
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="campaigns.billing.service"):
+            preflight_campaign_billing(campaign, client=Scripted(answer))
+        assert [(r.levelno, r.getMessage()) for r in caplog.records] == [(level, message)], answer
+
+
+def test_unreadable_billing_settings_are_logged_as_permanent_for_every_org(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.BILLING = {"backend": "stripe", "price_id": PRICE, "api_key": KEY, "timeout_s": "soon"}
+    first, second = billable(), billable()
+    why = "the billing settings could not be read (ValueError)"
+    with caplog.at_level(logging.DEBUG, logger="campaigns.billing.service"):
+        preflight_campaign_billing(CampaignFactory(organization=first))
+        organizations_billing_check([second.pk])
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.ERROR, "billing: the billing settings could not be read"),
+        (logging.WARNING, f"billing: org {first.pk} could not be checked (permanent): {why}"),
+        (logging.ERROR, "billing: the billing settings could not be read"),
+        (logging.WARNING, f"billing: org {second.pk} could not be checked (permanent): {why}"),
+    ]
