@@ -82,9 +82,13 @@ def test_local_client_reads_the_organization_fields_in_order(overrides: dict[str
 
 
 def test_local_client_without_a_configured_price_is_a_permanent_settings_error() -> None:
-    with pytest.raises(BillingError, match="postcard price is not configured") as info:
+    with pytest.raises(BillingError) as info:
         LocalBillingClient.from_settings({"backend": "local", "price_id": ""})
     assert info.value.permanent is True
+    # Shown to ops on every recipient it stops: it names the setting that fixes it.
+    assert info.value.message == (
+        "the postcard price is not configured (set BILLING_PRICE_ID), so price drift cannot be checked"
+    )
 
 
 def test_settings_choose_the_backend(settings: Any) -> None:
