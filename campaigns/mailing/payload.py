@@ -65,5 +65,7 @@ def submit_request(payload: dict[str, Any], key: str) -> SubmitRequest:
         front=str(payload.get("front") or ""),
         back=str(payload.get("back") or ""),
         size=str(payload.get("size") or "4x6"),
-        metadata={str(k): str(v) for k, v in (payload.get("metadata") or {}).items()},
+        # In key order: PostgreSQL's jsonb gives the saved request back with its
+        # keys reordered, and a retry must send the first attempt's bytes.
+        metadata=dict(sorted((str(k), str(v)) for k, v in (payload.get("metadata") or {}).items())),
     )
