@@ -14,11 +14,13 @@ import pytest
 from django.utils import timezone
 
 from campaigns.mailing import service
-from campaigns.models import CampaignRecipient, ErrorMessages
+from campaigns.models import CampaignRecipient, ErrorMessages, RecipientTransition
 from campaigns.tests.test_mailing_stage import due_now, mail, ready_campaign
-from mailpieces.models import Mailpiece
+from mailpieces.models import Mailpiece, MailpieceTransition
 from mailpieces.status import MailpieceStatus
 from printers import conftest as printer_fixtures
+from printers.base import PrinterError
+from printers.registry import get_printer
 from printers.simulator import Fault
 
 pytestmark = pytest.mark.django_db
@@ -141,3 +143,69 @@ def test_billing_not_ready_leaves_rows_already_mailed_alone(simulator):
     )
     assert rows[sent.pk] == (S.SENT, "")
     assert simulator.captured("sandbox") == []
+
+
+def test_a_proof_of_an_older_design_is_not_mailed(simulator):
+    """The approval covers the current design: a row proofed from an earlier
+    one waits for a new proof instead of going to the printer."""
+    campaign, (current, older) = ready_campaign(2)
+    CampaignRecipient.objects.filter(pk=older.pk).update(proof_version="an-earlier-design")
+    mail(campaign)
+    assert dict(campaign.recipients.values_list("pk", "status")) == {current.pk: S.SENT, older.pk: S.PROOFED}
+    assert len(posts(simulator)) == 1
+
+
+def test_a_printer_modules_own_bug_leaves_the_outcome_unknown_never_an_error(simulator, monkeypatch):
+    """An exception the call's handling did not expect may come after the
+    printer created the piece: the row waits to be looked up under the same
+    key (never Error, which ops could retry under a new one)."""
+    campaign, (r,) = ready_campaign(1)
+
+    def broken(self, request):
+        raise RuntimeError("the printer module's own bug")
+
+    monkeypatch.setattr(type(get_printer("sandbox")), "submit", broken)
+    report = mail(campaign)
+    assert report.moved["retry_later"] == 1
+    r.refresh_from_db()
+    assert (r.status, r.error_message, r.error_detail) == (S.SENDING_STAGED, "", "unexpected error: RuntimeError")
+
+
+def test_the_history_says_what_the_printer_did_with_each_row(simulator, monkeypatch):
+    campaign, (taken, refused, unknown) = ready_campaign(3)
+    CampaignRecipient.objects.filter(pk=refused.pk).update(address1="1 Reject Road")
+    CampaignRecipient.objects.filter(pk=unknown.pk).update(address1="503 Busy Lane")
+    printer_class = type(get_printer("sandbox"))
+    real = printer_class.submit
+
+    def submit(self, request):
+        if request.to.address1 == "503 Busy Lane":
+            raise PrinterError("the printer is busy", status_code=503)
+        return real(self, request)
+
+    monkeypatch.setattr(printer_class, "submit", submit)
+    now = timezone.now()
+    mail(campaign, now=now)
+    moves = {
+        (t.recipient_id, t.from_status, t.to_status): t.reason
+        for t in RecipientTransition.objects.filter(recipient__campaign=campaign)
+    }
+    assert moves == {
+        **{(pk, S.PROOFED, S.SENDING_STAGED): "to the printer" for pk in (taken.pk, refused.pk, unknown.pk)},
+        **{(pk, S.SENDING_STAGED, S.SENDING): "sending claim" for pk in (taken.pk, refused.pk, unknown.pk)},
+        (taken.pk, S.SENDING, S.SENT): "the printer has the piece",
+        (refused.pk, S.SENDING, S.ERROR): ErrorMessages.FAILED_TO_MAKE_MAIL_PIECE,
+        (
+            unknown.pk,
+            S.SENDING,
+            S.SENDING_STAGED,
+        ): "outcome unknown (timeout, rate limit or printer error): same key later",
+    }
+    pieces = {
+        (t.mailpiece.recipient_id, t.from_status, t.to_status, t.reason, t.created)
+        for t in MailpieceTransition.objects.select_related("mailpiece")
+    }
+    assert pieces == {
+        (taken.pk, "", MailpieceStatus.SUBMITTED, "submitted to the printer", now),
+        (refused.pk, "", MailpieceStatus.ERROR, "the printer refused it", now),
+    }
