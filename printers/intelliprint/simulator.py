@@ -197,6 +197,11 @@ class IntelliPrintHandler(VendorHandler):
             letter["shipped_date"] = when if status != "returned" else when - 86_400
         if status == "returned":
             letter["returned"] = {"date": when, "reason": "Addressee gone away"}
+        # The job's letter moves on with its webhooks, so a lookup of the job
+        # (GET /prints, /prints/<id>) shows what they said.
+        moved = {k: letter[k] for k in ("status", "shipped_date", "returned") if k in letter}
+        job = {**job, "letters": [{**job["letters"][0], **moved}, *job["letters"][1:]]}
+        self.store.update(self.name, piece.id, response=job)
         body = json.dumps(letter).encode()
         msg_id = "msg_" + event.id.removeprefix("evt_")
         # Signed with the real clock: the receiver checks svix-timestamp against its own (±5 min).

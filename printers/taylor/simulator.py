@@ -31,7 +31,7 @@ class TaylorHandler(VendorHandler):
             return self.create(headers, body)
         if parts == ["v1", "mailpieces"] and method == "GET":
             reference = query.get("reference", [""])[-1]
-            found = [p.response for p in self.store.pieces(self.name) if p.reference == reference]
+            found = [self.view(p) for p in self.store.pieces(self.name) if p.reference == reference]
             return self.json_response(200, {"data": found})
         if len(parts) == 3 and parts[:2] == ["v1", "mailpieces"] and method == "DELETE":
             return self.cancel(parts[2])
@@ -62,6 +62,12 @@ class TaylorHandler(VendorHandler):
         if replay and piece.request != data:
             return self.error(422, "This Idempotency-Key was used with another body.", "idempotency_key_reused")
         return self.json_response(200 if replay else 201, piece.response)
+
+    def view(self, piece: Piece) -> dict[str, Any]:
+        """The mailpiece as a lookup shows it: with its status code now (its
+        webhooks move it on; a cancelled piece keeps the code it had)."""
+        code = piece.status if piece.status.lstrip("-").isdigit() else piece.response["status"]
+        return {**piece.response, "status": int(code)}
 
     def cancel(self, piece_id: str) -> Response:
         piece = self.store.piece(self.name, piece_id)

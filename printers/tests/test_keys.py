@@ -97,3 +97,23 @@ def test_the_key_is_unique_per_org_recipient_and_generation() -> None:
 def test_it_refuses_ids_that_could_break_uniqueness_or_length(ids, error) -> None:
     with pytest.raises(error):
         submission_key(**ids)
+
+
+@pytest.mark.parametrize("kind", sorted(PRINTERS))
+def test_a_lookup_reports_where_the_simulators_webhooks_left_the_piece(kind: str, simulator: Simulator) -> None:
+    """``refresh_mailpieces`` asks the printer (``lookup``) about pieces whose
+    webhooks never came: against the simulator, what the lookup says must be
+    where the piece's webhooks left it, for every printer, or a refresh
+    learns nothing (Taylor's and IntelliPrint's answered the status of the
+    piece's creation for ever)."""
+    key = submission_key(org_id=1, recipient_id=7, gen=0)
+    printer = get_printer(kind)
+    submission = printer.submit(request_for(kind, key, 7))
+    steps = simulator.timeline(kind, submission.printer_id)
+    simulator.build_webhooks("http://127.0.0.1:9/webhooks/", steps)  # advances the piece; nothing is sent
+    found = printer.lookup(key)
+    assert found is not None
+    report = printer.lookup_report(found)
+    assert report is not None
+    last, first = (printer.convert_status(step.status) for step in (steps[-1], steps[0]))
+    assert report.status == last != first
