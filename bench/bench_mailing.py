@@ -17,7 +17,7 @@ ORM broker (real ``OrmQ`` rows), drained in this process as
 ``bench_proofing`` does; each task checks pause, approval and billing,
 stages and claims exactly its own row through the stage's compare-and-swap
 and submits and records with the stage's own helpers (``_prepare``,
-``_call_all``, ``_record``) on a batch of one.
+the call pool, ``_record``) on a batch of one.
 
 Floor, measured in the same run: the cheapest conceivable implementation of
 the same database work and the same HTTP calls (see ``_floor``): per batch one
@@ -291,7 +291,7 @@ def mail_one_recipient(recipient_id: int) -> str:
     from django.utils import timezone
 
     from campaigns.billing.service import preflight_campaign_billing
-    from campaigns.mailing.service import LEASE, MailReport, _call_all, _prepare, _record
+    from campaigns.mailing.service import LEASE, MailReport, _CallPool, _prepare, _record
     from campaigns.models import CampaignRecipient
     from campaigns.proofing.design import campaign_approval, campaign_design
     from campaigns.services import recipients_bulk_transition
@@ -326,7 +326,11 @@ def mail_one_recipient(recipient_id: int) -> str:
         return "claimed by another worker"
     rows = list(CampaignRecipient.objects.filter(pk=recipient_id, claim_token=token))
     requests = _prepare(campaign, rows, now)
-    outcomes = _call_all(get_printer(campaign.printer), rows, requests, 1, MailReport())
+    pool = _CallPool(get_printer(campaign.printer), 1, MailReport())  # the stage's calls, one thread
+    try:
+        outcomes = pool.send(token, rows, requests, now).wait()
+    finally:
+        pool.close()
     moved = _record(campaign, rows, outcomes, token, actor, now)
     return ",".join(sorted(k for k, v in moved.items() if v))
 

@@ -382,18 +382,6 @@ class _CallPool:
             connections.close_all()  # this thread's own (the database limiter's)
 
 
-def _call_all(
-    printer: Printer, rows: list[CampaignRecipient], requests: dict[int, Any], workers: int, report: MailReport
-) -> dict[int, SendOutcome]:
-    """Every row's printer calls, in ``workers`` threads (one batch of a ``_CallPool``)."""
-    pool = _CallPool(printer, workers, report)
-    try:
-        flight = pool.send(uuid.uuid4(), rows, requests, timezone.now())
-        return flight.wait()
-    finally:
-        pool.close()
-
-
 def _send_one(
     printer: Printer, request: Any, seen_before: bool, give_up: bool, permit: Callable[[], None] = lambda: None
 ) -> SendOutcome:

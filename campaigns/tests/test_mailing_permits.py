@@ -105,6 +105,19 @@ def test_the_permit_is_taken_once_the_request_is_built_right_before_it_goes(simu
     assert report.calls == 2
 
 
+@pytest.mark.django_db
+def test_a_run_adds_up_the_stale_permits_of_all_its_calls_and_says_so(simulator, monkeypatch, caplog):
+    """Ops read a starved worker from the run's report and its warning: every
+    call's thrown-away permits count, not only the last call's."""
+    campaign, _ = ready_campaign(3)
+    thrown_away = iter([2, 0, 1])
+    monkeypatch.setattr(service, "printer_permits", lambda kind: lambda: next(thrown_away))
+    with caplog.at_level("WARNING", logger="campaigns.mailing.service"):
+        report = service.campaign_mail(campaign=campaign, actor=ACTOR, batch_size=3, concurrency=1)
+    assert (report.moved[CampaignRecipient.Status.SENT], report.calls, report.stale_permits) == (3, 3, 3)
+    assert "sandbox: 3 request permits went stale before their call could start" in caplog.text
+
+
 # ---------------------------------------------------------------------------- the claim's lease
 @pytest.mark.parametrize(
     ("kind", "batch", "at_least_s"),
