@@ -71,7 +71,7 @@ from printers.registry import get_printer
 logger = logging.getLogger(__name__)
 
 Status = CampaignRecipient.Status
-LEASE = timedelta(minutes=10)
+LEASE = timedelta(minutes=10)  # MAILING_LEASE_S by default (config/env.py); the claim is _lease()
 MAX_ATTEMPTS = 6
 BACKOFF = timedelta(seconds=30)  # doubled per attempt, capped; a longer Retry-After wins
 MAX_BACKOFF = timedelta(hours=1)
@@ -175,7 +175,7 @@ def campaign_mail(
         report.moved[ErrorMessages.BILLING_NOT_READY] = _fail_waiting(campaign, check.problem, actor, today, now)
         return report
     printer = printer or get_printer(campaign.printer)
-    workers = max(1, concurrency or int(settings.MAILING.get("concurrency") or 16))
+    workers = max(1, concurrency or int(settings.MAILING["concurrency"]))  # MAILING_CONCURRENCY, at least 1
     lease = _lease(printer, batch_size, workers)
 
     def claim_next(at: dt.datetime) -> _Flight | None:
@@ -219,10 +219,10 @@ def _lease(printer: Printer, batch_size: int, workers: int) -> timedelta:
     requests a row at 100 a minute is six minutes for 100 rows, whatever the
     latency); doubled, as a rolling run queues one batch's calls behind the
     last one's."""
-    timeouts = math.ceil(batch_size / workers) * 2 * float(getattr(settings, "PRINTER_TIMEOUT_S", 20) or 20)
+    timeouts = math.ceil(batch_size / workers) * 2 * float(settings.PRINTER_TIMEOUT_S)  # > 0 (config/env.py)
     limit, period = printer_limit(printer.kind)
     permits = batch_size * max(1, printer.max_requests_per_row) / limit * period
-    floor = timedelta(seconds=int(settings.MAILING.get("lease_s") or LEASE.total_seconds()))
+    floor = timedelta(seconds=int(settings.MAILING["lease_s"]))  # MAILING_LEASE_S, at least 10 (config/env.py)
     return max(floor, timedelta(seconds=math.ceil(max(timeouts, permits) * 2)))
 
 

@@ -115,7 +115,10 @@ def test_a_run_adds_up_the_stale_permits_of_all_its_calls_and_says_so(simulator,
     with caplog.at_level("WARNING", logger="campaigns.mailing.service"):
         report = service.campaign_mail(campaign=campaign, actor=ACTOR, batch_size=3, concurrency=1)
     assert (report.moved[CampaignRecipient.Status.SENT], report.calls, report.stale_permits) == (3, 3, 3)
-    assert "sandbox: 3 request permits went stale before their call could start" in caplog.text
+    assert (
+        "sandbox: 3 request permits went stale before their call could start and were thrown away "
+        "(workers starved of CPU?)"
+    ) in caplog.text
 
 
 # ---------------------------------------------------------------------------- the claim's lease
@@ -138,3 +141,23 @@ def test_a_batchs_lease_outlasts_the_time_its_requests_take_at_the_printers_limi
     lease = service._lease(get_printer_class(kind), batch, 16)
     assert lease.total_seconds() >= at_least_s
     assert lease.total_seconds() < at_least_s * 1.5  # and not needlessly long: a crashed worker's rows wait it out
+
+
+def test_a_batchs_lease_outlasts_its_calls_timing_out_round_after_round(settings):
+    """A printer with room to spare under its limit: the worst case is every
+    call timing out, a lookup and a submit per row, one round of threads
+    after another: 100 rows on 4 threads are 25 rounds of two 30 s
+    timeouts, 1,500 s, doubled for a rolling run's queued batch."""
+    settings.PRINTER_RATE_LIMITS = {"sandbox": (10_000, 1.0)}
+    settings.PRINTER_TIMEOUT_S = 30
+    settings.MAILING = {**settings.MAILING, "lease_s": 600}
+    assert service._lease(get_printer_class("sandbox"), 100, 4).total_seconds() == 3000
+
+
+def test_a_batchs_lease_is_at_least_the_configured_one(settings):
+    """MAILING_LEASE_S is the floor: a small, fast batch still holds its rows
+    that long (a worker that dies mid-batch gives them back after it)."""
+    settings.PRINTER_RATE_LIMITS = {}
+    settings.PRINTER_TIMEOUT_S = 1
+    settings.MAILING = {**settings.MAILING, "lease_s": 1200}
+    assert service._lease(get_printer_class("lob"), 10, 16).total_seconds() == 1200
