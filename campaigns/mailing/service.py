@@ -162,8 +162,7 @@ def campaign_mail(
     now = now or timezone.now()
     today = timezone.localdate(now)
     report.moved.update(campaign_stage_mailing(campaign=campaign, actor=actor, today=today))
-    design = campaign_design(campaign)
-    if campaign_approval(campaign, version=design.version) is None:
+    if campaign_approval(campaign) is None:  # of the current design
         report.waiting_for_approval = campaign.recipients.filter(status=Status.PROOFED).exists()
     staged = campaign.recipients.filter(status=Status.SENDING_STAGED)
     due = campaign.recipients.filter(scheduled_due(campaign, today, now))
