@@ -324,8 +324,9 @@ class _CallPool:
         self.report = report
         self.take_permit = printer_permits(printer.kind)
         self.jobs: queue.SimpleQueue[tuple[_Flight, CampaignRecipient] | None] = queue.SimpleQueue()
-        self.lock = threading.Lock()
-        self.idle = threading.Condition(self.lock)
+        # One lock for the pool's counters (and the report's); waiting on it
+        # for the queue to empty is ``wait_started``.
+        self.idle = threading.Condition()
         self.queued = 0  # calls queued and not yet taken by a thread
         self.threads: list[threading.Thread] = []
 
@@ -333,7 +334,7 @@ class _CallPool:
         self, token: uuid.UUID, rows: list[CampaignRecipient], requests: dict[int, Any], now: dt.datetime
     ) -> _Flight:
         flight = _Flight(token, rows, requests, now)
-        with self.lock:
+        with self.idle:
             self.queued += len(rows)
         for r in rows:
             self.jobs.put((flight, r))
@@ -358,7 +359,7 @@ class _CallPool:
 
     def _permit(self) -> None:
         stale = self.take_permit()
-        with self.lock:
+        with self.idle:
             self.report.calls += 1
             self.report.stale_permits += stale
 

@@ -5,10 +5,15 @@ batch is still claimed, called and recorded exactly once."""
 
 from __future__ import annotations
 
+import threading
+import time
+import uuid
 from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from campaigns.mailing import service
 from campaigns.models import CampaignRecipient, Organization, RecipientTransition
@@ -154,3 +159,49 @@ def test_a_rolling_run_claims_nothing_new_past_the_tasks_deadline(simulator, mon
     assert 0 < seen[1] <= 3
     runner._mail_run(campaign, ACTOR, 2, None)  # no deadline (a command's --once): the setting
     assert seen[2] == 10.0
+
+
+def test_the_pool_says_its_calls_are_under_way_only_once_every_batch_sents_calls_are(monkeypatch):
+    """A rolling run claims its next batch when ``wait_started`` returns: that
+    must be when every call queued so far has a thread, the batch sent last as
+    well as the ones before it, or the run claims (and queues) ahead of calls
+    still waiting."""
+    release = {pk: threading.Event() for pk in (1, 2, 3, 4)}
+    started: list[int] = []
+
+    def send_one(printer, request, seen_before, give_up, permit) -> service.SendOutcome:
+        started.append(request)
+        release[request].wait(10)
+        return service.SendOutcome(transient=True)
+
+    def row(pk: int) -> Any:
+        return SimpleNamespace(pk=pk, first_attempt_at=None, attempt=0)
+
+    def until_started(count: int) -> None:
+        deadline = time.monotonic() + 10
+        while len(started) < count:
+            assert time.monotonic() < deadline, started
+            time.sleep(0.005)
+
+    monkeypatch.setattr(service, "_send_one", send_one)
+    pool = service._CallPool(SimpleNamespace(kind="sandbox"), 1, service.MailReport())
+    now = timezone.now()
+    try:
+        pool.send(uuid.uuid4(), [row(1), row(2)], {1: 1, 2: 2}, now)
+        pool.send(uuid.uuid4(), [row(3), row(4)], {3: 3, 4: 4}, now)
+        waiter = threading.Thread(target=pool.wait_started)
+        waiter.start()
+        for pk in (1, 2):
+            release[pk].set()
+            until_started(pk + 1)
+        waiter.join(0.2)
+        assert waiter.is_alive(), "returned while the second batch's last call waited for a thread"
+        release[3].set()
+        until_started(4)
+        waiter.join(10)
+        assert not waiter.is_alive()
+        assert started == [1, 2, 3, 4]
+    finally:
+        for event in release.values():
+            event.set()
+        pool.close()
