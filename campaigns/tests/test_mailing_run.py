@@ -125,3 +125,23 @@ def test_a_run_rolls_on_to_the_next_batch_only_within_its_seconds(simulator, mon
     report = service.campaign_mail(campaign=campaign, actor=ACTOR, batch_size=2, concurrency=1, roll_s=roll_s)
     assert (report.claimed, report.moved[S.SENT]) == (sent, sent)
     assert statuses(campaign) == ({S.SENT: 4} if sent == 4 else {S.SENT: 2, S.SENDING_STAGED: 2})
+
+
+def test_the_calls_run_in_named_daemon_threads(simulator, monkeypatch):
+    """Ops find the printer calls in a thread dump or a log line by their
+    thread's name, and the threads never keep a worker that is shutting down
+    alive (its calls' rows go back to the sweeper)."""
+    campaign, _ = ready_campaign(2)
+    printer_class = get_printer_class("sandbox")
+    real_submit = printer_class.submit
+    threads: list[tuple[str, bool]] = []
+
+    def submit(self, request):
+        current = threading.current_thread()
+        threads.append((current.name, current.daemon))
+        return real_submit(self, request)
+
+    monkeypatch.setattr(printer_class, "submit", submit)
+    service.campaign_mail(campaign=campaign, actor=ACTOR, batch_size=2, concurrency=2)
+    assert len(threads) == 2  # one thread may make both calls
+    assert all(name in ("mail-sandbox-0", "mail-sandbox-1") and daemon for name, daemon in threads), threads
