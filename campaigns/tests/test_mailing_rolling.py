@@ -95,7 +95,9 @@ def test_billing_lost_during_a_rolling_run_claims_no_further_batch(simulator, mo
     assert creates(simulator, "sandbox") == 4  # 0 calls for the org that cannot pay
 
 
-def test_a_call_that_fails_outside_its_own_handling_leaves_its_row_unknown_and_the_run_goes_on(simulator, monkeypatch):
+def test_a_call_that_fails_outside_its_own_handling_leaves_its_row_unknown_and_the_run_goes_on(
+    simulator, monkeypatch, caplog
+):
     """A bug past ``_send_one``'s own error handling finishes the row as an
     unknown outcome (retried later under the same key) and the thread goes on
     with the next call: the batch is recorded, nothing hangs."""
@@ -109,10 +111,16 @@ def test_a_call_that_fails_outside_its_own_handling_leaves_its_row_unknown_and_t
         return real(printer, request, *args)
 
     monkeypatch.setattr(service, "_send_one", send_one)
-    report = service.campaign_mail(campaign=campaign, actor=ACTOR, batch_size=8, concurrency=1, roll_s=60)
+    with caplog.at_level("ERROR", logger="campaigns.mailing.service"):
+        report = service.campaign_mail(campaign=campaign, actor=ACTOR, batch_size=8, concurrency=1, roll_s=60)
     assert report.moved[S.SENT] == 7  # one thread: it made the seven other calls after the failure
     assert statuses(campaign) == {S.SENT: 7, S.SENDING_STAGED: 1}
     assert CampaignRecipient.objects.get(pk=victim).error_detail == service._NO_CALL.detail
+    # What ops read: which recipient, and the traceback.
+    [logged] = [r for r in caplog.records if r.name == "campaigns.mailing.service"]
+    assert logged.getMessage() == f"mailing call for recipient {victim} failed outside the call's own handling"
+    assert logged.exc_info is not None
+    assert "thread died" in str(logged.exc_info[1])
 
 
 def rolls_seen(monkeypatch, settings, roll_s: float) -> list[float]:
