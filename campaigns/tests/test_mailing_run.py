@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -21,6 +23,18 @@ from printers.registry import get_printer_class
 pytestmark = pytest.mark.django_db
 simulator = printer_fixtures.simulator
 S = CampaignRecipient.Status
+
+
+def around_submit(monkeypatch, around: Callable[[], AbstractContextManager[None]]) -> None:
+    """Every sandbox submit runs inside ``around()``, in the thread making the call."""
+    printer_class = get_printer_class("sandbox")
+    real_submit = printer_class.submit
+
+    def submit(self, request):
+        with around():
+            return real_submit(self, request)
+
+    monkeypatch.setattr(printer_class, "submit", submit)
 
 
 def in_days(days: int):
@@ -83,23 +97,22 @@ def test_the_configured_concurrency_caps_the_calls_in_flight(simulator, settings
     """MAILING_CONCURRENCY = 1 means one call at a time, whatever the batch."""
     settings.MAILING = {**settings.MAILING, "concurrency": 1}
     campaign, _ = ready_campaign(4)
-    printer_class = get_printer_class("sandbox")
-    real_submit = printer_class.submit
     lock = threading.Lock()
     in_flight, most = [0], [0]
 
-    def submit(self, request):
+    @contextmanager
+    def counted() -> Iterator[None]:
         with lock:
             in_flight[0] += 1
             most[0] = max(most[0], in_flight[0])
         try:
             time.sleep(0.05)  # long enough for a second thread, were there one, to start its call
-            return real_submit(self, request)
+            yield
         finally:
             with lock:
                 in_flight[0] -= 1
 
-    monkeypatch.setattr(printer_class, "submit", submit)
+    around_submit(monkeypatch, counted)
     report = service.campaign_mail(campaign=campaign, actor=ACTOR, batch_size=4)
     assert report.moved[S.SENT] == 4
     assert most[0] == 1
@@ -132,16 +145,15 @@ def test_the_calls_run_in_named_daemon_threads(simulator, monkeypatch):
     thread's name, and the threads never keep a worker that is shutting down
     alive (its calls' rows go back to the sweeper)."""
     campaign, _ = ready_campaign(2)
-    printer_class = get_printer_class("sandbox")
-    real_submit = printer_class.submit
     threads: list[tuple[str, bool]] = []
 
-    def submit(self, request):
+    @contextmanager
+    def seen() -> Iterator[None]:
         current = threading.current_thread()
         threads.append((current.name, current.daemon))
-        return real_submit(self, request)
+        yield
 
-    monkeypatch.setattr(printer_class, "submit", submit)
+    around_submit(monkeypatch, seen)
     service.campaign_mail(campaign=campaign, actor=ACTOR, batch_size=2, concurrency=2)
     assert len(threads) == 2  # one thread may make both calls
     assert all(name in ("mail-sandbox-0", "mail-sandbox-1") and daemon for name, daemon in threads), threads
