@@ -326,9 +326,9 @@ def test_timeout_with_the_real_clock(make):
     began = time.monotonic()
     with pytest.raises(RateLimitTimeout):
         limiter.acquire(timeout_s=0.3)
-    assert time.monotonic() - began < 0.2
+    assert time.monotonic() - began < 0.25  # refused at once, not after the 0.3 s allowed
     waited = limiter.acquire(timeout_s=3)
-    assert 0.9 < waited < 1.5
+    assert 0.9 < waited < 2.5  # the slot frees after 1 s; the upper bound leaves a loaded CI room
 
 
 def record_grants(limiter: RateLimiter) -> list[float]:
