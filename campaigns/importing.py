@@ -323,8 +323,9 @@ class CsvSource:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         self._counter = _CountingReader(self.stream)
         text = _text(self._counter)
-        lines, self.delimiter = _sniff(text)
-        reader = csv.reader(chain(lines, text), delimiter=self.delimiter)
+        head, self.delimiter = _sniff(text)
+        lines = _Lines(chain(head, text))
+        reader = csv.reader(lines, delimiter=self.delimiter)
         header = _header(reader)
         if header is None:
             raise ImportFileError("the file is empty: expected a header row and data rows")
@@ -333,20 +334,30 @@ class CsvSource:
         )
         default_country = self.default_country
         split_street = "address2" not in dict(cols.fields)
-        last = reader.line_num
         while True:
-            start = last + 1
+            start = lines.count + 1
+            lines.taken.clear()
             try:
-                row = next(reader)
+                row: list[str] | None = next(reader)
+                problem = ""
             except StopIteration:
                 return
             except csv.Error as exc:
-                last = reader.line_num
-                self.report.add_unparseable(start, f"not valid CSV: {exc}")
+                row, problem = None, f"not valid CSV: {exc}"
+            if lines.swallowed(row, cols.width, self.delimiter):
+                # A quote opened on this line and never closed (or closed lines
+                # later) made the lines after it one cell: this line is reported,
+                # and the lines it swallowed are read again as rows of their own.
+                lines.give_back()
+                self.report.add_unparseable(start, UNCLOSED_QUOTE)
                 continue
-            last = reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue  # blank line
+            if row is None:
+                self.report.add_unparseable(start, problem)
+                continue
+            if not any(cell.strip() for cell in row):
+                continue  # a blank line, or a row of empty cells (a spreadsheet's ",,,,,,")
+            if len(row) > cols.width and not any(cell.strip() for cell in row[cols.width :]):
+                row = row[: cols.width]  # empty cells past the header's last column (a trailing comma)
             if len(row) != cols.width:
                 self.report.add_unparseable(start, f"has {len(row)} fields; the header has {cols.width}")
                 continue
@@ -378,6 +389,73 @@ class CsvSource:
                 if extra:
                     out["extra"] = extra
             yield out
+
+
+UNCLOSED_QUOTE = (
+    'a quote (") opened in this row is never closed, so the lines after it were read as part of this row; '
+    "this row was not imported and the lines after it were read on their own. Close or remove the quote and "
+    "import the file again (rows already imported are not duplicated)"
+)
+
+
+class _Lines:
+    """The file's lines as the CSV reader takes them, counted, with the lines
+    of the row being read kept (``taken``) so that a row an unclosed quote ran
+    on into the rows after it can hand them back to be read again
+    (``give_back``).  Without it, ``"VIP, call first`` with no closing quote
+    made the next thousands of lines one cell: they were lost with a single
+    line reported.  A row spans at most the reader's field size limit, so
+    ``taken`` stays small."""
+
+    def __init__(self, source: Iterator[str]) -> None:
+        self.source = source
+        self.back: list[str] = []  # lines handed back, the next one last
+        self.taken: list[str] = []
+        self.count = 0  # lines read, less the ones handed back
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.back.pop() if self.back else next(self.source)
+        self.taken.append(line)
+        self.count += 1
+        return line
+
+    def swallowed(self, row: list[str] | None, width: int, delimiter: str) -> bool:
+        """Whether the row just read ran on over lines that look like rows of
+        their own: it spans several lines, and it is broken (a CSV error, the
+        wrong number of fields) or a line after its first reads, alone, as a
+        row of the header's width.  A cell that really holds line breaks (a
+        Salesforce street, a note) keeps the row whole."""
+        if len(self.taken) < 2 or not _opens_a_quote(self.taken[0], delimiter):
+            return False
+        if row is None or len(row) != width:
+            return True
+        return any(_width(line, delimiter) == width for line in self.taken[1:])
+
+    def give_back(self) -> None:
+        """The row's lines after its first, to be read again."""
+        rest = self.taken[1:]
+        self.back.extend(reversed(rest))
+        self.count -= len(rest)
+        self.taken.clear()
+
+
+def _opens_a_quote(line: str, delimiter: str) -> bool:
+    """Whether the line, read alone, ends inside a quoted cell."""
+    try:
+        next(csv.reader([line], delimiter=delimiter, strict=True))
+    except csv.Error:
+        return True
+    return False
+
+
+def _width(line: str, delimiter: str) -> int:
+    try:
+        return len(next(csv.reader([line], delimiter=delimiter, strict=True)))
+    except (csv.Error, StopIteration):
+        return 0
 
 
 def _text(raw: io.RawIOBase | IO[bytes]) -> io.TextIOWrapper:

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.importing import CsvSource, ImportFileError, columns_resolve, mapping_parse, recipients_import_csv
+from campaigns.importing import (
+    UNCLOSED_QUOTE,
+    CsvSource,
+    ImportFileError,
+    columns_resolve,
+    mapping_parse,
+    recipients_import_csv,
+)
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.sync import ImportReport
 from campaigns.tests.factories import CampaignFactory
@@ -205,10 +212,55 @@ def test_formula_like_cells_are_stored_as_plain_data() -> None:
 
 
 def test_an_unmatched_quote_cannot_swallow_the_file_silently() -> None:
+    """The quote runs on past the reader's cell size limit (131,072 characters):
+    only its own line is lost, and said so; the 20,000 rows after it import."""
     data = b'first_name,address1,zip,country\nAda,"1 Main,1,US\n' + b"Grace,2 Main,2,US\n" * 20_000
-    _, report = rows_of(data)
-    assert report.unparseable_count >= 1
-    assert report.unparseable[0]["line"] == 2
+    rows, report = rows_of(data)
+    assert [(u["line"], u["message"]) for u in report.unparseable] == [(2, UNCLOSED_QUOTE)]
+    assert len(rows) == 20_000
+    assert (rows[0]["_line"], rows[-1]["_line"]) == (3, 20_002)
+
+
+def test_a_quote_closed_lines_later_loses_only_its_own_row() -> None:
+    """An Excel note cell "VIP, call first with no closing quote, closed by a
+    quoted cell further down: the rows between are read on their own."""
+    head = b"First Name,Last Name,Address,Zip,Country,Note\n"
+    good = [b"P%d,Q,1 Main St,78701,US,ok\n" % i for i in range(10)]
+    unclosed = b'A,One,1 Main St,78701,US,"VIP, call first\n'
+    data = head + unclosed + b"".join(good) + b'Z,Last,1 Main St,78701,US,"a ""quoted"" note"\n'
+    rows, report = rows_of(data)
+    assert [u["line"] for u in report.unparseable] == [2]
+    assert [r["first_name"] for r in rows] == [f"P{i}" for i in range(10)] + ["Z"]
+    assert [r["_line"] for r in rows] == list(range(3, 14))
+    assert rows[-1]["extra"] == {"Note": 'a "quoted" note'}
+
+
+def test_a_cell_that_really_holds_line_breaks_keeps_its_row_whole() -> None:
+    data = b'first_name,address1,zip,country\nAda,"1 Main St\nSuite 4\nBack door",62701,US\nGrace,2 Main,62701,US\n'
+    rows, report = rows_of(data)
+    assert report.unparseable_count == 0
+    assert [(r["first_name"], r["_line"]) for r in rows] == [("Ada", 2), ("Grace", 5)]
+    assert (rows[0]["address1"], rows[0]["address2"]) == ("1 Main St", "Suite 4 Back door")
+
+
+def test_rows_of_empty_cells_are_blank_lines_and_trailing_empty_cells_are_dropped() -> None:
+    """What a spreadsheet saves: ",,,,," under the data, a comma after the last
+    column.  Neither is a recipient nor an error; a row one cell short is."""
+    data = (
+        b"First Name,Last Name,Address,Zip,Country\r\n"
+        b"A,One,1 Main St,78701,US,\r\n"
+        b"B,Two,2 Main St,78701,US,, ,\r\n"
+        b",,,,\r\n"
+        b",,,,,,\r\n"
+        b"C,Three,3 Main St,78701\r\n"
+        b"D,Four,4 Main St,78701,US,extra\r\n"
+    )
+    rows, report = rows_of(data)
+    assert [r["first_name"] for r in rows] == ["A", "B"]
+    assert [(u["line"], u["message"]) for u in report.unparseable] == [
+        (6, "has 4 fields; the header has 5"),
+        (7, "has 6 fields; the header has 5"),
+    ]
 
 
 # --- streaming ----------------------------------------------------------------------------
