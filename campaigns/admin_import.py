@@ -49,10 +49,11 @@ from django.utils.html import format_html
 from campaigns.audience import campaign_import_file, report_headline, report_lines
 from campaigns.dry_run import dry_run_write_csv, recipients_dry_run_csv
 from campaigns.importing import FIELD_LABELS, CsvReading, ImportFileError, csv_headers, mapping_parse
-from campaigns.models import Campaign
+from campaigns.models import Campaign, CampaignRecipient
 from common.fsm import Actor
 from common.permissions import can_import
 
+Status = CampaignRecipient.Status
 DRY_RUN_SHOWN = 1000  # rows listed on the page; the CSV has them all
 REPORT_LINES_SHOWN = 60
 
@@ -81,18 +82,44 @@ def import_message(report: dict[str, Any]) -> str:
     ):
         if n(key):
             text += f", {n(key)} {words}"
-    # Where the rows are now: as imported, then as qualification moved the Pending ones.
-    now = Counter({k: int(v) for k, v in (report.get("by_status") or {}).items()})
-    moved = {k: int(v) for k, v in (report.get("qualification") or {}).items()}
-    now["Pending"] -= sum(moved.values())
-    now.update(moved)
+    now, reasons = rows_now(report)
     parts = [f"{v} {status_words(k).lower()}" for k, v in now.most_common() if v > 0]
     if parts:
         text += ". Now: " + ", ".join(parts)
-    reasons = report.get("by_skip_reason") or {}
     if reasons:
         text += " (skipped: " + ", ".join(f"{v} {SKIP_WORDS.get(k, k).lower()}" for k, v in reasons.items()) + ")"
     return text + "."
+
+
+def rows_now(report: dict[str, Any]) -> tuple[Counter[str], Counter[str]]:
+    """Where the imported rows are after the stages, by status, and the
+    skipped ones by reason: as imported, then qualification's moves out of
+    Pending (both passes, summed), then enrichment's moves out of
+    AddressEnrichable (back to Pending, or skipped).  A move to
+    ``Skipped:<reason>`` counts as Skipped with its reason."""
+    skipped = str(Status.SKIPPED)
+    now: Counter[str] = Counter({k: int(v) for k, v in (report.get("by_status") or {}).items()})
+    reasons: Counter[str] = Counter({k: int(v) for k, v in (report.get("by_skip_reason") or {}).items()})
+
+    def arrive(moves: dict[str, int]) -> None:
+        for target, count in moves.items():
+            if target.startswith(f"{skipped}:"):
+                now[skipped] += count
+                reasons[target.partition(":")[2]] += count
+            else:
+                now[target] += count
+
+    qualified = {k: int(v) for k, v in (report.get("qualification") or {}).items()}
+    now[str(Status.PENDING)] -= sum(qualified.values())
+    arrive(qualified)
+    enriched = {
+        k: int(v)
+        for k, v in (report.get("enrichment") or {}).items()
+        if k == Status.PENDING or k.startswith(f"{skipped}:")
+    }
+    now[str(Status.ADDRESS_ENRICHABLE)] -= sum(enriched.values())
+    arrive(enriched)
+    return now, reasons
 
 
 class UploadGone(Exception):

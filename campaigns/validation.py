@@ -47,6 +47,8 @@ RECIPIENT_FIELDS: dict[str, int] = {
     "email": 254,
 }
 ADDRESS_FIELDS = frozenset({"address1", "address2", "city", "state", "zip"})
+# Empty on a row without address1 when the campaign enriches: the enrichment fills them.
+ENRICHED_FIELDS = frozenset({"address1", "zip", "country"})
 # A postcode as every printer takes it: ASCII letters and digits, spaces and
 # hyphens, at least one letter or digit ("\d" would take Arabic-Indic digits).
 POSTCODE = re.compile(r"[0-9A-Za-z -]*[0-9A-Za-z][0-9A-Za-z -]*")
@@ -270,8 +272,8 @@ def recipient_validate(
       fails (no name, an asterisk): a name is the first line of a postal
       address, so a row without a usable addressee has no mailable address.
     With enrichment on, a row without address1 is valid (it is gated into the
-    enrichment flow by qualification): its zip may be empty too, since the
-    enrichment fills the whole address and the row is validated again.
+    enrichment flow by qualification): its zip and country may be empty too,
+    since the enrichment fills the whole address and the row is validated again.
     """
     try:
         model = RecipientDataValidator.model_validate(raw)
@@ -282,14 +284,17 @@ def recipient_validate(
         if not data["first_name"] and not data["last_name"] and all(f != "name" for f, _ in errors):
             errors.append(("name", "first_name and last_name are both empty"))
         if enrichment and not data["address1"]:
-            # Only the emptiness of address1/zip is forgiven (enrichment fills
-            # them); a zip too long is still an error, never a silent cut.
-            errors = [(f, m) for f, m in errors if not (f in ("address1", "zip") and m == f"{f} is empty")]
+            # Only the emptiness of address1/zip/country is forgiven (enrichment
+            # fills the whole address, a Shopify customer with no address has
+            # no country either); a zip too long is still an error, never a
+            # silent cut.
+            errors = [(f, m) for f, m in errors if not (f in ENRICHED_FIELDS and m == f"{f} is empty")]
         if errors:
             return _failed(data, errors, raw, altered)
     else:
         data = model.model_dump()
-    if countries is not None and data["country"] not in countries:
+    to_enrich = enrichment and not data["address1"] and not data["country"]  # its country comes with the address
+    if countries is not None and data["country"] not in countries and not to_enrich:
         return _failed(data, [("country", f"country {data['country']} is not mailed by this printer")], raw)
     return ValidatedRow(data=data, natural_key=natural_key(data))
 

@@ -123,3 +123,35 @@ def test_ops_may_import_and_read_only_is_neither_offered_nor_let_in(django_user_
         response = client.post(import_url, {"file": upload("basic.csv"), "qualify": "on"})
         assert response.status_code == HTTPStatus.FOUND
         assert campaign.recipients.filter(status=CampaignRecipient.Status.PROOFING_STAGED).count() == 2
+
+
+def test_the_message_after_an_import_counts_where_every_row_is_in_words(admin_client: Client) -> None:
+    """Qualification's printer-rule skips and enrichment's moves were left out
+    or shown as "skipped:printerapprovalfailed"; the message's counts are the
+    database's, in words."""
+    from django.contrib.messages import get_messages
+
+    from campaigns.admin import STATUS_WORDS
+
+    campaign = CampaignFactory(printer="lob", address_enrichment=True)
+    data = (
+        b"First Name,Last Name,Email,Address1,City,Province Code,Country Code,Zip\n"
+        b"Ada,Good,ada@example.com,1 Main St,Austin,TX,US,78701\n"
+        b"Bo,Nozip,bo@example.com,2 Main St,Boston,MA,US,2134\n"
+        b"Cy,Noaddress,cy@example.com,,,,,\n"
+        b"Di,Abroad,di@example.com,3 Rue,Paris,,FR,75001\n"
+    )
+    url = reverse("admin:campaigns_campaign_import", args=[campaign.pk])
+    response = admin_client.post(url, {"file": SimpleUploadedFile("x.csv", data), "qualify": "on"})
+    assert response.status_code == HTTPStatus.FOUND
+    [message] = [str(m) for m in get_messages(response.wsgi_request)]
+    assert "skipped:" not in message.lower().replace("(skipped:", "")
+    now = message.split("Now: ")[1].split(" (skipped")[0].rstrip(".")
+    said = {words: int(count) for count, words in (part.split(" ", 1) for part in now.split(", "))}
+    counts: dict[str, int] = {}
+    for status in campaign.recipients.values_list("status", flat=True):
+        words = STATUS_WORDS[status][0].lower()
+        counts[words] = counts.get(words, 0) + 1
+    assert said == counts
+    assert sum(said.values()) == 4
+    assert campaign.recipients.filter(skip_reason="PrinterApprovalFailed").exists()

@@ -100,6 +100,26 @@ def test_a_missing_address_is_valid_when_enrichment_is_on() -> None:
     assert result.data["address1"] == ""
 
 
+def test_a_contact_with_no_address_at_all_is_left_to_the_enrichment() -> None:
+    """A Shopify customer with no default address has no country either: with
+    enrichment on, that is a row to enrich (its country comes with the
+    address), not one skipped as International."""
+    no_address = row(address1="", city="", state="", zip="", country="")
+    for countries in (None, frozenset({"US", "CA"})):
+        result = recipient_validate(no_address, enrichment=True, countries=countries)
+        assert (result.skip_reason, result.errors) == ("", [])
+    assert recipient_validate(no_address).skip_reason == SkipReason.INTERNATIONAL
+
+
+def test_enrichment_still_checks_a_country_the_row_gives_or_an_address_without_one() -> None:
+    us_only = frozenset({"US"})
+    foreign = recipient_validate(row(address1="", zip="", country="FR"), enrichment=True, countries=us_only)
+    assert foreign.skip_reason == SkipReason.INTERNATIONAL
+    no_country = recipient_validate(row(country=""), enrichment=True, countries=us_only)
+    assert no_country.skip_reason == SkipReason.INTERNATIONAL
+    assert no_country.errors[0]["field"] == "country"
+
+
 def test_enrichment_does_not_excuse_a_missing_name() -> None:
     result = recipient_validate(row(address1="", first_name="", last_name=""), enrichment=True)
     assert result.skip_reason == SkipReason.NO_ADDRESS
@@ -196,7 +216,8 @@ def test_any_row_is_either_valid_or_skipped_with_a_reason_and_never_raises(data:
     assert len(result.data["address1"]) <= 200
     assert len(result.data["zip"]) <= 20
     if not result.skip_reason:
-        assert result.data["country"] in ("US", "GB")
+        to_enrich = enrich and not result.data["address1"] and not result.data["country"]
+        assert result.data["country"] in ("US", "GB") or to_enrich
         assert result.data["first_name"] or result.data["last_name"]
         assert "*" not in result.data["first_name"] + result.data["last_name"]
 
