@@ -64,6 +64,7 @@ DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
         "mailingstreet",
         "mailingaddress",
         "mailingaddress1",
+        "mailingaddressline1",
     ),
     "address2": (
         "address2",
@@ -75,6 +76,7 @@ DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
         "streetaddress2",
         "defaultaddressaddress2",
         "mailingaddress2",
+        "mailingaddressline2",
     ),
     "city": ("city", "town", "locality", "defaultaddresscity", "mailingcity"),
     "state": (
@@ -90,6 +92,7 @@ DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
         "mailingstateprovince",
         "mailingstate",
         "mailingstateprovincecode",
+        "mailingstatecode",
     ),
     "zip": (
         "zip",
@@ -132,7 +135,17 @@ FIELD_LABELS: dict[str, str] = {
 # "Province Code", "Country" and "Country Code"), the code wins and the other
 # column is kept as extra information.
 PREFERRED_ALIASES = frozenset(
-    {"provincecode", "statecode", "countrycode", "defaultaddressprovincecode", "defaultaddresscountrycode"}
+    {
+        "provincecode",
+        "statecode",
+        "countrycode",
+        "defaultaddressprovincecode",
+        "defaultaddresscountrycode",
+        # Salesforce reports and Data Loader exports with state and country picklists.
+        "mailingstateprovincecode",
+        "mailingstatecode",
+        "mailingcountrycode",
+    }
 )
 _ALIAS_TO_FIELD = {alias: name for name, aliases in DEFAULT_ALIASES.items() for alias in aliases}
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
@@ -265,7 +278,8 @@ def columns_resolve(
         listed = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
         plain = (
             f"no column was recognised for {listed} (the file's columns: {_quoted_list(headers)}); "
-            "pick the columns below" + (", or give a default country" if "country" in missing else "")
+            "choose the columns to use on the import page"
+            + (", or give a default country" if "country" in missing else "")
         )
         raise ImportFileError(
             f"no column for {', '.join(missing)} (columns: {headers}); name them with --mapping field=Column"

@@ -354,7 +354,10 @@ def recipients_sync(
         _run(campaign, rows, actor, report, batch_size, progress, update)
     except SyncError as exc:
         report.status = "rejected"
-        report.errors.append(str(exc))
+        # The saved report is what the admin shows: the plain words where the
+        # error has them (no command-line options); the command prints the
+        # exception itself.
+        report.errors.append(str(getattr(exc, "plain", "") or exc))
         raise
     except Exception as exc:
         report.status = "failed"

@@ -99,6 +99,49 @@ def test_crm_headers_are_recognised(headers: list[str], expected: set[str]) -> N
     assert expected <= set(columns_resolve(headers).chosen())
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        # A Salesforce report with state and country picklists: names and codes.
+        [
+            "Contact ID",
+            "First Name",
+            "Last Name",
+            "Mailing Address Line 1",
+            "Mailing City",
+            "Mailing State/Province",
+            "Mailing State/Province Code",
+            "Mailing Zip/Postal Code",
+            "Mailing Country",
+            "Mailing Country Code",
+        ],
+        # Data Loader's API names.
+        [
+            "Id",
+            "FirstName",
+            "LastName",
+            "MailingStreet",
+            "MailingCity",
+            "MailingState",
+            "MailingStateCode",
+            "MailingPostalCode",
+            "MailingCountry",
+            "MailingCountryCode",
+        ],
+    ],
+)
+def test_salesforce_name_and_code_columns_take_the_code_and_keep_the_name(headers: list[str]) -> None:
+    """docs/recipient-sync.md: with both a name and a code column, the code is
+    used and the name kept as extra.  Salesforce's code columns were not listed
+    as preferred, so these exports were refused whole."""
+    cols = columns_resolve(headers)
+    chosen = {field: headers[i] for field, i in cols.fields}
+    assert chosen["state"] == headers[6]
+    assert chosen["country"] == headers[9]
+    assert chosen["address1"] == headers[3]
+    assert {h for h, _ in cols.extras} >= {headers[5], headers[8]}
+
+
 def test_a_semicolon_separated_hubspot_export_with_a_bom_imports() -> None:
     campaign = CampaignFactory()
     report = import_export(campaign, "hubspot_contacts_semicolon.csv", qualify=False)
