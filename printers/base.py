@@ -148,6 +148,17 @@ class WebhookRequest:
 _M = TypeVar("_M", bound=BaseModel)
 
 
+def errors_in_words(exc: ValidationError, *, most: int = 5) -> str:
+    """pydantic's errors as ops read them on a quarantined webhook: the field
+    of the vendor's body (dotted, as in the payload) and what is wrong with
+    it; without our model's name or pydantic's links."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'the body'}: {e['msg'].lower()}" for e in errors[:most]]
+    if len(errors) > most:
+        parts.append(f"and {len(errors) - most} more")
+    return "; ".join(parts)
+
+
 def load_webhook_body(model: type[_M], body: bytes | Any, *, vendor: str, what: str) -> _M:
     """Validate a webhook body (raw JSON bytes, or data already decoded) with
     the vendor's pydantic model; any problem is a ``ValueError`` naming the
@@ -163,13 +174,13 @@ def load_webhook_body(model: type[_M], body: bytes | Any, *, vendor: str, what: 
                 raise ValueError(f"{vendor} webhook body is nested too deeply to be one of its events") from None
             if broken:
                 raise ValueError(f"{vendor} webhook body is not JSON: {broken[0]}") from None
-            raise ValueError(f"{vendor} webhook body is not {what}: {exc}") from exc
+            raise ValueError(f"{vendor} webhook body is not {what}: {errors_in_words(exc)}") from exc
         except RecursionError:
             raise ValueError(f"{vendor} webhook body is nested too deeply to be {what}") from None
     try:
         return model.model_validate(body)
-    except ValueError as exc:  # pydantic's ValidationError
-        raise ValueError(f"{vendor} webhook body is not {what}: {exc}") from exc
+    except ValidationError as exc:
+        raise ValueError(f"{vendor} webhook body is not {what}: {errors_in_words(exc)}") from exc
     except RecursionError:
         raise ValueError(f"{vendor} webhook body is nested too deeply to be {what}") from None
 

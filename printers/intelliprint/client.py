@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from svix.webhooks import Webhook
 
 from printers import http
@@ -55,6 +55,18 @@ class LetterUpdated(BaseModel):
     reference: str | None = ""
     shipped_date: int | None = None
     returned: LetterReturned | None = None
+
+
+class _Envelope(BaseModel):
+    type: str
+
+
+def _event_type(raw: bytes) -> str | None:
+    """The event's ``type`` when the body is a JSON object that has one."""
+    try:
+        return _Envelope.model_validate_json(raw).type
+    except ValidationError:
+        return None
 
 
 def _epoch(value: int | None) -> dt.datetime | None:
@@ -265,7 +277,14 @@ class IntelliPrintPrinter(Printer):
         webhook view should dedupe on the ``svix-id`` header when it has it.
         Raises ``ValueError`` with a clear message on a malformed body.
         """
-        letter = load_webhook_body(LetterUpdated, raw, vendor="intelliprint", what="an IntelliPrint event")
+        try:
+            letter = load_webhook_body(LetterUpdated, raw, vendor="intelliprint", what="an IntelliPrint event")
+        except ValueError:
+            # Another event type may use a letter field's name for something
+            # else ("status": {"valid": 9}): it is not ours to read, not broken.
+            if _event_type(raw) not in (None, "letter.updated"):
+                return []
+            raise
         if letter.type != "letter.updated":
             return []
         if not letter.id or not letter.print_id or not letter.status:

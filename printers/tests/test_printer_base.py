@@ -135,3 +135,26 @@ def test_vendor_times_are_held_in_utc_as_the_same_instant():
     assert aware(offset).hour == 12
     assert aware(naive) == dt.datetime(2026, 3, 4, 12, 0, tzinfo=dt.UTC)
     assert aware(None) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "wrong"),
+    [(b'{"id": "e1", "body": null}', "an object"), ({"id": "e1", "body": None}, "a valid dictionary")],
+)
+def test_a_body_that_does_not_fit_names_the_field_in_words_not_our_model(body: Any, wrong: str) -> None:
+    """What ops read on a quarantined webhook: the vendor's field and what is
+    wrong with it; not our model's class name nor pydantic's documentation link."""
+    from pydantic import BaseModel
+
+    from printers.base import load_webhook_body
+
+    class VendorEvent(BaseModel):
+        id: str
+        body: dict[str, Any]
+        date: str
+
+    with pytest.raises(ValueError, match="not a Lob event") as caught:
+        load_webhook_body(VendorEvent, body, vendor="lob", what="a Lob event")
+    assert str(caught.value) == (
+        f"lob webhook body is not a Lob event: body: input should be {wrong}; date: field required"
+    )

@@ -121,6 +121,25 @@ def test_it_ignores_mailing_list_events() -> None:
     assert offline().parse_webhook(fixture("mailing_list_addresses_validated")) == []
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "mailing_list.addresses_validated", "id": "mal_z", "status": {"valid": 9, "invalid": 1}},
+        {"type": "mailing_list.addresses_validated", "id": "mal_z", "reference": 12345},
+    ],
+)
+def test_another_event_type_using_a_letter_fields_name_is_ignored_not_quarantined(body: dict[str, Any]) -> None:
+    """Only letter.updated is read against the letter's fields; an event of
+    another type is not ours to read, whatever its fields hold."""
+    assert offline().parse_webhook(json.dumps(body).encode()) == []
+
+
+def test_a_letter_update_with_a_field_of_the_wrong_type_is_still_malformed() -> None:
+    body = {"type": "letter.updated", "id": "ltr_1", "print_id": "print_1", "status": {"valid": 9}}
+    with pytest.raises(ValueError, match=r"not an IntelliPrint event: status: input should be a valid string$"):
+        offline().parse_webhook(json.dumps(body).encode())
+
+
 def test_it_rejects_a_malformed_payload_with_a_clear_error() -> None:
     with pytest.raises(ValueError, match="not an IntelliPrint event"):
         offline().parse_webhook(fixture("malformed"))
