@@ -498,6 +498,11 @@ class ErrorFilter(admin.SimpleListFilter):
 # --- the recipient page ----------------------------------------------------------------
 
 
+# The statuses whose rows go through qualification (and so the address lookup)
+# before anything is printed: added by hand, re-validated, or waiting for it.
+BEFORE_QUALIFICATION = frozenset({Status.PENDING, Status.SKIPPED, Status.BLACKLISTED, Status.ADDRESS_ENRICHABLE})
+
+
 class RecipientForm(forms.ModelForm):
     """A recipient added or edited by hand passes the import's validation
     (``campaigns.validation``: the same rules, the campaign's printer
@@ -517,7 +522,9 @@ class RecipientForm(forms.ModelForm):
         if not adding and not set(self.changed_data) & set(RECIPIENT_FIELDS):
             return cleaned  # nothing the validator reads changed: pressing a button stays possible
         campaign = cleaned.get("campaign") if adding else self.instance.campaign
-        if campaign is None:
+        if campaign is None or set(self.errors) & set(RECIPIENT_FIELDS):
+            # A field the form refused (too long) has no value here: checking
+            # the row without it would add "… is empty" to the form's own error.
             return cleaned
         data = {
             name: (cleaned.get(name) if name in self.fields else getattr(self.instance, name)) or ""
@@ -527,7 +534,10 @@ class RecipientForm(forms.ModelForm):
             data,
             stored={} if adding else (self.instance.json if isinstance(self.instance.json, dict) else {}),
             countries=campaign_countries(campaign),
-            enrichment=campaign.address_enrichment,
+            # An address left to the enrichment only where qualification will
+            # still send the row there; a row past it (in Error, about to be
+            # sent back to the printer) keeps needing a whole address.
+            enrichment=campaign.address_enrichment and (adding or self.instance.status in BEFORE_QUALIFICATION),
         )
         if row.skip_reason:
             for name, message in [(e["field"], e["message"]) for e in row.errors]:

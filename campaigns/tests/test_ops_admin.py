@@ -290,6 +290,34 @@ def test_an_edit_that_breaks_the_data_is_refused_with_the_validators_words(admin
     assert r.country == "US"
 
 
+@pytest.mark.parametrize("status", [S.ERROR, S.SENDING_STAGED, S.PROOFED])
+def test_an_address_left_to_enrichment_only_before_qualification(admin_client, status):
+    """A campaign that enriches addresses forgives an empty street only on a
+    row qualification will still send to the lookup; a row past it (in Error,
+    about to be sent back to the printer) was saved without one, and "Retry
+    sending" then queued it for the printer."""
+    campaign = CampaignFactory(address_enrichment=True)
+    r = CampaignRecipientFactory(campaign=campaign, status=status, error_message=PROOF_ERROR)
+    response = admin_client.post(change_url(r), form_post(r, address1=""))
+    assert response.status_code == HTTPStatus.OK
+    assert "address1 is empty" in response.content.decode()
+    r.refresh_from_db()
+    assert r.address1 != ""
+    pending = CampaignRecipientFactory(campaign=campaign, status=S.PENDING)
+    response = admin_client.post(change_url(pending), form_post(pending, address1="", zip=""))
+    assert response.status_code == HTTPStatus.FOUND
+    pending.refresh_from_db()
+    assert pending.address1 == ""
+
+
+def test_a_field_too_long_is_said_once_not_also_empty(admin_client):
+    r = CampaignRecipientFactory(status=S.ERROR, error_message=PROOF_ERROR)
+    response = admin_client.post(change_url(r), form_post(r, zip="1" * 40))
+    body = response.content.decode()
+    assert "at most 20 characters" in body
+    assert "zip is empty" not in body
+
+
 def test_fixing_a_skipped_recipient_revalidates_it_through_the_same_service(admin_client):
     r = CampaignRecipientFactory(
         status=S.SKIPPED,
