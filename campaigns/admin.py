@@ -53,7 +53,7 @@ from campaigns.search import SEARCH_HELP, HasKey, recipients_search
 from campaigns.selectors import campaign_countries
 from campaigns.services import recipient_transition, recipients_bulk_transition, recipients_record_created
 from campaigns.validation import RECIPIENT_FIELDS, ValidatedRow, recipient_recheck
-from common.admin import BigTableAdminMixin, HistoryFSMAdminMixin, ReadOnlyHistoryAdmin
+from common.admin import BigTableAdminMixin, HistoryFSMAdminMixin, ReadOnlyHistoryAdmin, is_row_id
 from common.fsm import Actor
 from common.permissions import ADDRESS_FIELDS, can_cancel, can_edit_address, can_retry, can_revalidate
 from mailpieces.models import Mailpiece, MailpieceEvent, MailpieceTransition
@@ -1035,7 +1035,7 @@ class RecipientTransitionAdmin(ReadOnlyHistoryAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        return (queryset.filter(recipient_id=int(term)) if term.isdigit() else queryset.none()), False
+        return (queryset.filter(recipient_id=int(term)) if is_row_id(term) else queryset.none()), False
 
 
 # --- campaigns --------------------------------------------------------------------------

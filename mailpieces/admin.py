@@ -10,7 +10,13 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from common.admin import BigTableAdminMixin, HistoryFSMAdminMixin, ReadOnlyHistoryAdmin, ReadOnlyHistoryInline
+from common.admin import (
+    BigTableAdminMixin,
+    HistoryFSMAdminMixin,
+    ReadOnlyHistoryAdmin,
+    ReadOnlyHistoryInline,
+    is_row_id,
+)
 from common.fsm import Actor
 from common.permissions import can_retry
 from mailpieces.models import InboundWebhook, Mailpiece, MailpieceEvent, MailpieceTransition
@@ -63,18 +69,17 @@ class MailpieceAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
     search_fields = ("=printer_id",)
     search_help_text = "Search by: the printer's id of the piece (whole), or the recipient's id (a number)."
     list_select_related = ("recipient",)
-    raw_id_fields = ("recipient",)
-    readonly_fields = (
-        "status",
-        "status_at",
-        "last_vendor_status",
-        "checked_at",
-        "printer_id",
-        "reference",
-        "created",
-        "updated",
-    )
     inlines = (MailpieceEventInline, MailpieceTransitionInline)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        # Every field: a piece is made by the mailing stage and moved by its
+        # printer's reports.  A recipient or printer changed by hand broke the
+        # one-live-piece rule (a 500) or moved a delivered piece onto a Pending
+        # recipient without a history row.
+        return [f.name for f in Mailpiece._meta.concrete_fields if f.name != "id"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # pieces come from the mailing stage only
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -89,7 +94,7 @@ class MailpieceAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
         if not term:
             return queryset, False
         found = Q(printer_id=term)
-        if term.isdigit():
+        if is_row_id(term):
             found |= Q(recipient_id=int(term))
         return queryset.filter(found), False
 

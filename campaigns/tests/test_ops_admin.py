@@ -179,6 +179,33 @@ def test_the_mailpiece_page_offers_no_hand_moved_status(admin_client):
     assert b"_fsm_transition_to" not in page.content
 
 
+def test_a_mailpiece_cannot_be_moved_or_made_by_hand(admin_client):
+    """A superuser could move a piece to another recipient (a 500 when that
+    one had a live piece; silently, without history, onto a Pending one) or
+    to another printer, and add one by hand."""
+    piece = MailpieceFactory()
+    other = CampaignRecipientFactory(status=S.PENDING)
+    url = reverse("admin:mailpieces_mailpiece_change", args=[piece.pk])
+    before = (piece.recipient_id, piece.printer)
+    response = admin_client.post(url, {"recipient": other.pk, "printer": "lob", "_save": "Save"}, follow=True)
+    assert response.status_code == HTTPStatus.OK
+    piece.refresh_from_db()
+    assert (piece.recipient_id, piece.printer) == before
+    page = admin_client.get(url).content.decode()
+    assert 'name="recipient"' not in page
+    assert 'name="printer"' not in page
+    assert admin_client.get(reverse("admin:mailpieces_mailpiece_add")).status_code == HTTPStatus.FORBIDDEN
+
+
+@pytest.mark.parametrize(
+    "url", ["admin:mailpieces_mailpiece_changelist", "admin:campaigns_recipienttransition_changelist"]
+)
+@pytest.mark.parametrize("term", ["9400111899223100012345", str(2**63), "²"])
+def test_a_number_too_big_for_an_id_searches_without_a_500(admin_client, url, term):
+    MailpieceFactory()
+    assert admin_client.get(reverse(url), {"q": term}).status_code == HTTPStatus.OK
+
+
 # --- B. the recipient page -------------------------------------------------------------
 
 
