@@ -91,6 +91,14 @@ def import_message(report: dict[str, Any]) -> str:
     return text + "."
 
 
+def skip_reasons_in_words(reasons: dict[str, int]) -> list[tuple[str, int]]:
+    """The dry run's skipped rows by reason, as the admin says them elsewhere
+    ("country or address check failed", not "International")."""
+    from campaigns.admin import SKIP_WORDS
+
+    return sorted((SKIP_WORDS.get(reason, reason), count) for reason, count in reasons.items())
+
+
 def rows_now(report: dict[str, Any]) -> tuple[Counter[str], Counter[str]]:
     """Where the imported rows are after the stages, by status, and the
     skipped ones by reason: as imported, then qualification's moves out of
@@ -441,7 +449,7 @@ class CampaignImportAdminMixin:
                     campaign,
                     form=again,
                     result=result,
-                    skip_reasons=sorted(result.skip_reasons.items()),
+                    skip_reasons=skip_reasons_in_words(result.skip_reasons),
                     lines=result.lines[:DRY_RUN_SHOWN],
                     more=max(0, len(result.lines) - DRY_RUN_SHOWN),
                     source=kept.source,
