@@ -53,8 +53,9 @@ from campaigns.search import SEARCH_HELP, HasKey, recipients_search
 from campaigns.selectors import campaign_countries
 from campaigns.services import recipient_transition, recipients_bulk_transition, recipients_record_created
 from campaigns.validation import RECIPIENT_FIELDS, ValidatedRow, recipient_recheck
-from common.admin import BigTableAdminMixin, HistoryFSMAdminMixin, ReadOnlyHistoryAdmin, is_row_id
+from common.admin import BigTableAdminMixin, HistoryFSMAdminMixin, ReadOnlyHistoryAdmin
 from common.fsm import Actor
+from common.models import is_row_id
 from common.permissions import ADDRESS_FIELDS, can_cancel, can_edit_address, can_retry, can_revalidate
 from mailpieces.models import Mailpiece, MailpieceEvent, MailpieceTransition
 from mailpieces.status import MailpieceStatus

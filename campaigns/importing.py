@@ -22,6 +22,7 @@ from campaigns.models import Campaign
 from campaigns.sync import ImportReport, SyncError, recipients_sync
 from campaigns.validation import RECIPIENT_FIELDS
 from common.fsm import Actor
+from common.geo import country_normalize
 
 # Header spellings understood without a mapping, compared squashed
 # (casefolded, letters and digits only): "Postal Code" == "postalcode".
@@ -221,6 +222,12 @@ def columns_resolve(
     headers = [h.strip() for h in headers]
     if not any(headers):
         raise ImportFileError("the header row is empty: the first line must name the columns")
+    if default_country.strip() and country_normalize(default_country) is None:
+        # Checked before any row: every row without a country would be Skipped with it.
+        raise ImportFileError(
+            f"--default-country {default_country!r} is not a recognised country (e.g. US, GB, Canada)",
+            plain=f"the default country {default_country!r} is not a recognised country (e.g. US, GB, Canada)",
+        )
     by_name: dict[str, list[int]] = {}
     for i, h in enumerate(headers):
         by_name.setdefault(h.casefold(), []).append(i)

@@ -144,17 +144,6 @@ def transition_label(obj: Any, transition_name: str) -> str:
     return transition_name.replace("_", " ").capitalize()
 
 
-# The largest primary key both databases store (a signed 64-bit integer).
-MAX_ROW_ID = 2**63 - 1
-
-
-def is_row_id(term: str) -> bool:
-    """Whether a search term can be a row's id: ASCII digits ("²" passes
-    ``isdigit``) of a value the database can compare.  A tracking number
-    such as 9400111899223100012345 is not one (SQLite raised OverflowError)."""
-    return term.isascii() and term.isdigit() and int(term) <= MAX_ROW_ID
-
-
 class BigTableAdminMixin(admin.ModelAdmin):
     # No COUNT(*) of the whole table on a page view (common/paginator.py).
     show_full_result_count = False

@@ -10,6 +10,15 @@ from common.fsm import FieldEdit
 
 # A key path inside a JSON object: ("validation_errors",) or ("enrichment", "error").
 JSONPath = tuple[str, ...]
+# The largest primary key both databases store (a signed 64-bit integer).
+MAX_ROW_ID = 2**63 - 1
+
+
+def is_row_id(term: str) -> bool:
+    """Whether typed text can be a row's id: ASCII digits ("²" passes
+    ``isdigit``) of a value the database can compare.  A tracking number
+    such as 9400111899223100012345 is not one (SQLite raised OverflowError)."""
+    return term.isascii() and term.isdigit() and int(term) <= MAX_ROW_ID
 
 
 class JSONRemove(models.Func):

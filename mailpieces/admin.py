@@ -15,9 +15,9 @@ from common.admin import (
     HistoryFSMAdminMixin,
     ReadOnlyHistoryAdmin,
     ReadOnlyHistoryInline,
-    is_row_id,
 )
 from common.fsm import Actor
+from common.models import is_row_id
 from common.permissions import can_retry
 from mailpieces.models import InboundWebhook, Mailpiece, MailpieceEvent, MailpieceTransition
 from mailpieces.services import mailpiece_transition

@@ -437,11 +437,14 @@ def test_the_command_explains_a_disabled_printer_without_a_traceback(simulator, 
 
 
 def test_the_command_reports_failures_and_that_they_are_asked_again(simulator):
+    """Failed lookups end the command with exit code 1 (a CommandError), so
+    cron or the person running it notices; it printed them and exited 0."""
     piece_at_printer(simulator, status="Delivered")
     simulator.inject("sandbox", 503)
-    out = run()
-    assert "1 failed" in out
-    assert "1 lookups failed: the next run asks about those pieces again." in out
+    out = StringIO()
+    with pytest.raises(CommandError, match=r"^1 lookups failed: the next run asks about those pieces again\.$"):
+        call_command("refresh_mailpieces", "--no-progress", stdout=out)
+    assert "1 failed" in out.getvalue()
 
 
 def test_the_command_on_a_terminal_shows_a_bar_not_log_lines(simulator, monkeypatch):

@@ -24,7 +24,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from tqdm import tqdm
 
-from campaigns.models import Campaign, CampaignRecipient
+from campaigns.models import CampaignRecipient
+from common.commands import check_campaign_ids
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +57,8 @@ def selection(
     if options["batch_size"] < 1:
         raise CommandError("--batch-size must be at least 1.")
     queryset = CampaignRecipient.objects.all()
-    ids = options["campaign"]
+    ids = check_campaign_ids(options["campaign"])
     if ids:
-        missing = sorted(set(ids) - set(Campaign.objects.filter(pk__in=ids).values_list("pk", flat=True)))
-        if missing:
-            raise CommandError(f"No campaign with id {', '.join(map(str, missing))}.")
         queryset = queryset.filter(campaign_id__in=ids)
     valid = list(CampaignRecipient.Status.values)
     statuses = [choice(s, valid, "--status") for s in options["status"] or default_statuses]
@@ -107,5 +105,13 @@ def run_batches(
             else:
                 logger.info("%s: %s of %s row(s): %s", command, done, total, describe(result))
             yield ids, result
+    except KeyboardInterrupt:
+        # Raised here while a batch is read or processed (the batch under way is one
+        # transaction, rolled back): what was kept, and what to do.
+        kept = "nothing was written" if options["dry_run"] else "the batch under way was rolled back"
+        raise CommandError(
+            f"Interrupted: {command} stopped after {done} of {total} row(s), in whole batches ({kept}); "
+            "run the same command again to go on."
+        ) from None
     finally:
         progress.close()

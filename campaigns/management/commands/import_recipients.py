@@ -64,14 +64,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-qualify", action="store_true", help="Leave valid rows Pending (no qualification, no address lookups)"
         )
-        parser.add_argument("--batch-size", type=int, default=2000)
+        parser.add_argument(
+            "--batch-size", type=int, default=2000, help="Rows per batch, each committed on its own (default 2000)"
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar")
 
     def handle(self, *args: Any, **options: Any) -> None:
         campaign = self.campaign(options["campaign"])
         path: Path = options["file"]
+        if path.is_dir():
+            raise CommandError(f"{path} is a folder: give the CSV file inside it")
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
+        if options["export"] is not None and not options["dry_run"]:
+            raise CommandError("--export writes a dry run's per-row outcome: use it with --dry-run")
         try:
             path.open("rb").close()
         except OSError as exc:

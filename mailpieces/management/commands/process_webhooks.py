@@ -15,6 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from common.commands import check_interval, interrupted_says
 from mailpieces.webhooks.processing import BATCH_SIZE, ProcessReport, webhooks_pending_count, webhooks_process
 
 
@@ -32,13 +33,18 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1.")
+        interval = check_interval(options["interval"])
         bar = sys.stdout.isatty() and not options["no_progress"]
         while True:
-            self.one_pass(options["batch_size"], bar)
+            with interrupted_says(
+                "the batches applied are kept; the deliveries of the batch under way are taken again when "
+                "their lease runs out (5 minutes), by the next run or the schedule."
+            ):
+                self.one_pass(options["batch_size"], bar)
             if options["once"]:
                 return
             try:
-                time.sleep(options["interval"])
+                time.sleep(interval)
             except KeyboardInterrupt:
                 return
 

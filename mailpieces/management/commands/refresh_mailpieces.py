@@ -19,6 +19,8 @@ from printers.kinds import PrinterKind
 
 # Without a terminal: one progress line per this many pieces.
 LOG_EVERY = 100
+# A hundred years: --stale-days 99999999 was a date before the calendar's start.
+MOST_DAYS = 36_500
 
 
 class Command(BaseCommand):
@@ -54,6 +56,13 @@ class Command(BaseCommand):
         for name in ("stale_days", "max_age_days"):
             if options[name] < 0:
                 raise CommandError(f"--{name.replace('_', '-')} must be 0 or more.")
+            if options[name] > MOST_DAYS:  # a date that far back is past the calendar's start
+                raise CommandError(f"--{name.replace('_', '-')} must be at most {MOST_DAYS} days.")
+        if options["stale_days"] > options["max_age_days"]:
+            raise CommandError(
+                f"--stale-days {options['stale_days']} is more than --max-age-days {options['max_age_days']}: "
+                "no piece can be both, so nothing would be asked."
+            )
         if options["limit"] is not None and options["limit"] < 1:
             raise CommandError("--limit must be at least 1.")
         bar = sys.stdout.isatty() and not options["no_progress"]
@@ -84,12 +93,19 @@ class Command(BaseCommand):
             scope = f" at {PrinterKind(printer).label}" if printer else ""
             self.stdout.write(f"No stale mailpieces{scope}: nothing to ask.")
             return
+        limit = options["limit"]
+        used_up = limit is not None and sum(r.asked for r in report.printers) >= limit
         for result in report.printers:
             line = f"{result}."
             if result.asked == 0 and not result.skipped:
-                line = f"No stale mailpieces at {result.label}: nothing to ask."
+                line = (
+                    f"Did not ask {result.label}: the --limit of {limit} was used up first."
+                    if used_up
+                    else f"No stale mailpieces at {result.label}: nothing to ask."
+                )
             self.stdout.write(line)
             for error in result.errors:
                 self.stdout.write(f"  {result.label} said: {error}")
         if report.failed:
-            self.stdout.write(f"{report.failed} lookups failed: the next run asks about those pieces again.")
+            # A non-zero exit, so cron or the person running it notices.
+            raise CommandError(f"{report.failed} lookups failed: the next run asks about those pieces again.")

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
+from common.commands import interrupted_says
 from mailpieces.webhooks.reprocess import reprocess_queryset, webhooks_reprocess
 from printers.kinds import PrinterKind
 
@@ -25,7 +26,10 @@ def moment(value: str) -> dt.datetime:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         raise CommandError(f"{value!r} is not a date like 2026-11-01 or 2026-11-01T08:00.") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    except OverflowError:  # 9999-12-31T23:59-05:00 is past the last date in UTC
+        raise CommandError(f"{value!r} is out of the range of dates.") from None
 
 
 class Command(BaseCommand):
@@ -53,7 +57,10 @@ class Command(BaseCommand):
             self.stdout.write(f"No stored {PrinterKind(printer).label} webhooks in that period: nothing to do.")
             return
         bar = sys.stdout.isatty() and not options["no_progress"]
-        with tqdm(total=total, unit="delivery", disable=not bar) as progress:
+        with (
+            interrupted_says("the batches done are kept (each is idempotent); run the same command again."),
+            tqdm(total=total, unit="delivery", disable=not bar) as progress,
+        ):
             report = webhooks_reprocess(
                 printer=printer, since=since, until=until, dry_run=options["dry_run"], progress=progress.update
             )
