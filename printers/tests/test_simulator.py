@@ -197,3 +197,18 @@ def test_the_management_command_serves_until_interrupted(settings):
         )
     assert "printer simulator on http://127.0.0.1:" in out.getvalue()
     assert "stopped" in out.getvalue()
+
+
+def test_the_command_says_a_taken_port_or_a_bad_number_in_words() -> None:
+    """A port in use raised OSError, --port 70000 OverflowError, a negative
+    --webhook-interval crashed the webhook thread later: each is a CommandError."""
+    from django.core.management import CommandError
+
+    with Simulator() as busy:
+        port = busy.base_url.rsplit(":", 1)[1]
+        with pytest.raises(CommandError, match=rf"cannot listen on 127.0.0.1:{port}: .*choose another --port"):
+            call_command("printer_simulator", "--port", port, stdout=StringIO())
+    with pytest.raises(CommandError, match="--port 70000 is not a port"):
+        call_command("printer_simulator", "--port", "70000", stdout=StringIO())
+    with pytest.raises(CommandError, match="--webhook-interval must be 0 or more seconds"):
+        call_command("printer_simulator", "--port", "0", "--webhook-interval", "-1", stdout=StringIO())

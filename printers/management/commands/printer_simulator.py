@@ -7,28 +7,39 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from printers.simulator import Fault, Piece, Simulator
 
 
 class Command(BaseCommand):
     help = (
-        "Serve the local printer simulator (Lob, sandbox, Stannp, IntelliPrint wire formats) on 127.0.0.1. "
-        "With --webhook-target, every new piece walks its vendor's happy path as signed webhooks "
-        "POSTed to <target>/webhooks/<vendor>/."
+        "Serve the local printer simulator (the sandbox, Lob, Stannp, IntelliPrint and Taylor wire formats) "
+        "on --host:--port (default 127.0.0.1:8765). With --webhook-target, every new piece walks its vendor's "
+        "happy path as signed webhooks POSTed to <target>/webhooks/<vendor>/."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8765)
+        parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
+        parser.add_argument("--port", type=int, default=8765, help="Port to listen on (default 8765).")
         parser.add_argument("--webhook-target", default="", help="e.g. http://127.0.0.1:8000")
         parser.add_argument("--webhook-interval", type=float, default=2.0, help="seconds between webhooks")
         parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not 0 <= options["port"] <= 65535:
+            raise CommandError(f"--port {options['port']} is not a port (0 to 65535).")
+        for name in ("webhook_interval", "latency"):
+            if not options[name] >= 0:
+                raise CommandError(f"--{name.replace('_', '-')} must be 0 or more seconds.")
         secrets = {kind: str(conf.get("webhook_secret") or "") for kind, conf in settings.PRINTERS_CONF.items()}
-        sim = Simulator(secrets=secrets, host=options["host"], port=options["port"])
+        try:
+            sim = Simulator(secrets=secrets, host=options["host"], port=options["port"])
+        except OSError as exc:  # the port is taken, the address is not this machine's
+            raise CommandError(
+                f"cannot listen on {options['host']}:{options['port']}: {exc.strerror or exc}; "
+                "choose another --port (or stop what uses it)."
+            ) from None
         if options["latency"] > 0:
             for vendor in sim.handlers:
                 sim.inject(vendor, Fault.latency(options["latency"], times=2**62))
