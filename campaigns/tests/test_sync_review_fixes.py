@@ -108,7 +108,7 @@ def test_a_campaign_named_with_digits_is_found_by_name(tmp_path: Path) -> None:
 
 def test_a_directory_instead_of_a_file_is_a_command_error(tmp_path: Path) -> None:
     campaign = CampaignFactory()
-    with pytest.raises(CommandError, match="no such file"):
+    with pytest.raises(CommandError, match="is a folder: give the CSV file inside it"):
         call_command("import_recipients", str(campaign.pk), str(tmp_path), "--no-progress")
 
 
