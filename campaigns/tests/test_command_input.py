@@ -172,3 +172,12 @@ def test_refresh_says_a_printer_was_left_for_the_limit_not_that_nothing_was_stal
     text = run("refresh_mailpieces", "--stale-days", "7", "--limit", "2", "--dry-run", "--no-progress")
     assert "the --limit of 2 was used up first" in text
     assert "nothing to ask" not in text
+
+
+def test_engineers_tools_say_a_missing_file_or_database_in_words(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match=r"cannot be read \(No such file or directory\)"):
+        run("mermaid_transitions", "--write", str(tmp_path / "missing.md"))
+    with pytest.raises(CommandError, match=r"cannot be read \(Is a directory\)"):
+        run("mermaid_transitions", "--write", str(tmp_path))
+    with pytest.raises(CommandError, match="No database 'nope' in the settings: use one of default"):
+        run("setup_groups", "--database", "nope")

@@ -36,7 +36,10 @@ class Command(BaseCommand):
             self.stdout.write(text, ending="")
             return
         path = Path(options["write"])
-        doc = path.read_text()
+        try:
+            doc = path.read_text()
+        except OSError as exc:  # missing, a folder, unreadable
+            raise CommandError(f"{path}: cannot be read ({exc.strerror or exc})") from None
         if BEGIN not in doc or END not in doc:
             raise CommandError(f"{path} has no {BEGIN} … {END} block to replace")
         pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
-from django.db import DEFAULT_DB_ALIAS, transaction
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from common.permissions import groups_setup
 
@@ -23,6 +23,10 @@ class Command(BaseCommand):
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="Database alias (default: default).")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["database"] not in connections:
+            raise CommandError(
+                f"No database {options['database']!r} in the settings: use one of {', '.join(connections)}."
+            )
         with transaction.atomic(using=options["database"]):
             changes = groups_setup(using=options["database"])
         for change in changes:
