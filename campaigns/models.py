@@ -360,7 +360,7 @@ class ProofTemplate(models.Model):
     def clean(self) -> None:
         # A design that cannot be filled is refused here, not at proofing time.
         from campaigns.proofing.base import ProofError
-        from campaigns.proofing.local import merge_text
+        from campaigns.proofing.local import check_background, merge_text
 
         sample = dict.fromkeys(MERGE_FIELDS, "x")
         errors = {}
@@ -373,6 +373,13 @@ class ProofTemplate(models.Model):
             value = getattr(self, name)
             if not (len(value) == 7 and value[0] == "#" and all(c in "0123456789abcdefABCDEF" for c in value[1:])):
                 errors[name] = f"{value!r} is not a colour: write it as #rrggbb, e.g. #7a3b12."
+        for name in ("front_background", "back_background"):
+            picture = getattr(self, name)
+            if picture and not getattr(picture, "_committed", True):  # a new upload: read it whole once
+                try:
+                    check_background(picture.file)
+                except ValueError as exc:
+                    errors[name] = str(exc)[:1].upper() + str(exc)[1:] + "."
         if errors:
             raise ValidationError(errors)
 

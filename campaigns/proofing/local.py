@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 from django.core.exceptions import SuspiciousOperation
 from django.core.files.storage import default_storage
@@ -479,13 +479,53 @@ def color(value: str, what: str) -> RGB:
     return (rgb[0], rgb[1], rgb[2])
 
 
+def as_print_rgb(opened: Image.Image) -> Image.Image:
+    """A decoded picture as the card prints it, in RGB: turned upright as its
+    EXIF orientation says (a phone's portrait photo came out sideways),
+    transparent parts on white paper (they printed black), and 16-bit grey
+    scaled to 8 bits (``convert`` clipped it to white)."""
+    picture = ImageOps.exif_transpose(opened) or opened
+    if picture.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        picture = picture.convert("I").point(lambda v: v / 256).convert("L")
+    if picture.mode == "P" and "transparency" in picture.info:
+        picture = picture.convert("RGBA")
+    if picture.mode in ("RGBA", "LA", "RGBa", "La", "PA"):
+        rgba = picture.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (*WHITE, 255))
+        paper.alpha_composite(rgba)
+        picture = paper
+    return picture.convert("RGB")
+
+
+# Errors Pillow raises on a file it cannot decode (a truncated JPEG fails only
+# when its pixels are read).
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, SuspiciousOperation)
+
+
+def check_background(file: IO[bytes]) -> None:
+    """Decode the whole picture as the proofs will (``ValueError`` naming
+    what is wrong): Django's upload check reads only the header, so a
+    truncated JPEG was accepted and then failed every recipient's proof."""
+    try:
+        with Image.open(file) as opened:
+            opened.load()
+            as_print_rgb(opened)
+    except UNREADABLE:
+        raise ValueError(
+            "this picture is damaged or cut short: it cannot be read to the end. Export it again as PNG or "
+            "JPEG and upload that"
+        ) from None
+    finally:
+        file.seek(0)
+
+
 def load_background(name: str, size: tuple[int, int], side: str) -> Image.Image:
     """The stored background, decoded, scaled to cover ``size`` and centre-cropped."""
     try:
         with default_storage.open(name, "rb") as handle, Image.open(handle) as opened:
             opened.load()
-            picture = opened.convert("RGB")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, SuspiciousOperation) as exc:
+            picture = as_print_rgb(opened)
+    except UNREADABLE as exc:
         reason = "is missing" if isinstance(exc, FileNotFoundError) else "is not an image we can read"
         raise ProofError(
             f"The design's {side} background {reason} ({Path(name).name})", cause="creative", permanent=True

@@ -187,6 +187,72 @@ def test_a_custom_background_is_scaled_to_cover_the_front(media):
     assert front.getpixel((0, 0)) == (220, 20, 20)  # the corner too: covered, no border
 
 
+def _saved(name: str, picture: Image.Image, fmt: str, **params) -> str:
+    buffer = io.BytesIO()
+    picture.save(buffer, fmt, **params)
+    return default_storage.save(f"proof-templates/{name}", ContentFile(buffer.getvalue()))
+
+
+def _front_pixel(name: str, version: str, at: tuple[int, int]) -> tuple[int, ...]:
+    front, _ = images(job(design=replace(DESIGN, version=version, front_background=name)))
+    return front.getpixel(at)
+
+
+def test_transparent_parts_of_a_background_print_on_white_not_black(media):
+    """A logo on a transparent PNG printed on a black card."""
+    clear = Image.new("RGBA", (600, 400), (0, 0, 0, 0))
+    assert _front_pixel(_saved("alpha.png", clear, "PNG"), "bg.alpha", (5, 5)) == (255, 255, 255)
+    palette = Image.new("P", (600, 400), 0)
+    palette.putpalette([10, 20, 30] * 256)
+    name = _saved("palette.png", palette, "PNG", transparency=0)
+    assert _front_pixel(name, "bg.palette", (5, 5)) == (255, 255, 255)
+
+
+def test_a_phone_photo_is_turned_upright_as_its_exif_says(media):
+    """Orientation 6: the camera stored the picture on its side; the proof used the raw pixels."""
+    stored = Image.new("RGB", (400, 600), (0, 0, 255))  # as stored: tall, blue ...
+    stored.paste((255, 0, 0), (0, 0, 400, 300))  # ... with its top half red
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    name = _saved("exif6.jpg", stored, "JPEG", exif=exif.tobytes(), quality=95)
+    front, _ = images(job(design=replace(DESIGN, version="bg.exif6", front_background=name)))
+    # Upright (600 wide), the stored top half is the right half: red on the right, blue on the left.
+    width, height = front.size
+    left, right = front.getpixel((10, height // 2)), front.getpixel((width - 10, height // 2))
+    assert (left[0] < 60, left[2] > 200) == (True, True), left
+    assert (right[0] > 200, right[2] < 60) == (True, True), right
+
+
+def test_a_16_bit_grey_background_keeps_its_grey(media):
+    """16-bit greyscale was clipped to white by convert("RGB")."""
+    grey = Image.new("I;16", (600, 400), 0x8080)
+    value = _front_pixel(_saved("grey16.png", grey, "PNG"), "bg.grey16", (5, 5))
+    assert all(120 <= v <= 136 for v in value), value
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["JPEG", "GIF", "BMP", "TIFF"])
+def test_a_cut_short_picture_is_refused_at_upload_not_at_proofing(media, fmt):
+    """Django's image check reads the header only: a truncated JPEG was
+    accepted and then failed every recipient's proof."""
+    from django.core.exceptions import ValidationError
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from campaigns.models import ProofTemplate
+
+    buffer = io.BytesIO()
+    Image.effect_noise((800, 600), 80).convert("RGB").save(buffer, fmt)
+    data = buffer.getvalue()
+    template = ProofTemplate(
+        name="cut", front_background=SimpleUploadedFile(f"cut.{fmt.lower()}", data[: len(data) // 2])
+    )
+    with pytest.raises(ValidationError) as info:
+        template.full_clean()
+    assert "damaged or cut short" in str(info.value.message_dict["front_background"])
+    whole = ProofTemplate(name="whole", front_background=SimpleUploadedFile(f"whole.{fmt.lower()}", data))
+    whole.full_clean()
+
+
 def test_the_fast_renderer_makes_no_bytes_but_resolves_the_texts():
     proof = FastProofRenderer().render(job())
     assert (proof.front, proof.back) == (b"", b"")
