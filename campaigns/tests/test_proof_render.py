@@ -195,7 +195,9 @@ def _saved(name: str, picture: Image.Image, fmt: str, **params) -> str:
 
 def _front_pixel(name: str, version: str, at: tuple[int, int]) -> tuple[int, ...]:
     front, _ = images(job(design=replace(DESIGN, version=version, front_background=name)))
-    return front.getpixel(at)
+    pixel = front.getpixel(at)
+    assert isinstance(pixel, tuple)
+    return pixel
 
 
 def test_transparent_parts_of_a_background_print_on_white_not_black(media):
