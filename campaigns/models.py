@@ -163,6 +163,7 @@ class Campaign(models.Model):
         return self.name
 
     def clean(self) -> None:
+        self._clean_printer()
         # A discount the shop cannot be given is refused here, not when the
         # first proof is made.
         if self.discount_enabled:
@@ -173,6 +174,39 @@ class Campaign(models.Model):
                 parse_discount_value(self.discount_value)
             except DiscountError as exc:
                 raise ValidationError({"discount_value": exc.message}) from None
+
+    def _clean_printer(self) -> None:
+        """A printer this server cannot mail through, or a size it does not
+        make, is refused when it is chosen: the campaign was proofed and
+        approved, then sat in "Queued for mailing" (or failed every row)
+        with the reason only in the worker's log.  Checked when the printer or
+        the size is set or changed, so a printer disabled later does not
+        block other edits of the campaign."""
+        from printers.base import PrinterError
+        from printers.registry import get_printer, get_printer_class
+
+        old = type(self).objects.filter(pk=self.pk).values("printer", "size").first() if self.pk else None
+        if old is not None and (old["printer"], old["size"]) == (self.printer, self.size):
+            return
+        try:
+            cls = get_printer_class(self.printer)
+        except Exception:  # an unknown kind: the field's choices say so
+            return
+        label = getattr(cls, "label", self.printer)
+        try:
+            get_printer(self.printer)
+        except PrinterError:
+            raise ValidationError(
+                {
+                    "printer": f"{label} is not set up on this server (not enabled, or no API key): choose "
+                    "another printer, or ask whoever runs the server to set it up (docs/deploy.md)."
+                }
+            ) from None
+        sizes = getattr(cls, "sizes", None)  # the sandbox makes any size
+        if sizes is not None and self.size not in sizes:
+            raise ValidationError(
+                {"size": f"{label} does not make {self.size} postcards: choose one of {', '.join(sorted(sizes))}."}
+            )
 
 
 # Field values a transition sets besides the status.  A transition declares

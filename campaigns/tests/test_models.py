@@ -200,3 +200,35 @@ def test_a_fixed_revalidated_recipient_over_the_cap_shows_the_cap_not_the_old_ap
     assert (bad.status, bad.skip_reason) == (S.SKIPPED, "CapExceeded")
     assert "approval_errors" not in bad.json
     assert bad.why == "CapExceeded: the organization's recipient cap is used up"
+
+
+@pytest.mark.django_db
+def test_a_printer_this_server_cannot_mail_through_or_a_size_it_does_not_make_is_refused(settings) -> None:
+    """A campaign on a disabled printer (or one without its key) was proofed and
+    approved, then sat in "Queued for mailing" with the reason only in the
+    worker's log; IntelliPrint at 6x11 failed every row at the printer."""
+    from django.core.exceptions import ValidationError
+
+    from campaigns.tests.factories import CampaignFactory
+
+    conf = {kind: dict(value) for kind, value in settings.PRINTERS_CONF.items()}
+    conf["taylor"]["enabled"] = False
+    conf["lob"]["api_key"] = ""
+    conf["intelliprint"].update(enabled=True, api_key="key")
+    settings.PRINTERS_CONF = conf
+    campaign = CampaignFactory()  # sandbox, 4x6
+    for printer, size, field, words in [
+        ("taylor", "4x6", "printer", "is not set up on this server"),
+        ("lob", "4x6", "printer", "is not set up on this server"),
+        ("intelliprint", "6x11", "size", "does not make 6x11 postcards"),
+    ]:
+        campaign.printer, campaign.size = printer, size
+        with pytest.raises(ValidationError) as info:
+            campaign.clean()
+        assert words in " ".join(info.value.message_dict[field])
+    campaign.printer, campaign.size = "intelliprint", "6x9"
+    campaign.clean()
+    campaign.save()
+    conf["intelliprint"]["enabled"] = False  # disabled later: other edits of the campaign still pass
+    campaign.name = "renamed"
+    campaign.clean()
