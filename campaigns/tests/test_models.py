@@ -217,11 +217,12 @@ def test_a_printer_this_server_cannot_mail_through_or_a_size_it_does_not_make_is
     conf["intelliprint"].update(enabled=True, api_key="key")
     settings.PRINTERS_CONF = conf
     campaign = CampaignFactory()  # sandbox, 4x6
-    for printer, size, field, words in [
+    cases: list[tuple[str, str, str, str]] = [
         ("taylor", "4x6", "printer", "is not set up on this server"),
         ("lob", "4x6", "printer", "is not set up on this server"),
         ("intelliprint", "6x11", "size", "does not make 6x11 postcards"),
-    ]:
+    ]
+    for printer, size, field, words in cases:
         campaign.printer, campaign.size = printer, size
         with pytest.raises(ValidationError) as info:
             campaign.clean()
