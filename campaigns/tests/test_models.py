@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from campaigns.models import CampaignRecipient, RecipientTransition
+from campaigns.models import Campaign, CampaignRecipient, RecipientTransition
 from campaigns.recipient_json import PROBLEM_KEYS
 from campaigns.services import recipient_transition, recipients_bulk_transition
 from campaigns.tests.factories import CampaignRecipientFactory
@@ -216,7 +216,7 @@ def test_a_printer_this_server_cannot_mail_through_or_a_size_it_does_not_make_is
     conf["lob"]["api_key"] = ""
     conf["intelliprint"].update(enabled=True, api_key="key")
     settings.PRINTERS_CONF = conf
-    campaign = CampaignFactory()  # sandbox, 4x6
+    campaign = Campaign.objects.get(pk=CampaignFactory().pk)  # sandbox, 4x6
     cases: list[tuple[str, str, str, str]] = [
         ("taylor", "4x6", "printer", "is not set up on this server"),
         ("lob", "4x6", "printer", "is not set up on this server"),
