@@ -28,7 +28,7 @@ from django.utils import timezone
 from campaigns.enrichment.service import campaign_enrich
 from campaigns.mailing.service import campaign_mail, scheduled_due
 from campaigns.models import Campaign, CampaignRecipient
-from campaigns.proofing.design import SAMPLE_SIZE, campaign_approval, campaign_design
+from campaigns.proofing.design import campaign_approval, campaign_design, sample_room
 from campaigns.proofing.service import campaign_proof
 from campaigns.qualification import campaign_qualify
 from common.fsm import Actor
@@ -93,9 +93,7 @@ def _proof_due(campaign: Campaign, now: dt.datetime) -> int:
     stale = campaign.recipients.filter(status=Status.PROOFED).exclude(proof_version=design.version).count()
     staged = campaign.recipients.filter(_ready(now), status=Status.PROOFING_STAGED).count()
     if staged and campaign_approval(campaign, version=design.version) is None:
-        made = campaign.recipients.filter(proof_version=design.version).count()
-        in_flight = campaign.recipients.filter(status=Status.PROOFING).count()
-        staged = min(staged, max(0, SAMPLE_SIZE - made - in_flight))
+        staged = min(staged, sample_room(campaign, design.version))
     return stale + staged
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
-from campaigns.models import Campaign, CampaignRecipient, ProofApproval, ProofTemplate
+from campaigns.models import Campaign, CampaignRecipient, ErrorMessages, ProofApproval, ProofTemplate
 from campaigns.proofing.base import ProofDesign
 
 SAMPLE_SIZE = 3
@@ -72,6 +72,30 @@ def campaign_design(campaign: Campaign) -> ProofDesign:
         pixelixe_front_uid=template.pixelixe_front_uid,
         pixelixe_back_uid=template.pixelixe_back_uid,
     )
+
+
+def sample_room(campaign: Campaign, version: str) -> int:
+    """How many more rows the proofing stage may proof before a person
+    approves ``version``: the samples less those made, in flight, or failed.
+    A failed proof counts: a broken design (a cut-short picture) failed 3
+    rows, took 3 more, and so on until the whole audience was in Error before
+    anyone had approved anything.  Retrying the failed rows (after fixing the
+    design) makes room again."""
+    status = CampaignRecipient.Status
+    rows = campaign.recipients
+    made = rows.filter(proof_version=version).count()
+    in_flight = rows.filter(status=status.PROOFING).count()
+    failed = rows.filter(status=status.ERROR, error_message__in=SAMPLE_FAILURES).count()
+    return max(0, SAMPLE_SIZE - made - in_flight - failed)
+
+
+# The proofing stage's own failures (a render or a discount code), not
+# billing's nor the queue's, which say nothing about the design.
+SAMPLE_FAILURES = (
+    ErrorMessages.COULD_NOT_GENERATE_CREATIVE,
+    ErrorMessages.FAILED_TO_MAKE_PROOF,
+    ErrorMessages.FAILED_TO_APPLY_DISCOUNT_CODE,
+)
 
 
 def campaign_approval(campaign: Campaign, *, version: str | None = None) -> ProofApproval | None:

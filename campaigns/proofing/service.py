@@ -7,7 +7,7 @@
    staged row of the campaign becomes Error(BILLING_NOT_READY) with the
    problem in words.  0 renders, 0 codes.
 3. The approval gate: without an approval of the current design, only
-   ``SAMPLE_SIZE`` proofs are made (the samples a person approves).
+   ``SAMPLE_SIZE`` proofs are made or have failed (the samples a person approves).
 4. Claim a batch (one CAS: ProofingStaged → Proofing, token and lease).
 5. Outside any transaction, per row (in a small thread pool): the discount
    code (kept if the row has one; derived, so a retry after a crash finds
@@ -44,7 +44,7 @@ from campaigns.discounts.base import DiscountClient, DiscountError, discount_cod
 from campaigns.discounts.service import recipient_discount_code
 from campaigns.models import Campaign, CampaignRecipient, ErrorMessages
 from campaigns.proofing.base import ProofDesign, ProofError, ProofJob, ProofRenderer, get_proof_renderer
-from campaigns.proofing.design import SAMPLE_SIZE, campaign_approval, campaign_design
+from campaigns.proofing.design import campaign_approval, campaign_design, sample_room
 from campaigns.services import recipients_bulk_transition, recipients_fail_queued, recipients_write_rows
 from common.fsm import Actor
 from common.http import OutboundError
@@ -114,9 +114,7 @@ def campaign_proof(
         return report
     limit = batch_size
     if campaign_approval(campaign, version=design.version) is None:
-        made = campaign.recipients.filter(proof_version=design.version).count()
-        in_flight = campaign.recipients.filter(status=Status.PROOFING).count()
-        limit = min(batch_size, SAMPLE_SIZE - made - in_flight)
+        limit = min(batch_size, sample_room(campaign, design.version))
         if limit <= 0:
             report.waiting_for_approval = True
             return report

@@ -172,6 +172,27 @@ def test_only_samples_are_proofed_until_a_person_approves(admin_user):
     assert sum(renderer.renders.values()) == 10
 
 
+def test_a_design_that_fails_every_proof_fails_the_samples_not_the_audience():
+    """A broken design (a cut-short picture) failed 3 rows, took 3 more, and so
+    on: the whole audience was in Error before anyone approved.  Failed samples
+    count against the samples; retrying them (the design fixed) makes room."""
+    from django.db.models import Q
+
+    from campaigns.pipeline.runner import _proof_due
+
+    campaign, _ = staged_campaign(10, approved=False)
+    broken = CountingRenderer(fail=ProofError("the front background is not an image", cause="creative", permanent=True))
+    for _ in range(3):
+        campaign_proof(campaign=campaign, actor=ACTOR, renderer=broken)
+    assert statuses(campaign) == {S.ERROR: SAMPLE_SIZE, S.PROOFING_STAGED: 10 - SAMPLE_SIZE}
+    assert campaign_proof(campaign=campaign, actor=ACTOR, renderer=broken).waiting_for_approval
+    assert _proof_due(campaign, timezone.now()) == 0  # the runner sees nothing to do either
+    failed = CampaignRecipient.objects.filter(Q(campaign=campaign) & Q(status=S.ERROR))
+    recipients_retry_proofing(queryset=failed, actor=ACTOR)
+    campaign_proof(campaign=campaign, actor=ACTOR, renderer=CountingRenderer())
+    assert statuses(campaign) == {S.PROOFED: SAMPLE_SIZE, S.PROOFING_STAGED: 10 - SAMPLE_SIZE}
+
+
 def test_no_samples_no_approval(admin_user):
     campaign, _ = staged_campaign(2, approved=False)
     with pytest.raises(ApprovalError, match="no sample proofs"):
