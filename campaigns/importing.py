@@ -449,11 +449,11 @@ class _Lines:
         wrong number of fields) or a line after its first reads, alone, as a
         row of the header's width.  A cell that really holds line breaks (a
         Salesforce street, a note) keeps the row whole."""
-        if len(self.taken) < 2 or not _opens_a_quote(self.taken[0], delimiter):
+        if len(self.taken) < 2 or _cells(self.taken[0], delimiter) is not None:
             return False
         if row is None or len(row) != width:
             return True
-        return any(_width(line, delimiter) == width for line in self.taken[1:])
+        return any(len(_cells(line, delimiter) or ()) == width for line in self.taken[1:])
 
     def give_back(self) -> None:
         """The row's lines after its first, to be read again."""
@@ -463,20 +463,12 @@ class _Lines:
         self.taken.clear()
 
 
-def _opens_a_quote(line: str, delimiter: str) -> bool:
-    """Whether the line, read alone, ends inside a quoted cell."""
+def _cells(line: str, delimiter: str) -> list[str] | None:
+    """The line's cells read alone, or None when it ends inside a quoted cell."""
     try:
-        next(csv.reader([line], delimiter=delimiter, strict=True))
+        return next(csv.reader([line], delimiter=delimiter, strict=True), [])
     except csv.Error:
-        return True
-    return False
-
-
-def _width(line: str, delimiter: str) -> int:
-    try:
-        return len(next(csv.reader([line], delimiter=delimiter, strict=True)))
-    except (csv.Error, StopIteration):
-        return 0
+        return None
 
 
 def _text(raw: io.RawIOBase | IO[bytes]) -> io.TextIOWrapper:

@@ -190,7 +190,7 @@ class Campaign(models.Model):
             return
         try:
             cls = get_printer_class(self.printer)
-        except Exception:  # an unknown kind: the field's choices say so
+        except PrinterError:  # an unknown kind: the field's choices say so
             return
         label = getattr(cls, "label", self.printer)
         try:
@@ -199,7 +199,7 @@ class Campaign(models.Model):
             raise ValidationError(
                 {
                     "printer": f"{label} is not set up on this server (not enabled, or no API key): choose "
-                    "another printer, or ask whoever runs the server to set it up (docs/deploy.md)."
+                    "another printer, or ask whoever runs the server to set it up."
                 }
             ) from None
         sizes = getattr(cls, "sizes", None)  # the sandbox makes any size
@@ -413,7 +413,7 @@ class ProofTemplate(models.Model):
                 try:
                     check_background(picture.file)
                 except ValueError as exc:
-                    errors[name] = str(exc)[:1].upper() + str(exc)[1:] + "."
+                    errors[name] = str(exc)
         if errors:
             raise ValidationError(errors)
 

@@ -12,11 +12,11 @@ from django.core.management.base import CommandError
 from common.models import MAX_ROW_ID
 
 
-def check_interval(seconds: float) -> float:
-    """``--interval``: a pause between passes, so 0 or more (time.sleep
-    refused a negative one only after a whole pass had run)."""
+def check_seconds(seconds: float, option: str = "--interval") -> float:
+    """A pause or a delay in seconds, so 0 or more (time.sleep refused a
+    negative ``--interval`` only after a whole pass had run)."""
     if not seconds >= 0:  # NaN too
-        raise CommandError("--interval must be 0 or more seconds.")
+        raise CommandError(f"{option} must be 0 or more seconds.")
     return seconds
 
 

@@ -10,12 +10,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from common.admin import (
-    BigTableAdminMixin,
-    HistoryFSMAdminMixin,
-    ReadOnlyHistoryAdmin,
-    ReadOnlyHistoryInline,
-)
+from common.admin import BigTableAdminMixin, HistoryFSMAdminMixin, ReadOnlyHistoryAdmin, ReadOnlyHistoryInline
 from common.fsm import Actor
 from common.models import is_row_id
 from common.permissions import can_retry

@@ -512,8 +512,8 @@ def check_background(file: IO[bytes]) -> None:
             as_print_rgb(opened)
     except UNREADABLE:
         raise ValueError(
-            "this picture is damaged or cut short: it cannot be read to the end. Export it again as PNG or "
-            "JPEG and upload that"
+            "This picture is damaged or cut short: it cannot be read to the end. Export it again as PNG or "
+            "JPEG and upload that."
         ) from None
     finally:
         file.seek(0)

@@ -17,6 +17,7 @@ from campaigns.importing import CsvReading, CsvSource, ImportFileError, mapping_
 from campaigns.models import Campaign
 from campaigns.sync import ImportReport
 from common.fsm import Actor
+from common.models import is_row_id
 
 
 @contextmanager
@@ -100,9 +101,8 @@ class Command(BaseCommand):
 
     def campaign(self, ref: str) -> Campaign:
         qs = Campaign.objects.select_related("organization")
-        # isdigit() is also true for "²" or "٣", which int() may refuse; and an id
-        # beyond 64 bits is no campaign (PostgreSQL would refuse the query).
-        pk = int(ref) if ref.isascii() and ref.isdigit() and len(ref) < 19 else None
+        # "²" or an id beyond 64 bits is no campaign (PostgreSQL would refuse the query).
+        pk = int(ref) if is_row_id(ref) else None
         found = list(qs.filter(pk=pk)) if pk is not None else []
         if not found:  # a campaign may be named "2024"
             found = list(qs.filter(name=ref)[:2])

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.pipeline.runner import NOT_PROGRESS, StageRun, campaign_advance, campaign_due, campaigns_with_work
 from campaigns.pipeline.sweeper import pipeline_sweep
-from common.commands import check_campaign_ids, check_interval, interrupted_says
+from common.commands import check_campaign_ids, check_seconds, interrupted_says
 from common.fsm import Actor
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         ids = check_campaign_ids(options["campaign"]) or None
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1.")
-        interval = check_interval(options["interval"])
+        interval = check_seconds(options["interval"])
         bar = sys.stdout.isatty() and not options["no_progress"]
         while True:
             with interrupted_says(

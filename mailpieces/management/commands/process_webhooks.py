@@ -15,7 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from common.commands import check_interval, interrupted_says
+from common.commands import check_seconds, interrupted_says
 from mailpieces.webhooks.processing import BATCH_SIZE, ProcessReport, webhooks_pending_count, webhooks_process
 
 
@@ -33,7 +33,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1.")
-        interval = check_interval(options["interval"])
+        interval = check_seconds(options["interval"])
         bar = sys.stdout.isatty() and not options["no_progress"]
         while True:
             with interrupted_says(

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from common.commands import check_seconds
 from printers.simulator import Fault, Piece, Simulator
 
 
@@ -30,8 +31,7 @@ class Command(BaseCommand):
         if not 0 <= options["port"] <= 65535:
             raise CommandError(f"--port {options['port']} is not a port (0 to 65535).")
         for name in ("webhook_interval", "latency"):
-            if not options[name] >= 0:
-                raise CommandError(f"--{name.replace('_', '-')} must be 0 or more seconds.")
+            check_seconds(options[name], f"--{name.replace('_', '-')}")
         secrets = {kind: str(conf.get("webhook_secret") or "") for kind, conf in settings.PRINTERS_CONF.items()}
         try:
             sim = Simulator(secrets=secrets, host=options["host"], port=options["port"])
