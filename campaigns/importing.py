@@ -365,7 +365,7 @@ class CsvSource:
                 return
             except csv.Error as exc:
                 row, problem = None, f"not valid CSV: {exc}"
-            if lines.swallowed(row, cols.width, self.delimiter):
+            if len(lines.taken) > 1 and lines.swallowed(row, cols.width, self.delimiter):
                 # A quote opened on this line and never closed (or closed lines
                 # later) made the lines after it one cell: this line is reported,
                 # and the lines it swallowed are read again as rows of their own.
@@ -375,9 +375,9 @@ class CsvSource:
             if row is None:
                 self.report.add_unparseable(start, problem)
                 continue
-            if not any(cell.strip() for cell in row):
+            if not "".join(row).strip():
                 continue  # a blank line, or a row of empty cells (a spreadsheet's ",,,,,,")
-            if len(row) > cols.width and not any(cell.strip() for cell in row[cols.width :]):
+            if len(row) > cols.width and not "".join(row[cols.width :]).strip():
                 row = row[: cols.width]  # empty cells past the header's last column (a trailing comma)
             if len(row) != cols.width:
                 self.report.add_unparseable(start, f"has {len(row)} fields; the header has {cols.width}")
