@@ -38,7 +38,7 @@ from campaigns.models import (
 )
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
 from campaigns.proofing.design import campaign_withdraw_stale_approvals, template_withdraw_stale_approvals
-from campaigns.proofing.retry import RetryReport, recipients_retry_proofing
+from campaigns.proofing.retry import RetryReport, recipient_data_changed, recipients_retry_proofing
 from campaigns.recipient_json import (
     ALTERED_FIELDS,
     APPROVAL_ERRORS,
@@ -522,6 +522,10 @@ class RecipientForm(forms.ModelForm):
         adding = self.instance.pk is None
         if not adding and not set(self.changed_data) & set(RECIPIENT_FIELDS):
             return cleaned  # nothing the validator reads changed: pressing a button stays possible
+        if not adding and set(self.changed_data) & set(ADDRESS_FIELDS):
+            busy = card_busy(self.instance)
+            if busy:
+                raise forms.ValidationError(busy)
         campaign = cleaned.get("campaign") if adding else self.instance.campaign
         if campaign is None or set(self.errors) & set(RECIPIENT_FIELDS):
             # A field the form refused (too long) has no value here: checking
@@ -553,6 +557,25 @@ class RecipientForm(forms.ModelForm):
                 raise forms.ValidationError(f"This person is already in the campaign: recipient #{twin.pk} ({twin}).")
         self.validated = row
         return cleaned
+
+
+def card_busy(r: CampaignRecipient) -> str:
+    """Why the name and address of ``r`` cannot change now, or "": a worker
+    is making its card or its address, or the card is on its way to the
+    printer and the printer may be making it from the data it was sent (a
+    mailed record may still be corrected by a superuser)."""
+    if r.status == Status.PROOFING:
+        return "Its proof is being made right now: save the change again in a minute."
+    if r.status == Status.ADDRESS_ENRICHING:
+        return "Its address is being looked up right now: save the change again in a minute."
+    if r.status in (Status.SCHEDULED, Status.SENDING) or (
+        r.status == Status.SENDING_STAGED and r.first_attempt_at is not None
+    ):
+        return (
+            f"This card is already on its way to the printer ({status_words(r.status)}), "
+            "so its name and address can no longer change."
+        )
+    return ""
 
 
 def _cut(text: str, width: int) -> str:
@@ -812,6 +835,11 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
         super().save_model(request, obj, form, change)
         data_changed = set(form.changed_data) & set(RECIPIENT_FIELDS)
         pressing = request.POST.get(self.fsm_post_param)
+        if set(form.changed_data) & set(ADDRESS_FIELDS):
+            said = recipient_data_changed(recipient=obj, actor=actor)
+            if said:
+                obj.refresh_from_db()
+                self.message_user(request, f"Saved: now {status_words(obj.status)}. {said}", level=messages.INFO)
         if data_changed and obj.status in REVALIDATED_FROM and not pressing and can_revalidate(request.user):
             # The fix of a Skipped/blocklisted row is checked and qualified at
             # once, by the Re-validate action's own service.

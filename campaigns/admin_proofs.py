@@ -22,7 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from campaigns.models import Campaign, CampaignRecipient
+from campaigns.models import Campaign, CampaignRecipient, proof_outdated
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
 from campaigns.proofing.design import (
     SAMPLE_SIZE,
@@ -47,7 +47,7 @@ def proof_thumbnails(r: CampaignRecipient, *, width: int = 240) -> str:
     sides = [(side, getattr(r, attr)) for side, attr in SIDES.items() if getattr(r, attr)]
     if not sides:
         return "No proof image yet." if not r.proof_version else "Made without an image (fast mode)."
-    return format_html_join(
+    images = format_html_join(
         " ",
         '<a href="{}" target="_blank" title="{} at full size"><img src="{}" alt="{} of the proof" width="{}" '
         'style="border:1px solid #ccc; margin:2px"></a>',
@@ -56,6 +56,10 @@ def proof_thumbnails(r: CampaignRecipient, *, width: int = 240) -> str:
             for side, _ in sides
         ),
     )
+    if proof_outdated(r):
+        note = "Outdated: made before the name or address was edited; it is made again before the card is mailed."
+        return format_html("<p><strong>{}</strong></p>{}", note, images)
+    return images
 
 
 class RecipientProofAdminMixin:

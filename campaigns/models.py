@@ -279,10 +279,25 @@ PROOFING_ERRORS = frozenset(
 )
 
 
+# ``proof_version`` of a proof whose recipient's name or address was edited
+# after it was made (no design version looks like this: theirs have dots).
+PROOF_OUTDATED = "data changed"
+
+
+def proof_outdated(r: Any) -> bool:
+    """The row's proof no longer shows its data: the name or address changed
+    after the proof was made (``campaigns.proofing.retry.recipient_data_changed``)."""
+    return bool(getattr(r, "proof_url", "")) and getattr(r, "proof_version", "") == PROOF_OUTDATED
+
+
 def is_proofing_error(r: Any) -> bool:
-    """An Error row the proofing stage set.  BILLING_NOT_READY on a row that
-    already has a proof came from the mailing stage's check instead."""
+    """An Error row the proofing stage set, or a mailing-stage Error row whose
+    proof is outdated (the card must be made again before it is sent).
+    BILLING_NOT_READY on a row that already has a proof came from the mailing
+    stage's check instead."""
     message = getattr(r, "error_message", "")
+    if message in MAILING_ERRORS and proof_outdated(r):
+        return True
     return message in PROOFING_ERRORS and not (
         message == ErrorMessages.BILLING_NOT_READY and getattr(r, "proof_url", "")
     )
@@ -301,8 +316,12 @@ MAILING_ERRORS = frozenset(
 
 def is_mailing_error(r: Any) -> bool:
     """An Error row the mailing stage set: it has its proof (the proofing
-    stage's rows have none yet)."""
-    return getattr(r, "error_message", "") in MAILING_ERRORS and bool(getattr(r, "proof_url", ""))
+    stage's rows have none yet), and the proof still shows its data."""
+    return (
+        getattr(r, "error_message", "") in MAILING_ERRORS
+        and bool(getattr(r, "proof_url", ""))
+        and not proof_outdated(r)
+    )
 
 
 # ``why`` for a CapExceeded skip: the reason records no details of its own.
@@ -727,13 +746,14 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
 
     @fsm.transition(
         field=status,
-        source=Status.PROOFED,
+        source=[Status.PROOFED, Status.SENDING_STAGED],
         target=Status.PROOFING_STAGED,
         custom={"admin": False, "sets": RELEASE_CLAIM},
     )
     def reproof(self) -> None:
-        """The campaign's design changed after this proof was made: make it
-        again (the discount code is kept)."""
+        """The campaign's design changed after this proof was made, or the
+        recipient's name or address did before the card went to the printer:
+        make it again (the discount code is kept)."""
         self._apply_sets("reproof")
 
     @fsm.transition(

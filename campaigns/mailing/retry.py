@@ -5,21 +5,25 @@ Never under a new key while the old key's piece may exist: a row that was
 never sent (billing, the queue) keeps its key and saved request; a row that
 was sent reached Error only on a definitive refusal by the printer or after a
 lookup showed the printer holds nothing for it, so it gets a new submission
-generation (a new key, its request built again from the data as it is now:
-ops may have fixed the address).  The admin's "Retry sending" calls this.
+generation (a new key, its request built again).  A row whose name or
+address was edited after its proof goes back to proofing instead, its card
+made again first (``campaigns.proofing.retry.recipient_data_changed`` marked
+the proof outdated and gave it its new generation).  The admin's "Retry
+sending" calls this.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 from django.db import transaction
 from django.db.models import F, QuerySet
 
-from campaigns.models import CampaignRecipient, is_mailing_error
+from campaigns.models import MAILING_ERRORS, CampaignRecipient, is_mailing_error, proof_outdated
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
-from campaigns.proofing.retry import RetryReport
+from campaigns.proofing.retry import RetryReport, recipients_retry_proofing
 from campaigns.services import recipients_bulk_transition
 from common.fsm import Actor
 from common.models import JSONRemove
@@ -31,23 +35,42 @@ Status = CampaignRecipient.Status
 class SendRetryReport(RetryReport):
     stage: str = "mailing"
     new_keys: int = 0
+    # Mailing errors whose name or address was edited after the proof: sent
+    # back to proofing instead (``recipient_data_changed``).
+    reproofed: int = 0
+
+    def summary(self, words: Callable[[str], str] = str) -> str:
+        text = super().summary(words)
+        if self.reproofed:
+            head, _, rest = text.partition(";")
+            text = f"{head}; {self.reproofed} to proofing first (name or address edited since the proof)"
+            text += f";{rest}" if rest else ""
+        return text
 
 
 def recipients_retry_sending(*, queryset: QuerySet[CampaignRecipient], actor: Actor) -> SendRetryReport:
     report = SendRetryReport()
     eligible: list[int] = []
     sent_before: list[int] = []
-    for pk, status, message, proof, first in queryset.values_list(
-        "pk", "status", "error_message", "proof_url", "first_attempt_at"
+    outdated: list[int] = []
+    for pk, status, message, proof, version, first in queryset.values_list(
+        "pk", "status", "error_message", "proof_url", "proof_version", "first_attempt_at"
     ).order_by("pk"):
+        row = SimpleNamespace(error_message=message, proof_url=proof, proof_version=version)
         if status != Status.ERROR:
             report.not_eligible[f"already {status}"] += 1
-        elif not is_mailing_error(SimpleNamespace(error_message=message, proof_url=proof)):
+        elif message in MAILING_ERRORS and proof_outdated(row):
+            outdated.append(pk)
+        elif not is_mailing_error(row):
             report.not_eligible["not a mailing error"] += 1
         else:
             eligible.append(pk)
             if first is not None:
                 sent_before.append(pk)
+    if outdated:
+        again = recipients_retry_proofing(queryset=CampaignRecipient.objects.filter(pk__in=outdated), actor=actor)
+        report.reproofed = again.retried
+        report.not_eligible.update(again.not_eligible)
     with transaction.atomic():
         moved = recipients_bulk_transition(
             queryset=CampaignRecipient.objects.filter(pk__in=eligible),

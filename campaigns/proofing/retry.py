@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from campaigns.discounts.base import discount_code_for
-from campaigns.models import Campaign, CampaignRecipient, is_proofing_error
+from campaigns.models import PROOF_OUTDATED, Campaign, CampaignRecipient, is_mailing_error, is_proofing_error
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
 from campaigns.services import recipients_bulk_transition
 from common.fsm import Actor
+from common.models import JSONRemove
 
 Status = CampaignRecipient.Status
 
@@ -45,23 +46,25 @@ def recipients_retry_proofing(*, queryset: QuerySet[CampaignRecipient], actor: A
 
     Eligible: status Error with one of :data:`PROOFING_ERRORS`, and for
     BILLING_NOT_READY only rows without a proof (with one, the error came from
-    the mailing stage's check, whose retry is the mailing stage's).  A code the
+    the mailing stage's check, whose retry is the mailing stage's); also a
+    mailing-stage Error row whose name or address was edited after its proof
+    (``recipient_data_changed``).  A code the
     row holds is kept when it is still the one the campaign gives it (same
     campaign, prefix and secret), else cleared so the stage mints the right
     one.  Safe twice: a second run finds nothing eligible."""
     report = RetryReport()
     rows = list(
-        queryset.values_list("pk", "status", "error_message", "proof_url", "discount_code", "campaign_id").order_by(
-            "pk"
-        )
+        queryset.values_list(
+            "pk", "status", "error_message", "proof_url", "proof_version", "discount_code", "campaign_id"
+        ).order_by("pk")
     )
     eligible: list[int] = []
     stale_codes: list[int] = []
     campaigns: dict[int, Campaign] = {}
-    for pk, status, message, proof, code, campaign_id in rows:
+    for pk, status, message, proof, version, code, campaign_id in rows:
         if status != Status.ERROR:
             report.not_eligible[f"already {status}" if status != Status.PENDING else "Pending"] += 1
-        elif not is_proofing_error(SimpleNamespace(error_message=message, proof_url=proof)):
+        elif not is_proofing_error(SimpleNamespace(error_message=message, proof_url=proof, proof_version=version)):
             report.not_eligible["not a proofing error"] += 1
         else:
             eligible.append(pk)
@@ -87,3 +90,48 @@ def recipients_retry_proofing(*, queryset: QuerySet[CampaignRecipient], actor: A
     if not report.not_eligible["changed meanwhile"]:
         del report.not_eligible["changed meanwhile"]
     return report
+
+
+def recipient_data_changed(*, recipient: CampaignRecipient, actor: Actor) -> str:
+    """The recipient's name or address (what its card shows and the printer is
+    sent) was just edited.  A proof made before the edit shows the old data,
+    and no card may be mailed from it:
+
+    - Proofed, or SendingStaged and never sent: back to ProofingStaged at
+      once (``reproof``; the discount code is kept, the design's approval
+      still holds);
+    - Error from the mailing stage: the proof is marked outdated, so its retry
+      (either button) makes the proof again first; a row that was sent before
+      gets a new submission generation now (an Error row was refused by the
+      printer or has nothing there, so no piece exists under the old key), or
+      its next request would replay the old address under the old key.
+
+    Anything else is left alone: no proof yet (the stages read the new data),
+    or the card is already at the printer (the form refuses those edits but
+    a correction of a mailed record).  Returns a sentence for the admin, empty
+    when nothing was done."""
+    r = recipient
+    if not r.proof_url or r.proof_version == PROOF_OUTDATED:
+        return ""
+    rows = CampaignRecipient.objects.filter(pk=r.pk, status=r.status, proof_url=r.proof_url)
+    with transaction.atomic():
+        if r.status == Status.PROOFED or (r.status == Status.SENDING_STAGED and r.first_attempt_at is None):
+            rows.update(proof_version=PROOF_OUTDATED)
+            moved = recipients_bulk_transition(
+                queryset=rows, method="reproof", actor=actor, reason="name or address edited after the proof"
+            )
+            if not moved:
+                return ""
+            campaign_ring_on_commit(r.campaign_id)
+            return "Its card is made again from the new data by the next pipeline run before it is mailed."
+        if r.status == Status.ERROR and is_mailing_error(r):
+            if r.first_attempt_at is not None:
+                rows.update(
+                    submission_gen=F("submission_gen") + 1,
+                    idempotency_key="",
+                    first_attempt_at=None,
+                    json=JSONRemove("json", [("submission",)]),
+                )
+            rows.update(proof_version=PROOF_OUTDATED)
+            return "Its card shows the old data, so a retry makes the proof again before it is mailed."
+    return ""

@@ -1,0 +1,189 @@
+"""A recipient's name or address edited in the admin after its proof was made:
+the card (whose back shows the address, whose front may greet by name) is
+made again before anything is mailed, and the printer is sent the new data
+and the new card under a key no earlier request used.  A card on its way to
+the printer cannot be edited at all."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from campaigns.models import PROOF_OUTDATED, CampaignRecipient, ErrorMessages, RecipientTransition
+from campaigns.proofing.base import ProofJob, RenderedProof
+from campaigns.proofing.public import proof_public_url
+from campaigns.proofing.service import campaign_proof
+from campaigns.tests.factories import CampaignFactory, CampaignRecipientFactory, OrganizationFactory
+from campaigns.tests.test_mailing_stage import ACTOR, key_of, mail, ready_campaign
+from campaigns.tests.test_ops_admin import change_url, form_post, shown
+from campaigns.tests.test_proofing_stage import approve
+from printers import conftest as printer_fixtures
+
+pytestmark = pytest.mark.django_db
+simulator = printer_fixtures.simulator
+S = CampaignRecipient.Status
+CHANGELIST = reverse("admin:campaigns_campaignrecipient_changelist")
+
+
+class AddressRenderer:
+    """Cards whose back is the address block, as the real renderer draws it;
+    keeps every job."""
+
+    name = "address"
+
+    def __init__(self) -> None:
+        self.jobs: list[ProofJob] = []
+        self.lock = threading.Lock()
+
+    def render(self, job: ProofJob) -> RenderedProof:
+        with self.lock:
+            self.jobs.append(job)
+        front = f"Hello {job.merge['first_name']}".encode()
+        return RenderedProof(front=front, back="\n".join(job.address_lines).encode())
+
+    def addresses(self, recipient_id: int) -> list[str]:
+        return [job.address_lines[-2] for job in self.jobs if job.recipient_id == recipient_id]
+
+
+def proofed_campaign(**row: str):
+    campaign = CampaignFactory(organization=OrganizationFactory(), printer="sandbox", discount_enabled=False)
+    r = CampaignRecipientFactory(campaign=campaign, status=S.PROOFING_STAGED, **row)
+    approve(campaign)
+    renderer = AddressRenderer()
+    campaign_proof(campaign=campaign, actor=ACTOR, renderer=renderer)
+    r.refresh_from_db()
+    assert r.status == S.PROOFED
+    return campaign, r, renderer
+
+
+def proofed_times(r: CampaignRecipient) -> int:
+    return RecipientTransition.objects.filter(recipient=r, to_status=S.PROOFED).count()
+
+
+def test_an_address_fixed_in_the_admin_after_a_refusal_is_mailed_on_a_card_made_again(admin_client, simulator):
+    campaign, r, renderer = proofed_campaign(address1="1 Reject Road")
+    mail(campaign)
+    r.refresh_from_db()
+    assert (r.status, r.error_message) == (S.ERROR, ErrorMessages.FAILED_TO_MAKE_MAIL_PIECE)
+    old_key = r.idempotency_key
+    assert r.first_attempt_at is not None
+    assert old_key
+
+    # Ops fix the address on the recipient's page.
+    saved = admin_client.post(change_url(r), form_post(r, address1="12 Accepted Avenue"), follow=True)
+    assert "a retry makes the proof again before it is mailed" in shown(saved)
+    r.refresh_from_db()
+    assert (r.status, r.proof_version) == (S.ERROR, PROOF_OUTDATED)
+    # Refused by the printer, so nothing exists under the old key: the next
+    # request is a new generation, never the saved old address replayed.
+    assert (r.submission_gen, r.idempotency_key, r.first_attempt_at) == (1, "", None)
+    assert "submission" not in r.json
+
+    # "Retry sending" makes the card again first.
+    retried = admin_client.post(CHANGELIST, {"action": "retry_sending", "_selected_action": [r.pk]}, follow=True)
+    assert "1 to proofing first (name or address edited since the proof)" in shown(retried)
+    r.refresh_from_db()
+    assert r.status == S.PROOFING_STAGED
+
+    campaign_proof(campaign=campaign, actor=ACTOR, renderer=renderer)
+    r.refresh_from_db()
+    assert r.status == S.PROOFED
+    assert r.proof_version != PROOF_OUTDATED
+    assert renderer.addresses(r.pk)[-1] == "12 Accepted Avenue"
+    mail(campaign)
+    r.refresh_from_db()
+    assert r.status == S.SENT
+    sent = r.json["submission"]
+    assert sent["to"]["address1"] == "12 Accepted Avenue"
+    assert (sent["front"], sent["back"]) == (proof_public_url(r.proof_url), proof_public_url(r.proof_back_url))
+    assert r.idempotency_key == key_of(r) != old_key
+    assert simulator.physical_pieces("sandbox") == 1
+    assert proofed_times(r) == 2
+
+
+def test_retry_from_proofing_takes_an_edited_mailing_error_too(admin_client, simulator):
+    campaign, r, renderer = proofed_campaign(address1="1 Reject Road")
+    mail(campaign)
+    admin_client.post(change_url(r), form_post(r, address1="12 Accepted Avenue"))
+    # The page offers the retry that makes the card again, not the one that
+    # keeps it, and says why the proof it shows is not the card to be mailed.
+    page = admin_client.get(change_url(r)).content.decode()
+    assert "Outdated: made before the name or address was edited" in page
+    assert 'value="retry_proofing"' in page
+    assert 'value="retry_sending"' not in page
+    retried = admin_client.post(CHANGELIST, {"action": "retry_proofing", "_selected_action": [r.pk]}, follow=True)
+    assert "1 sent back to proofing" in shown(retried)
+    campaign_proof(campaign=campaign, actor=ACTOR, renderer=renderer)
+    mail(campaign)
+    r.refresh_from_db()
+    assert (r.status, r.json["submission"]["to"]["address1"]) == (S.SENT, "12 Accepted Avenue")
+    assert simulator.physical_pieces("sandbox") == 1
+
+
+def test_a_mailing_error_never_sent_keeps_its_key_when_edited(admin_client, simulator):
+    campaign, r, _renderer = proofed_campaign()
+    type(campaign.organization).objects.filter(pk=campaign.organization_id).update(subscription_active=False)
+    mail(campaign)
+    r.refresh_from_db()
+    assert (r.status, r.error_message, r.first_attempt_at) == (S.ERROR, ErrorMessages.BILLING_NOT_READY, None)
+    admin_client.post(change_url(r), form_post(r, last_name="Okafor-Smith"))
+    r.refresh_from_db()
+    assert (r.proof_version, r.submission_gen) == (PROOF_OUTDATED, 0)
+
+
+def test_a_proofed_card_edited_in_the_admin_is_made_again_before_it_is_mailed(admin_client, simulator):
+    campaign, r, renderer = proofed_campaign(first_name="Jon")
+    saved = admin_client.post(change_url(r), form_post(r, first_name="John"), follow=True)
+    assert "Saved: now Queued for proofing. Its card is made again from the new data" in shown(saved)
+    r.refresh_from_db()
+    assert r.status == S.PROOFING_STAGED
+    mail(campaign)  # nothing to mail: the old card is gone from the mailing stage's reach
+    assert simulator.physical_pieces("sandbox") == 0
+    campaign_proof(campaign=campaign, actor=ACTOR, renderer=renderer)
+    mail(campaign)
+    r.refresh_from_db()
+    assert r.status == S.SENT
+    assert renderer.jobs[-1].merge["first_name"] == "John"
+    assert simulator.physical_pieces("sandbox", key_of(r)) == 1
+
+
+def test_a_staged_card_never_sent_is_made_again_too(admin_client, simulator):
+    _campaign, (r,) = ready_campaign(1, status=S.SENDING_STAGED)
+    admin_client.post(change_url(r), form_post(r, city="Shelbyville"))
+    r.refresh_from_db()
+    assert (r.status, r.proof_version) == (S.PROOFING_STAGED, PROOF_OUTDATED)
+
+
+@pytest.mark.parametrize(
+    ("status", "attempted", "says"),
+    [
+        (S.SCHEDULED, False, "already on its way to the printer"),
+        (S.SENDING, True, "already on its way to the printer"),
+        (S.SENDING_STAGED, True, "already on its way to the printer"),
+        (S.PROOFING, False, "Its proof is being made right now"),
+        (S.ADDRESS_ENRICHING, False, "Its address is being looked up right now"),
+    ],
+)
+def test_the_name_and_address_of_a_card_on_its_way_cannot_change(admin_client, status, attempted, says):
+    """Even for a superuser, who may correct a mailed record: here the printer
+    is, or may soon be, making the card from the data it was sent."""
+    _campaign, (r,) = ready_campaign(1, status=status)
+    if attempted:
+        CampaignRecipient.objects.filter(pk=r.pk).update(first_attempt_at=timezone.now(), idempotency_key="k")
+    before = Counter(CampaignRecipient.objects.filter(pk=r.pk).values_list("address1", "status"))
+    page = admin_client.post(change_url(r), form_post(r, address1="99 Elsewhere Street"))
+    assert page.status_code == 200  # the form again, with the reason
+    assert says in page.content.decode()
+    assert Counter(CampaignRecipient.objects.filter(pk=r.pk).values_list("address1", "status")) == before
+
+
+def test_a_mailed_record_may_still_be_corrected_by_a_superuser(admin_client):
+    _campaign, (r,) = ready_campaign(1, status=S.SENT)
+    admin_client.post(change_url(r), form_post(r, address1="99 Corrected Street"))
+    r.refresh_from_db()
+    assert (r.status, r.address1) == (S.SENT, "99 Corrected Street")
+    assert r.proof_version != PROOF_OUTDATED  # the card was made and mailed: nothing to make again
