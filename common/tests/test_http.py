@@ -145,6 +145,25 @@ def test_a_forked_worker_opens_its_own_client_and_leaves_the_parents_open(monkey
     parent.close()
 
 
+def test_a_client_already_made_is_handed_out_without_the_lock(monkeypatch: Any) -> None:
+    """Every printer call asks for its client, from many threads at once: only
+    making one takes the lock (a lock held across an interpreter switch made
+    the calls queue)."""
+    first = outbound.client_for("http://127.0.0.1:9/a")
+
+    class NoLock:
+        def __enter__(self) -> None:
+            raise AssertionError("the lock was taken for a client that exists")
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    with monkeypatch.context() as patched:
+        patched.setattr(outbound, "_clients_lock", NoLock())
+        assert outbound.client_for("http://127.0.0.1:9/b") is first
+    outbound.close_clients("http://127.0.0.1:9")
+
+
 # ---------------------------------------------------------------- a hook right before each request
 def test_a_hook_runs_right_before_each_request_to_its_origin_and_can_stop_it() -> None:
     events: list[str] = []
