@@ -27,6 +27,7 @@ from campaigns.keys import blocklist_address_key, blocklist_email_key, blocklist
 from campaigns.mailing.retry import recipients_retry_sending
 from campaigns.models import (
     MERGE_FIELDS,
+    SCHEDULED_UNTOUCHED,
     BlocklistEntry,
     Campaign,
     CampaignRecipient,
@@ -339,17 +340,23 @@ ARCHIVABLE = tuple(CampaignRecipient.archive._django_fsm.transitions)
 
 def _run_archive(queryset: QuerySet[CampaignRecipient], actor: Actor) -> tuple[str, bool]:
     before = _statuses(queryset)
+    # A Scheduled card a worker holds, or one already attempted, may be at
+    # the printer: it is not archived (the transition's guard).
+    at_printer = queryset.filter(status=Status.SCHEDULED).exclude(SCHEDULED_UNTOUCHED).count()
     moved = recipients_bulk_transition(
         queryset=queryset, method="archive", actor=actor, reason="Archive (exclude from campaign)"
     )
     text = f"Archive: {len(moved)} archived"
     left = Counter({s: n for s, n in before.items() if s not in ARCHIVABLE})
-    eligible = sum(before.values()) - sum(left.values())
-    if left or eligible > len(moved):
-        parts = _not_eligible(left)
-        if eligible > len(moved):
-            parts = ", ".join(p for p in (parts, f"{eligible - len(moved)} changed meanwhile") if p)
-        text += f"; {sum(left.values()) + eligible - len(moved)} not eligible: {parts}"
+    eligible = sum(before.values()) - sum(left.values()) - at_printer
+    changed = max(0, eligible - len(moved))
+    parts = [
+        _not_eligible(left),
+        f"{at_printer} scheduled but already being sent to the printer" if at_printer else "",
+        f"{changed} changed meanwhile" if changed else "",
+    ]
+    if any(parts):
+        text += f"; {sum(left.values()) + at_printer + changed} not eligible: {', '.join(p for p in parts if p)}"
     return text + ".", bool(moved)
 
 
@@ -706,6 +713,10 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
         "retry_sending": lambda obj, actor: recipients_retry_sending(
             queryset=CampaignRecipient.objects.filter(pk=obj.pk), actor=actor
         ),
+        # Through the bulk move: its guard is checked in the statement that
+        # moves the row, and a per-object save would write back a claim a
+        # worker took since the page was loaded.
+        "archive": _one("archive"),
     }
 
     # Fits a 1366-px laptop: long names, reasons and campaigns are cut, whole in the tooltip.

@@ -279,6 +279,16 @@ PROOFING_ERRORS = frozenset(
 )
 
 
+# A Scheduled row no worker holds and no attempt was made for: nothing of it
+# is at the printer, so it may still be archived.
+SCHEDULED_UNTOUCHED = models.Q(claim_token__isnull=True, first_attempt_at__isnull=True)
+
+
+def scheduled_untouched(r: Any) -> bool:
+    """Not Scheduled, or Scheduled with nothing at the printer (:data:`SCHEDULED_UNTOUCHED`)."""
+    return r.status != CampaignRecipientStatus.SCHEDULED or (r.claim_token is None and r.first_attempt_at is None)
+
+
 # ``proof_version`` of a proof whose recipient's name or address was edited
 # after it was made (no design version looks like this: theirs have dots).
 PROOF_OUTDATED = "data changed"
@@ -795,12 +805,14 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
             Status.BLACKLISTED,
             Status.ADDRESS_ENRICHABLE,
             Status.PROOFED,
+            Status.SCHEDULED,
         ],
-        # Not from Scheduled: the printer may already hold the piece (Lob's
-        # send_date), so archiving here would hide a card that still mails.
-        # Cancelling at the printer first comes with the mailing stage.
+        # A Scheduled card is ours until its day (docs/mailing.md): nothing at
+        # the printer to cancel, unless a worker holds it now or an attempt
+        # was made (the printer may have the piece): those stay.
+        conditions=[scheduled_untouched],
         target=Status.ARCHIVED,
-        custom={"label": "Archive (exclude from campaign)"},
+        custom={"label": "Archive (exclude from campaign)", "guard": {Status.SCHEDULED: SCHEDULED_UNTOUCHED}},
     )
     def archive(self) -> None:
         pass

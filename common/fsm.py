@@ -68,6 +68,20 @@ def _declared_sets(model: Any, method: str) -> Sets | None:
     return next(iter(declared.values()), None)
 
 
+def transition_guard(model: Any, method: str, source: str) -> models.Q | None:
+    """What a row in ``source`` must also satisfy to take ``method``
+    (``custom["guard"]``: ``{source: Q}``), or None.  A bulk move puts it in
+    the statement that locks and moves the rows, so PostgreSQL checks it
+    again on a row another transaction changed meanwhile; the per-object
+    method's ``conditions`` say the same in Python."""
+    meta = getattr(model, method)._django_fsm
+    guards = {id(g): g for t in meta.transitions.values() if (g := t.custom.get("guard")) is not None}
+    if len(guards) > 1:
+        raise ValueError(f"{model.__name__}.{method} declares different guards per source")
+    guard = next(iter(guards.values()), None)
+    return None if guard is None else guard.get(source)
+
+
 def transition_sets(model: Any, method: str, /, **kwargs: Any) -> dict[str, Any]:
     """The field values ``method`` sets besides the status, computed from the
     transition's keyword arguments ``kwargs``.
@@ -303,6 +317,9 @@ def bulk_transition(
             # A subquery, so DISTINCT or joins of the caller's queryset (admin
             # searches) never meet FOR UPDATE.
             rows = model.objects.filter(pk__in=queryset.values("pk"), status=source)
+            guard = transition_guard(model, method, source)
+            if guard is not None:
+                rows = rows.filter(guard)
             fields = {"status": target, "updated": now, **sets}
             if connection.vendor == "postgresql":
                 # A concurrent mover skips the rows locked here instead of

@@ -619,6 +619,23 @@ def test_a_scheduled_row_held_by_a_dead_worker_is_released_by_the_sweeper(simula
     assert creates(simulator, "sandbox") == 1
 
 
+def test_a_scheduled_card_archived_before_its_day_is_never_mailed(simulator):
+    from campaigns.admin import _run_archive
+
+    campaign, (kept, dropped) = ready_campaign(2)
+    campaign.mail_date = timezone.localdate() + timedelta(days=3)
+    campaign.save()
+    mail(campaign)
+    text, _ = _run_archive(CampaignRecipient.objects.filter(pk=dropped.pk), ACTOR)
+    assert text == "Archive: 1 archived."
+    campaign.mail_date = timezone.localdate()
+    campaign.save()
+    assert mail(campaign).moved[S.SENT] == 1
+    assert statuses(campaign) == {S.SENT: 1, S.ARCHIVED: 1}
+    assert simulator.physical_pieces("sandbox", key_of(dropped)) == 0
+    assert simulator.physical_pieces("sandbox", key_of(kept)) == 1
+
+
 @pytest.mark.parametrize("days", [-2, 0])
 def test_a_mail_date_today_or_past_mails_at_once(simulator, days):
     campaign, _ = ready_campaign(2)

@@ -453,6 +453,39 @@ def test_archive_needs_the_cancel_permission_and_reports_by_status(admin_client)
     assert "Archive: 0 archived; 2 not eligible" in shown(response)
 
 
+def test_a_scheduled_card_is_archived_unless_it_is_already_being_sent(admin_client):
+    """Scheduled cards wait with us for their day: archiving one cancels it.
+    One a worker holds, or one already attempted, may be at the printer."""
+    import uuid
+
+    from django.utils import timezone
+
+    untouched = CampaignRecipientFactory(status=S.SCHEDULED)
+    held = CampaignRecipientFactory(status=S.SCHEDULED, claim_token=uuid.uuid4(), lease_until=timezone.now())
+    tried = CampaignRecipientFactory(status=S.SCHEDULED, first_attempt_at=timezone.now())
+    ids = [untouched.pk, held.pk, tried.pk]
+    response = admin_client.post(reverse(CHANGELIST), {"action": "archive", "_selected_action": ids}, follow=True)
+    assert "Archive: 1 archived; 2 not eligible: 2 scheduled but already being sent to the printer." in shown(response)
+    assert dict(CampaignRecipient.objects.filter(pk__in=ids).values_list("pk", "status")) == {
+        untouched.pk: S.ARCHIVED,
+        held.pk: S.SCHEDULED,
+        tried.pk: S.SCHEDULED,
+    }
+
+
+def test_the_archive_button_of_a_scheduled_card(admin_client):
+    import uuid
+
+    card = CampaignRecipientFactory(status=S.SCHEDULED)
+    held = CampaignRecipientFactory(status=S.SCHEDULED, claim_token=uuid.uuid4())
+    assert 'value="archive"' in admin_client.get(change_url(card)).content.decode()
+    assert 'value="archive"' not in admin_client.get(change_url(held)).content.decode()
+    response = admin_client.post(change_url(card), {**form_post(card), "_fsm_transition_to": "archive"}, follow=True)
+    card.refresh_from_db()
+    assert card.status == S.ARCHIVED
+    assert shown(response) == "Archive (exclude from campaign): now archived (excluded)."
+
+
 def test_a_big_selection_is_queued_with_the_ids_and_the_user(admin_client, admin_user, settings):
     settings.ADMIN_ACTION_QUEUE_THRESHOLD = 2
     errors = CampaignRecipientFactory.create_batch(3, status=S.ERROR, error_message=PROOF_ERROR)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+
 import django_fsm as fsm
 import pytest
 
@@ -146,7 +149,7 @@ def test_bulk_takes_each_source_state_of_a_multi_source_method():
 
 def test_bulk_sources_come_from_the_fsm_table():
     assert sources_of(CampaignRecipient, "archive") == sorted(
-        ["Pending", "Skipped", "Holdout", "Error", "Blacklisted", "AddressEnrichable", "Proofed"]
+        ["Pending", "Skipped", "Holdout", "Error", "Blacklisted", "AddressEnrichable", "Proofed", "Scheduled"]
     )
     assert target_of(CampaignRecipient, "archive") == "Archived"
 
@@ -218,14 +221,52 @@ def test_a_bulk_move_ends_like_a_move_one_by_one(method, source):
     assert (many.error_message, many.skip_reason, many.json) == ("", "", CLEARED_JSON)
 
 
-def test_archiving_a_scheduled_recipient_is_refused_one_by_one_and_in_bulk():
-    # The printer may already hold a scheduled piece (Lob's send_date):
-    # archiving would hide a card that still goes out.
-    scheduled = CampaignRecipientFactory(status=S.SCHEDULED)
+@pytest.mark.parametrize(
+    "touched",
+    [
+        {"claim_token": uuid.uuid4(), "lease_until": dt.datetime(2030, 1, 1, tzinfo=dt.UTC)},  # a worker holds it
+        {"first_attempt_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)},  # an attempt was made
+    ],
+    ids=["held", "attempted"],
+)
+def test_archiving_a_scheduled_card_the_printer_may_have_is_refused_one_by_one_and_in_bulk(touched):
+    # The printer may hold the piece: archiving would hide a card that still goes out.
+    one = CampaignRecipientFactory(status=S.SCHEDULED, **touched)
     with pytest.raises(fsm.TransitionNotAllowed):
-        recipient_transition(recipient=scheduled, method="archive", actor=Actor("admin"))
+        recipient_transition(recipient=one, method="archive", actor=Actor("admin"))
     moved = recipients_bulk_transition(
-        queryset=CampaignRecipient.objects.filter(pk=scheduled.pk), method="archive", actor=Actor("admin")
+        queryset=CampaignRecipient.objects.filter(pk=one.pk), method="archive", actor=Actor("admin")
     )
-    scheduled.refresh_from_db()
-    assert (moved, scheduled.status) == ([], S.SCHEDULED)
+    one.refresh_from_db()
+    assert (moved, one.status) == ([], S.SCHEDULED)
+
+
+def test_a_scheduled_card_nothing_has_touched_is_archived_one_by_one_and_in_bulk():
+    # Scheduled cards are ours until their day (docs/mailing.md): nothing at the printer to cancel.
+    one, many = CampaignRecipientFactory.create_batch(2, status=S.SCHEDULED)
+    recipient_transition(recipient=one, method="archive", actor=Actor("admin"))
+    moved = recipients_bulk_transition(
+        queryset=CampaignRecipient.objects.filter(pk=many.pk), method="archive", actor=Actor("admin")
+    )
+    one.refresh_from_db()
+    assert (moved, one.status) == ([many.pk], S.ARCHIVED)
+
+
+def test_the_bulk_guard_is_checked_in_the_statement_that_moves_the_row(monkeypatch):
+    """A worker claims the Scheduled row after the caller chose it: the move,
+    not an earlier read, checks the guard, so the claimed card stays."""
+    from common import fsm as common_fsm
+
+    row = CampaignRecipientFactory(status=S.SCHEDULED)
+    real = common_fsm.transition_guard
+
+    def claimed_meanwhile(model, method, source):
+        CampaignRecipient.objects.filter(pk=row.pk).update(claim_token=uuid.uuid4())  # the worker
+        return real(model, method, source)
+
+    monkeypatch.setattr(common_fsm, "transition_guard", claimed_meanwhile)
+    moved = recipients_bulk_transition(
+        queryset=CampaignRecipient.objects.filter(pk=row.pk), method="archive", actor=Actor("admin")
+    )
+    row.refresh_from_db()
+    assert (moved, row.status) == ([], S.SCHEDULED)
