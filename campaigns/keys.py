@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
-from common.geo import country_normalize
+from common.geo import country_normalize, us_zip_normalize
 from common.text import text_normalize
 
 _ZIP_PLUS_4 = re.compile(r"[0-9]{9}")
@@ -67,9 +67,12 @@ def _address_normalize(value: str) -> str:
 
 def _zip_normalize(value: str, country: str) -> str:
     squashed = "".join(unicodedata.normalize("NFKC", value).split()).replace("-", "").upper()
-    # ZIP+4 and ZIP name the same mailbox for the blocklist; no other postcode
-    # is cut (the sixth character of a Canadian or British code matters).
-    return squashed[:5] if country == "US" and _ZIP_PLUS_4.fullmatch(squashed) else squashed
+    if country != "US":
+        return squashed  # no other postcode is cut (the sixth character of a Canadian or British code matters)
+    # The leading zeros a spreadsheet dropped put back, as the import does;
+    # ZIP+4 and ZIP name the same mailbox for the blocklist.
+    squashed = us_zip_normalize(squashed).replace("-", "")
+    return squashed[:5] if _ZIP_PLUS_4.fullmatch(squashed) else squashed
 
 
 def blocklist_address_key(*, address1: str, zip: str, country: str) -> str:

@@ -28,7 +28,7 @@ from campaigns.keys import blocklist_email_key as blocklist_email_key
 from campaigns.keys import blocklist_entry_key as blocklist_entry_key
 from campaigns.keys import natural_key
 from campaigns.recipient_json import ALTERED_FIELDS, SOURCE_ROW, VALIDATION_ERRORS
-from common.geo import country_normalize, us_state_normalize
+from common.geo import country_normalize, us_state_normalize, us_zip_normalize
 from common.text import ESCAPED, UNSTORABLE, has_asterisk, storable, strip_invisible
 
 # Columns of CampaignRecipient an import may fill, with the model's max lengths:
@@ -85,12 +85,13 @@ def _name_rule(value: str) -> str:
     return _formula_rule(value)
 
 
-def _postcode_rule(value: str) -> str:
+def _postcode_rule(value: str, country: object = None) -> str:
     if not value.isascii():
         value = unicodedata.normalize("NFKC", value)  # full-width digits are digits
     if not POSTCODE.fullmatch(value):
         raise ValueError("may hold only the digits 0-9, the letters A-Z, spaces and hyphens")
-    return value
+    # A US ZIP whose leading zeros a spreadsheet dropped gets them back.
+    return us_zip_normalize(value) if country == "US" else value
 
 
 def _country_rule(value: str) -> str:
@@ -146,8 +147,8 @@ class RecipientDataValidator(BaseModel):
 
     @field_validator("zip")
     @classmethod
-    def _postcode(cls, value: str) -> str:
-        return _postcode_rule(value)
+    def _postcode(cls, value: str, info: ValidationInfo) -> str:
+        return _postcode_rule(value, info.data.get("country"))
 
     @field_validator("country")
     @classmethod
@@ -229,6 +230,8 @@ def _clean(raw: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
         data["country"] = country_normalize(data["country"]) or data["country"]
     if data["country"] == "US" and "state" not in altered:
         data["state"] = us_state_normalize(data["state"]) or data["state"]
+    if data["country"] == "US" and "zip" not in altered:
+        data["zip"] = us_zip_normalize(data["zip"])
     return data, altered
 
 

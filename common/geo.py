@@ -157,3 +157,23 @@ def us_state_normalize(value: str) -> str | None:
         return _US_STATE_NAMES[squashed]
     upper = squashed.upper()
     return upper if upper in US_STATES else None
+
+
+# A US ZIP a spreadsheet read as a number: 02134 became 2134 (00601, Puerto
+# Rico, became 601), 02134-1234 written without its hyphen became 21341234.
+_ZIP_SHORT = re.compile(r"([0-9]{3,4})(-[0-9]{4})?")
+_ZIP_PLUS4_BARE = re.compile(r"[0-9]{7,9}")
+
+
+def us_zip_normalize(value: str) -> str:
+    """A US ZIP with the leading zeros a spreadsheet dropped put back, and a
+    bare nine-digit ZIP+4 given its hyphen; anything else as it was.  No US
+    ZIP has fewer than five digits, so a shorter one can only have lost its
+    zeros (every ZIP starting with 0 or 00: New England, New Jersey, Puerto
+    Rico)."""
+    if short := _ZIP_SHORT.fullmatch(value):
+        return short.group(1).zfill(5) + (short.group(2) or "")
+    if _ZIP_PLUS4_BARE.fullmatch(value):
+        full = value.zfill(9)
+        return f"{full[:5]}-{full[5:]}"
+    return value
