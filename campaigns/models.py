@@ -600,6 +600,14 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
             return "On the organization's blocklist"
         if self.status == self.Status.HOLDOUT:
             return "Control group (holdout)"
+        if self.status in (self.Status.SENDING_STAGED, self.Status.SCHEDULED) and self.error_detail:
+            # Waiting after a transient failure (timeout, 429, 5xx) or for
+            # billing: the last failure, until the row moves on.
+            detail = self.error_detail
+            if detail.startswith("waiting: "):
+                return f"Waiting: {detail.removeprefix('waiting: ')}"
+            tries = f"{self.attempt} attempt{'s' if self.attempt != 1 else ''} so far"
+            return f"Will try again ({tries}): {detail}"
         if self.status != self.Status.SKIPPED:
             return ""
         # Only the details of the current reason: a row re-validated and then
