@@ -76,6 +76,11 @@ class MailpieceAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # pieces come from the mailing stage only
 
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Nothing on the page can be changed (every field is read-only, no
+        # status button): a view page, without a Save button that saves nothing.
+        return False
+
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 

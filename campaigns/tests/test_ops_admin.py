@@ -188,12 +188,13 @@ def test_a_mailpiece_cannot_be_moved_or_made_by_hand(admin_client):
     url = reverse("admin:mailpieces_mailpiece_change", args=[piece.pk])
     before = (piece.recipient_id, piece.printer)
     response = admin_client.post(url, {"recipient": other.pk, "printer": "lob", "_save": "Save"}, follow=True)
-    assert response.status_code == HTTPStatus.OK
+    assert response.status_code == HTTPStatus.FORBIDDEN  # a view page: nothing on it is saved
     piece.refresh_from_db()
     assert (piece.recipient_id, piece.printer) == before
     page = admin_client.get(url).content.decode()
     assert 'name="recipient"' not in page
     assert 'name="printer"' not in page
+    assert 'name="_save"' not in page  # no Save button that saves nothing
     assert admin_client.get(reverse("admin:mailpieces_mailpiece_add")).status_code == HTTPStatus.FORBIDDEN
 
 
