@@ -46,7 +46,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from campaigns.audience import campaign_import_file, report_headline, report_lines
+from campaigns.audience import campaign_import_file, report_headline
 from campaigns.dry_run import dry_run_write_csv, recipients_dry_run_csv
 from campaigns.importing import FIELD_LABELS, CsvReading, ImportFileError, csv_headers, mapping_parse
 from campaigns.models import Campaign, CampaignRecipient
@@ -89,6 +89,23 @@ def import_message(report: dict[str, Any]) -> str:
     if reasons:
         text += " (skipped: " + ", ".join(f"{v} {SKIP_WORDS.get(k, k).lower()}" for k, v in reasons.items()) + ")"
     return text + "."
+
+
+def import_panel_lines(report: dict[str, Any]) -> list[str]:
+    """The campaign page's "Last import": the message the import showed, in
+    the admin's words, then what went wrong line by line (the command prints
+    ``report_lines``, in the spec's names)."""
+    lines = [import_message(report)]
+    stopped = (report.get("enrichment") or {}).get("stopped", "")
+    if stopped:
+        lines.append(f"Address lookups stopped: {stopped}")
+    problems = report.get("unparseable", [])
+    lines += [f"Line {p['line']}: {p['message']}" for p in problems]
+    more = int(report.get("unparseable_count", 0) or 0) - len(problems)
+    if more > 0:
+        lines.append(f"... and {more} more lines that could not be read")
+    lines += [f"Error: {e}" for e in report.get("errors", [])]
+    return lines
 
 
 def skip_reasons_in_words(reasons: dict[str, int]) -> list[tuple[str, int]]:
@@ -314,7 +331,7 @@ class CampaignImportAdminMixin:
     def last_import_report(self, obj: Campaign) -> str:
         if not obj.import_report:
             return "No import yet."
-        lines = report_lines(obj.import_report)
+        lines = import_panel_lines(obj.import_report)
         if len(lines) > REPORT_LINES_SHOWN:
             lines = [*lines[:REPORT_LINES_SHOWN], f"... {len(lines) - REPORT_LINES_SHOWN} more lines"]
         return format_html('<pre style="white-space: pre-wrap">{}</pre>', "\n".join(lines))

@@ -380,7 +380,8 @@ class CsvSource:
             if len(row) > cols.width and not "".join(row[cols.width :]).strip():
                 row = row[: cols.width]  # empty cells past the header's last column (a trailing comma)
             if len(row) != cols.width:
-                self.report.add_unparseable(start, f"has {len(row)} fields; the header has {cols.width}")
+                cells = f"{len(row)} column{'' if len(row) == 1 else 's'}"
+                self.report.add_unparseable(start, f"has {cells}; the header has {cols.width}")
                 continue
             if _NOT_UTF8.search("".join(row)):
                 bad = next(i for i, cell in enumerate(row) if _NOT_UTF8.search(cell))

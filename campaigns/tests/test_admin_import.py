@@ -159,3 +159,24 @@ def test_the_message_after_an_import_counts_where_every_row_is_in_words(admin_cl
     assert said == counts
     assert sum(said.values()) == 4
     assert campaign.recipients.filter(skip_reason="PrinterApprovalFailed").exists()
+
+
+def test_the_last_import_panel_speaks_the_admins_words(admin_client: Client) -> None:
+    """The campaign page's "Last import" said "by status: Pending 1,
+    ProofingStaged 2" and "skip reasons: NoAddress 1": the spec's names, not
+    the words the rest of the admin uses."""
+    campaign = CampaignFactory()
+    data = (
+        b"First Name,Last Name,Address1,City,Province Code,Country Code,Zip\n"
+        b"Ada,Good,1 Main St,Austin,TX,US,78701\n"
+        b"Cy,Noaddress,,,,,\n"
+        b'"Broken,line\n'
+    )
+    url = reverse("admin:campaigns_campaign_import", args=[campaign.pk])
+    admin_client.post(url, {"file": SimpleUploadedFile("x.csv", data), "qualify": "on"})
+    page = admin_client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk])).content.decode()
+    panel = page.split("Last import", 2)[-1]
+    for internal in ("by status", "ProofingStaged", "NoAddress", "skip reasons", "qualified:"):
+        assert internal not in panel
+    assert "queued for proofing" in panel
+    assert "Line 4:" in panel

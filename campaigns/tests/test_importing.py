@@ -164,8 +164,8 @@ def test_rows_with_the_wrong_number_of_fields_are_reported_by_line() -> None:
     report = import_file(campaign, "wrong_width.csv")
     assert report.created == 2
     assert report.unparseable == [
-        {"line": 3, "message": "has 8 fields; the header has 7"},
-        {"line": 4, "message": "has 3 fields; the header has 7"},
+        {"line": 3, "message": "has 8 columns; the header has 7"},
+        {"line": 4, "message": "has 3 columns; the header has 7"},
     ]
     campaign.refresh_from_db()
     assert campaign.import_report["unparseable_count"] == 2
@@ -265,8 +265,8 @@ def test_rows_of_empty_cells_are_blank_lines_and_trailing_empty_cells_are_droppe
     rows, report = rows_of(data)
     assert [r["first_name"] for r in rows] == ["A", "B"]
     assert [(u["line"], u["message"]) for u in report.unparseable] == [
-        (6, "has 4 fields; the header has 5"),
-        (7, "has 6 fields; the header has 5"),
+        (6, "has 4 columns; the header has 5"),
+        (7, "has 6 columns; the header has 5"),
     ]
 
 
