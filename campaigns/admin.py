@@ -134,7 +134,9 @@ class ProofTemplateAdmin(admin.ModelAdmin):
         before = obj.version
         super().save_model(request, obj, form, change)
         if change and obj.version != before:
-            n = template_withdraw_stale_approvals(template=obj, reason=f"design changed to version {obj.version}")
+            n = template_withdraw_stale_approvals(
+                template=obj, reason=f"the template was edited (now its version {obj.version})"
+            )
             if n:
                 self.message_user(
                     request,

@@ -31,6 +31,7 @@ from campaigns.proofing.design import (
     campaign_approve_proofs,
     campaign_design,
     campaign_samples,
+    design_words,
 )
 from campaigns.proofing.images import proof_bytes
 
@@ -136,7 +137,10 @@ class CampaignProofAdminMixin:
             ],
             "sample_size": SAMPLE_SIZE,
             "approval": campaign_approval(campaign, version=design.version),
-            "history": campaign.approvals.select_related("approved_by")[:10],
+            "history": [
+                (a, design_words(a.design_version)) for a in campaign.approvals.select_related("approved_by")[:10]
+            ],
+            "design_words": design_words(design.version),
             "can_approve": model_admin.has_change_permission(request, campaign),
         }
         return TemplateResponse(request, "admin/campaigns/campaign/proofs.html", context)
@@ -151,19 +155,21 @@ class CampaignProofAdminMixin:
         if approval is not None:
             who = approval.approved_by or "the system"
             return format_html(
-                "Approved by {} on {} for design {}. <a href='{}'>See the samples</a>",
+                "Approved by {} on {} for “{}” ({}). <a href='{}'>See the samples</a>",
                 who,
                 f"{approval.approved_at:%Y-%m-%d %H:%M}",
-                design.version,
+                design.name,
+                design_words(design.version),
                 link,
             )
         made = len(campaign_samples(obj, version=design.version))
         if made:
             return format_html(
-                "<strong>Waiting for approval</strong>: {} sample proof(s) of design {} are ready. "
+                "<strong>Waiting for approval</strong>: {} sample proof(s) of “{}” ({}) are ready. "
                 "<a href='{}'>Review and approve them</a>. Nothing more is proofed or mailed until then.",
                 made,
-                design.version,
+                design.name,
+                design_words(design.version),
                 link,
             )
         return format_html(

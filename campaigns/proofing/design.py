@@ -41,6 +41,23 @@ def _field_default(name: str) -> str:
     return str(field.get_default())
 
 
+def design_words(version: str) -> str:
+    """A design version as ops read it ("t3.v2.4x6.code" → "template #3,
+    version 2, 4x6 card with a discount code"); anything else as it is."""
+    parts = version.split(".")
+    if len(parts) not in (3, 4) or not parts[1].startswith("v") or parts[3:] not in ([], ["code"]):
+        return version
+    source, edition, size = parts[0], parts[1][1:], parts[2]
+    if source == "builtin":
+        who = "the built-in design"
+    elif source.startswith("t") and source[1:].isdigit():
+        who = f"template #{source[1:]}"
+    else:
+        return version
+    code = " with a discount code" if parts[3:] == ["code"] else ""
+    return f"{who}, version {edition}, {size} card{code}"
+
+
 def campaign_design(campaign: Campaign) -> ProofDesign:
     """The design a proof of ``campaign`` is made from, right now.  Its version
     names everything that changes the picture: the template and its version,

@@ -189,7 +189,7 @@ def test_editing_a_template_in_the_admin_withdraws_approvals(admin_client):
     response = admin_client.post(url, data, follow=True)
     assert "approval(s) withdrawn" in response.content.decode()
     approval = ProofApproval.objects.get(campaign=campaign)
-    assert approval.withdrawn_reason == "design changed to version 2"
+    assert approval.withdrawn_reason == "the template was edited (now its version 2)"
 
 
 def test_a_campaign_discount_the_shop_cannot_take_is_refused_in_the_form():

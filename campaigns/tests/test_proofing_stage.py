@@ -560,3 +560,28 @@ def test_the_lease_outlasts_a_batch_of_slow_network_renders():
     before = timezone.now()
     campaign_proof(campaign=campaign2, actor=ACTOR, renderer=PeekingLocal(), batch_size=100, concurrency=4)
     assert timedelta(minutes=9) < local["lease"] - before < timedelta(minutes=11)
+
+
+@pytest.mark.parametrize(
+    ("version", "words"),
+    [
+        ("builtin.v1.4x6.code", "the built-in design, version 1, 4x6 card with a discount code"),
+        ("t3.v2.6x9", "template #3, version 2, 6x9 card"),
+        ("something else", "something else"),
+    ],
+)
+def test_a_design_version_in_words(version, words):
+    from campaigns.proofing.design import design_words
+
+    assert design_words(version) == words
+
+
+def test_the_approval_panel_and_sample_page_name_the_design_in_words(admin_client):
+    from django.urls import reverse
+
+    campaign, _ = staged_campaign(1)
+    page = admin_client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk])).content.decode()
+    samples = admin_client.get(reverse("admin:campaigns_campaign_proofs", args=[campaign.pk])).content.decode()
+    for text in (page, samples):
+        assert "builtin.v" not in text
+        assert "the built-in design, version" in text
