@@ -114,9 +114,11 @@ def merge_text(template: str, merge: Mapping[str, str], where: str) -> tuple[str
     plain known name is a broken design: ``ProofError`` (creative, permanent)."""
     try:
         parts = list(_FORMATTER.parse(template))
-    except ValueError as exc:
+    except ValueError:
+        # Python's own words ("Single '{' encountered in format string") are
+        # not for the person who wrote the card.
         raise ProofError(
-            f"The {where} has a brace that opens or closes nothing ({exc}); "
+            f"The {where} has a brace that opens or closes nothing: "
             "write merge fields as {first_name} and a literal brace as {{ or }}",
             cause="creative",
             permanent=True,

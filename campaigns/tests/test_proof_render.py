@@ -152,6 +152,16 @@ def test_an_unknown_merge_field_or_a_brace_error_is_a_permanent_creative_error(h
     assert (info.value.cause, info.value.permanent) == ("creative", True)
 
 
+@pytest.mark.parametrize("headline", ["Hello {first_name", "Hello first_name}", "Hello {"])
+def test_a_brace_error_says_how_to_write_the_field_not_what_python_said(headline):
+    with pytest.raises(ProofError) as info:
+        FastProofRenderer().render(job(design=replace(DESIGN, headline=headline)))
+    assert info.value.message == (
+        "The design's headline has a brace that opens or closes nothing: "
+        "write merge fields as {first_name} and a literal brace as {{ or }}"
+    )
+
+
 @pytest.fixture
 def media(settings, tmp_path) -> Iterator[None]:
     settings.MEDIA_ROOT = str(tmp_path)
