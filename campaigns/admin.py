@@ -23,6 +23,7 @@ from django_q.tasks import async_task
 from campaigns.admin_import import CampaignImportAdminMixin
 from campaigns.admin_proofs import CampaignProofAdminMixin, RecipientProofAdminMixin
 from campaigns.billing.service import organizations_billing_check
+from campaigns.importing import field_words
 from campaigns.keys import blocklist_address_key, blocklist_email_key, blocklist_entry_key
 from campaigns.mailing.retry import recipients_retry_sending
 from campaigns.models import (
@@ -238,7 +239,7 @@ def why_words(recipient: CampaignRecipient) -> str:
     text = recipient.why
     reason = recipient.skip_reason
     if recipient.status == Status.SKIPPED and reason and text.startswith(reason):
-        text = SKIP_WORDS.get(reason, reason) + text[len(reason) :]
+        text = SKIP_WORDS.get(reason, reason) + field_words(text[len(reason) :])
     return text
 
 
@@ -924,10 +925,7 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
             parts.append(
                 format_html(
                     "<strong>The data failed validation:</strong>{}",
-                    _listing(
-                        f"{e.get('field', '')}: {e.get('message', '')}" if isinstance(e, dict) else str(e)
-                        for e in errors
-                    ),
+                    _listing(field_words(str(e.get("message", ""))) if isinstance(e, dict) else str(e) for e in errors),
                 )
             )
         approval = data.get(APPROVAL_ERRORS) or []

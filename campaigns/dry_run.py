@@ -19,7 +19,7 @@ from typing import IO, Any, TextIO
 from django.db import transaction
 
 from campaigns.audience import campaign_qualify_and_enrich
-from campaigns.importing import Columns, CsvSource
+from campaigns.importing import Columns, CsvSource, field_words
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.recipient_json import APPROVAL_ERRORS, VALIDATION_ERRORS
 from campaigns.sync import ImportReport, recipients_sync
@@ -76,7 +76,7 @@ def _sentence(campaign: Campaign, r: CampaignRecipient) -> tuple[str, str]:
     if status == Status.HOLDOUT:
         return HOLDOUT, f"Holdout: {_percent(campaign.holdout_percent)} % control group"
     if status == Status.ADDRESS_ENRICHABLE:
-        return ENRICH, "Address enrichment: address1 is empty, the address will be looked up"
+        return ENRICH, "Address enrichment: the street address is empty, the address will be looked up"
     if status == Status.BLACKLISTED:
         return BLACKLISTED, "Blacklisted: the address or email is on the organization's blocklist"
     if status == Status.SKIPPED:
@@ -87,7 +87,7 @@ def _sentence(campaign: Campaign, r: CampaignRecipient) -> tuple[str, str]:
 def _skip_words(campaign: Campaign, r: CampaignRecipient) -> str:
     data: Mapping[str, Any] = r.json or {}
     if data.get(VALIDATION_ERRORS):
-        return "; ".join(e["message"] for e in data[VALIDATION_ERRORS])
+        return "; ".join(field_words(e["message"]) for e in data[VALIDATION_ERRORS])
     if data.get(APPROVAL_ERRORS):
         details = "; ".join(str(e.get("msg", e)) for e in data[APPROVAL_ERRORS])
         return f"printer {campaign.printer} does not accept it: {details}"
@@ -95,7 +95,7 @@ def _skip_words(campaign: Campaign, r: CampaignRecipient) -> str:
         cap = campaign.organization.recipient_cap
         return f"the organization's cap of {cap} recipients per campaign is reached"
     if r.skip_reason == CampaignRecipient.SkipReason.NO_ADDRESS:
-        return "address1 is empty and address enrichment is off for this campaign"
+        return "the street address is empty and address enrichment is off for this campaign"
     return str(r.get_skip_reason_display() or r.skip_reason)
 
 

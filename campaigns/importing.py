@@ -132,6 +132,25 @@ FIELD_LABELS: dict[str, str] = {
     "country": "Country",
     "email": "Email",
 }
+_FIELD_NAMES = "|".join(sorted(FIELD_LABELS, key=len, reverse=True))
+# A field name opening a check's message, or after "…: " (the Why column's
+# "reason: detail"), and "first_name and last_name".
+_FIELD_AT_START = re.compile(rf"(^|: )({_FIELD_NAMES})\b(?: and ({_FIELD_NAMES})\b)?")
+
+
+def field_words(message: str) -> str:
+    """A check's message with the field names people see on the import page
+    ("address1 is empty" → "Street address is empty"; "first_name and
+    last_name are both empty" → "First name and last name are both empty").
+    The stored messages keep the names; pages and reports show these."""
+
+    def label(m: re.Match[str]) -> str:
+        text = m.group(1) + FIELD_LABELS[m.group(2)]
+        return text + (f" and {FIELD_LABELS[m.group(3)].lower()}" if m.group(3) else "")
+
+    return _FIELD_AT_START.sub(label, message)
+
+
 # When a file has both spellings (older Shopify exports: "Province" and
 # "Province Code", "Country" and "Country Code"), the code wins and the other
 # column is kept as extra information.

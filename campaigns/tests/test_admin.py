@@ -173,9 +173,9 @@ def test_the_changelist_says_why_in_one_line(admin_client):
     )
     content = admin_client.get(reverse("admin:campaigns_campaignrecipient_changelist")).content.decode()
     # The skip reason in words; a long line is cut, whole in its tooltip.
-    assert 'title="No usable address or name: zip is empty (+1 more)"' in content
+    assert 'title="No usable address or name: ZIP / postal code is empty (+1 more)"' in content
     assert "Failed to make proof for this recipient" in content
-    assert "Refused by the printer&#x27;s address rules: zip must be 5 digits" in content
+    assert "Refused by the printer&#x27;s address rules: ZIP / postal code must be 5 digits" in content
     assert "NoAddress:" not in content
 
 
@@ -214,7 +214,7 @@ def test_the_revalidate_button_checks_the_data_like_the_bulk_action(admin_client
     bad.refresh_from_db()
     assert bad.status == S.SKIPPED
     assert "first_name contains an asterisk" in bad.why
-    assert "Re-validate: now skipped. No usable address or name: first_name contains an asterisk" in shown(response)
+    assert "Re-validate: now skipped. No usable address or name: First name contains an asterisk" in shown(response)
 
 
 def test_the_revalidate_button_qualifies_a_fixed_recipient_and_says_so_in_words(admin_client):

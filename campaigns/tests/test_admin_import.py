@@ -81,7 +81,7 @@ def test_the_dry_run_page_explains_each_row_and_writes_nothing(admin_client: Cli
     body = response.content.decode()
     assert "Dry run: nothing was written." in body
     assert "Will be staged for printer sandbox" in body
-    assert "Skipped: first_name contains an asterisk" in body
+    assert "Skipped: First name contains an asterisk" in body
     # The totals name skip reasons as the rest of the admin does, not by the spec's names.
     totals = body.split('id="dry-run-totals"')[1].split("</table>")[0]
     assert "No usable address or name" in totals

@@ -56,8 +56,8 @@ def test_it_explains_each_row_in_plain_words_and_writes_nothing() -> None:
 
     assert messages(result) == [
         "Will be staged for printer sandbox",
-        "Skipped: zip is empty",
-        "Skipped: country 'Narnia' is not a recognised country",
+        "Skipped: ZIP / postal code is empty",
+        "Skipped: Country 'Narnia' is not a recognised country",
         "Blacklisted: the address or email is on the organization's blocklist",
         "Will be staged for printer sandbox",
         "Skipped: the organization's cap of 2 recipients per campaign is reached",
@@ -75,7 +75,7 @@ def test_it_names_the_holdout_share_and_enrichment() -> None:
     result = recipients_dry_run(campaign=campaign, rows=[person(1), person(2, address1="")], actor=ACTOR)
     assert messages(result) == [
         "Holdout: 100 % control group",
-        "Address enrichment: address1 is empty, the address will be looked up",
+        "Address enrichment: the street address is empty, the address will be looked up",
     ]
     assert result.totals[HOLDOUT] == 1
 

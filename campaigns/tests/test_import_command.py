@@ -64,7 +64,7 @@ def test_the_dry_run_prints_outcomes_exports_them_and_writes_nothing(tmp_path: P
     export = tmp_path / "preview.csv"
     out = run(str(campaign.pk), str(DATA / "formula_cells.csv"), "--dry-run", "--export", str(export))
     # A name that starts like a formula is never printed (issue 11): the row is Skipped, in words.
-    assert "Skipped: first_name starts with “=” like a spreadsheet formula" in out
+    assert "Skipped: First name starts with “=” like a spreadsheet formula" in out
     assert "Dry run: nothing was written." in out
     assert campaign.recipients.count() == 0
     rows = list(csv.reader(export.open(encoding="utf-8")))

@@ -178,7 +178,7 @@ def test_the_dry_run_of_a_shopify_export_says_what_went_where_and_warns() -> Non
     by_line = {e.line: e for e in result.lines}
     # Shopify's "'02134" is a ZIP with its leading zero, not a bad postcode.
     assert not by_line[2].message.startswith("Skipped")
-    assert by_line[5].message == "Skipped: first_name starts with “=” like a spreadsheet formula"
+    assert by_line[5].message == "Skipped: First name starts with “=” like a spreadsheet formula"
     assert by_line[6].outcome == DUPLICATE
     assert by_line[6].message.endswith("(line 2)")
 

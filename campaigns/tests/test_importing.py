@@ -317,3 +317,22 @@ def test_the_database_import_memory_does_not_grow_with_the_file() -> None:
     small, large = peak_for(2_000), peak_for(8_000)
     # The input bytes themselves grow (~0.3 MB); the working set must not.
     assert large < small + 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("address1 is empty", "Street address is empty"),
+        ("first_name and last_name are both empty", "First name and last name are both empty"),
+        (
+            "No usable address or name: first_name contains an asterisk",
+            "No usable address or name: First name contains an asterisk",
+        ),
+        ("state 'ZZ' is not a US state", "State / province 'ZZ' is not a US state"),
+        ("the address1 column", "the address1 column"),  # only a field opening the message
+    ],
+)
+def test_a_checks_message_is_shown_with_the_import_pages_field_names(stored: str, shown: str) -> None:
+    from campaigns.importing import field_words
+
+    assert field_words(stored) == shown

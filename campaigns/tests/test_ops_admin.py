@@ -240,7 +240,7 @@ def test_the_page_shows_checks_data_and_blocklist_in_words_never_a_json_box(admi
     content = admin_client.get(change_url(r)).content.decode()
     assert 'name="json"' not in content
     assert "zip: zip must be 5 digits" in content
-    assert "state: state is not a US state" in content
+    assert "State / province is not a US state" in content
     assert "Refused by the printer&#x27;s address rules (PrinterApprovalFailed)" in content
     assert "Loyalty tier: gold" in content
     assert "6270" in content  # as imported
