@@ -209,16 +209,48 @@ def mapping_parse(text: str) -> dict[str, str]:
     return mapping
 
 
+# The parts of a combined address cell, as Mailchimp exports its address
+# field (and asks for it on import): street, second line, city, state, ZIP
+# and country, each separated by two spaces.
+COMBINED_ADDRESS_WORDS = "the whole address: street, city, state, ZIP and country, separated by two spaces"
+_COMBINED_PARTS = ("address1", "address2", "city", "state", "zip", "country")
+
+
+def combined_address(cell: str) -> dict[str, str] | None:
+    """The fields of a combined address cell ("1701 Bristol Ave.  Barrington
+    Rhode Island  02806  USA"), or None when it does not split into one.  Six
+    parts are Mailchimp's six slots in order (empty ones kept); with the empty
+    ones left out, five are street, city, state, ZIP, country (no second
+    line) and four are street, city, ZIP, country (no state)."""
+    parts = [p.strip() for p in cell.strip().split("  ")]
+    if len(parts) == len(_COMBINED_PARTS) and parts[0] and parts[4]:
+        return dict(zip(_COMBINED_PARTS, parts, strict=True))
+    given = [p for p in parts if p]
+    if len(given) == 5:
+        return dict(zip(("address1", "city", "state", "zip", "country"), given, strict=True))
+    if len(given) == 4:
+        return dict(zip(("address1", "city", "zip", "country"), given, strict=True))
+    return None
+
+
 @dataclass
 class Columns:
     fields: list[tuple[str, int]]  # (recipient field, column index)
     extras: list[tuple[str, int]]  # (header, column index) of unmapped, named columns
     width: int
     headers: list[str] = field(default_factory=list)
+    # The street column holds the whole address (no city or ZIP column).
+    combined_address: bool = False
 
     def used(self) -> list[tuple[str, str]]:
         """(column, what it fills, in words), in the file's order."""
-        return [(self.headers[i], FIELD_LABELS[name]) for name, i in self.fields]
+        return [
+            (
+                self.headers[i],
+                COMBINED_ADDRESS_WORDS if self.combined_address and name == "address1" else FIELD_LABELS[name],
+            )
+            for name, i in self.fields
+        ]
 
     def ignored(self) -> list[str]:
         """The named columns that fill no field (kept with the recipient as extra data)."""
@@ -292,8 +324,11 @@ def columns_resolve(
     missing = []
     if "first_name" not in chosen and "last_name" not in chosen:
         missing.append("first_name or last_name")
-    required = ["country"] if not default_country else []
-    if not enrichment:
+    # A street column and no city or ZIP column: it holds the whole address
+    # (Mailchimp's address field), ZIP and country included.
+    combined = "address1" in chosen and "zip" not in chosen and "city" not in chosen
+    required = ["country"] if not default_country and not combined else []
+    if not enrichment and not combined:
         required = ["address1", "zip", *required]
     missing += [name for name in required if name not in chosen]
     if missing:
@@ -320,7 +355,11 @@ def columns_resolve(
             n = by_name[h.casefold()].index(i)
             extras.append((h if n == 0 else f"{h} ({n + 1})", i))
     return Columns(
-        fields=sorted(chosen.items(), key=lambda kv: kv[1]), extras=extras, width=len(headers), headers=headers
+        fields=sorted(chosen.items(), key=lambda kv: kv[1]),
+        extras=extras,
+        width=len(headers),
+        headers=headers,
+        combined_address=combined,
     )
 
 
@@ -414,6 +453,10 @@ class CsvSource:
                 continue
             out: dict[str, Any] = {name: row[i] for name, i in cols.fields}
             out["_line"] = start
+            if cols.combined_address and (parts := combined_address(out.get("address1") or "")):
+                # A column of its own (a country column) wins where it has a value.
+                out.update({k: v for k, v in parts.items() if not (out.get(k) or "").strip()})
+                out["address1"] = parts["address1"]
             if default_country and not out.get("country", "").strip():
                 out["country"] = default_country
             zip_code = out.get("zip")

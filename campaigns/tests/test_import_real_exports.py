@@ -376,3 +376,39 @@ def test_the_command_dry_run_lists_the_columns_and_warns() -> None:
     text = out.getvalue()
     assert "'Default Address Zip' -> ZIP / postal code" in text
     assert "Warning: 1 row in the United States has no state (line 3)" in text
+
+
+MAILCHIMP = (
+    "Email Address,First Name,Last Name,Address,Phone Number,MEMBER_RATING,OPTIN_TIME,TAGS\n"
+    'ada@example.com,Ada,Lovelace,"1701 Bristol Ave.  Barrington  RI  02806  USA",,2,2024-01-02 10:00:00,\n'
+    'bo@example.com,Bo,Diaz,"512 Means St.  Suite 400  Atlanta  GA  30318  US",,3,2024-01-02 10:00:00,"VIP"\n'
+    'cy@example.com,Cy,Moss,"1 Main St    Springfield  IL  62701  US",,1,2024-01-02 10:00:00,\n'
+    "di@example.com,Di,Empty,,,1,2024-01-02 10:00:00,\n"
+)
+
+
+def test_a_mailchimp_audience_export_splits_its_combined_address() -> None:
+    """Mailchimp keeps the whole address in one field and exports it with two
+    spaces between the parts; the file has no ZIP, city or country column."""
+    campaign = CampaignFactory()
+    report = campaign_import_file(
+        campaign=campaign, file=io.BytesIO(MAILCHIMP.encode()), actor=ACTOR, source="members_export.csv"
+    )
+    assert report.created == 4
+    got = {
+        r.last_name: (r.address1, r.address2, r.city, r.state, r.zip, r.country, r.status)
+        for r in campaign.recipients.all()
+    }
+    assert got["Lovelace"] == ("1701 Bristol Ave.", "", "Barrington", "RI", "02806", "US", Status.PROOFING_STAGED)
+    assert got["Diaz"] == ("512 Means St.", "Suite 400", "Atlanta", "GA", "30318", "US", Status.PROOFING_STAGED)
+    assert got["Moss"][:6] == ("1 Main St", "", "Springfield", "IL", "62701", "US")
+    assert got["Empty"][-1] == Status.SKIPPED  # no address at all: skipped, kept, says why
+
+
+def test_the_dry_run_says_the_address_column_holds_the_whole_address() -> None:
+    result = recipients_dry_run_csv(
+        campaign=CampaignFactory(), stream=io.BytesIO(MAILCHIMP.encode()), actor=ACTOR, source="members_export.csv"
+    )
+    assert ("Address", "the whole address: street, city, state, ZIP and country, separated by two spaces") in (
+        result.columns.used()
+    )
