@@ -423,13 +423,19 @@ class ProofTemplate(models.Model):
     def clean(self) -> None:
         # A design that cannot be filled is refused here, not at proofing time.
         from campaigns.proofing.base import ProofError
-        from campaigns.proofing.local import check_background, merge_text
+        from campaigns.proofing.local import check_background, check_drawable, merge_text
 
         sample = dict.fromkeys(MERGE_FIELDS, "x")
         errors = {}
-        for name in ("headline", "subline", "message", "offer"):
+        # The local renderer's fonts, for the text the design itself writes
+        # (a recipient's own characters are checked on their proof).
+        local = settings.PROOFING.get("backend", "local") != "pixelixe"
+        roles = {"headline": "headline", "subline": "body", "message": "message", "offer": "bold"}
+        for name, role in roles.items():
             try:
-                merge_text(getattr(self, name), sample, name)
+                text, _ = merge_text(getattr(self, name), sample, name)
+                if local:
+                    check_drawable(text, role, name)
             except ProofError as exc:
                 errors[name] = exc.message
         for name in ("accent_color", "text_color"):

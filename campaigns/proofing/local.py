@@ -38,6 +38,7 @@ from __future__ import annotations
 import io
 import string
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -90,6 +91,55 @@ def font(role: str, size: int) -> Font:
     if path is None:
         return ImageFont.load_default(size=size)
     return ImageFont.truetype(path, size)
+
+
+# Characters that draw nothing of their own: combining marks, joiners and
+# variation selectors (parts of emoji sequences), controls, spaces.
+_NO_GLYPH_CATEGORIES = frozenset({"Mn", "Me", "Cf", "Cc", "Zs", "Zl", "Zp"})
+# A code point no font here has: what the font draws for a missing glyph.
+_SURELY_MISSING = "\U0010fffd"
+
+
+@lru_cache(maxsize=32)
+def _notdef(path: str) -> tuple[tuple[int, int], bytes]:
+    mask = ImageFont.truetype(path, 40).getmask(_SURELY_MISSING)
+    return mask.size, bytes(mask)
+
+
+@lru_cache(maxsize=8192)
+def _has_glyph(path: str, ch: str) -> bool:
+    mask = ImageFont.truetype(path, 40).getmask(ch)
+    return (mask.size, bytes(mask)) != _notdef(path)
+
+
+def undrawable(text: str, role: str) -> list[str]:
+    """The characters of ``text`` that ``role``'s font has no glyph for: on
+    the card they would print as empty boxes (a name in Chinese or Hebrew,
+    an emoji: the DejaVu fonts draw Latin, Greek and Cyrillic)."""
+    path = font_path(role)
+    if path is None:
+        return []
+    seen: list[str] = []
+    for ch in text:
+        if ch in seen or unicodedata.category(ch) in _NO_GLYPH_CATEGORIES:
+            continue
+        if not _has_glyph(path, ch):
+            seen.append(ch)
+    return seen
+
+
+def check_drawable(text: str, role: str, where: str) -> None:
+    """Refuse ``text`` when ``role``'s font cannot draw it (``ProofError``,
+    creative and permanent): printing it would put boxes on the card."""
+    missing = undrawable(text, role)
+    if missing:
+        shown = ", ".join(f"\u201c{ch}\u201d" for ch in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise ProofError(
+            f"The {where} has characters the card's font cannot print ({shown}): they would come out as empty "
+            "boxes. Write it with other characters (a name in Latin letters, no emoji)",
+            cause="creative",
+            permanent=True,
+        )
 
 
 # ---------------------------------------------------------------------- merge fields
@@ -618,6 +668,16 @@ class LocalProofRenderer:
     def render_images(self, job: ProofJob) -> tuple[Image.Image, Image.Image]:
         """The two sides as Pillow images (the tests and the admin preview use them)."""
         texts = resolve_texts(job)
+        for text, role, where in (
+            (texts.headline, "headline", "card's headline"),
+            (texts.subline, "body", "card's subline"),
+            (texts.message, "message", "card's message"),
+            (texts.offer, "bold", "card's offer"),
+            (job.merge.get("organization", "").upper(), "caps", "organization's name"),
+            ("\n".join(job.sender_lines), "bold", "return address"),
+            ("\n".join(job.address_lines), "body", "recipient's address"),
+        ):
+            check_drawable(text, role, where)
         text_color = color(job.design.text_color, "text colour")
         accent = color(job.design.accent_color, "accent colour")
         front = front_base(job.design, job.size).copy()

@@ -411,3 +411,37 @@ def test_the_api_key_never_appears_in_an_error_message(uid):
     if uid in ("4xx", "status-error"):
         assert "[key]" in shown  # the vendor did quote it: we scrubbed it
     assert SECRET_KEY not in repr(client(sim))
+
+
+# ---------------------------------------------------------------- characters the fonts cannot print
+@pytest.mark.parametrize(
+    ("merge", "address", "where"),
+    [
+        ({"first_name": "山田"}, ("Ada Lovelace", "12 St James's Sq"), "card's headline"),
+        ({"first_name": "Ana 🌸"}, ("Ada Lovelace", "12 St James's Sq"), "card's headline"),
+        ({}, ("王小明", "12 St James's Sq"), "recipient's address"),
+    ],
+)
+def test_a_text_the_fonts_cannot_print_fails_its_proof_instead_of_printing_boxes(merge, address, where):
+    with pytest.raises(ProofError) as info:
+        images(job(address=address, **merge))
+    assert (info.value.cause, info.value.permanent) == ("creative", True)
+    assert info.value.message.startswith(f"The {where} has characters the card's font cannot print (")
+    assert "empty boxes" in info.value.message
+
+
+def test_accents_greek_cyrillic_and_joiners_are_printed():
+    # Combining marks and zero-width joiners draw nothing of their own: never "missing".
+    images(job(first_name="Zoë Ζωή Жанна Jose\u0301", address=("Ana\u200d Müller", "12 St James's Sq")))
+
+
+def test_a_template_whose_own_text_cannot_be_printed_is_refused_when_saved():
+    from django.core.exceptions import ValidationError
+
+    from campaigns.models import ProofTemplate
+
+    template = ProofTemplate(name="Party", headline="Hello {first_name} 🎉", accent_color="#7a3b12")
+    with pytest.raises(ValidationError) as info:
+        template.clean()
+    assert "headline" in info.value.message_dict
+    assert "cannot print (“🎉”)" in info.value.message_dict["headline"][0]
