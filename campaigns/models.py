@@ -207,6 +207,59 @@ class Campaign(models.Model):
             raise ValidationError(
                 {"size": f"{label} does not make {self.size} postcards: choose one of {', '.join(sorted(sizes))}."}
             )
+        if old is not None and old["printer"] != self.printer:
+            self._clean_printer_switch(cls, label)
+
+    def _clean_printer_switch(self, cls: Any, label: str) -> None:
+        """Another printer for a campaign that has recipients.  Refused while
+        a card may be at the old printer with its outcome unknown (being
+        sent, or waiting to be tried again): its next attempt looks the piece
+        up at the campaign's printer, and the new one would find nothing and
+        print it a second time.  Refused too when recipients already checked
+        against the old printer's address rules, and waiting to be proofed or
+        mailed, fail the new one's: each would fail at the printer."""
+        from campaigns.qualification import APPROVAL_FIELDS
+
+        rows = CampaignRecipient.objects.filter(campaign_id=self.pk)
+        in_flight = rows.filter(
+            models.Q(status=CampaignRecipientStatus.SENDING)
+            | models.Q(
+                status__in=[CampaignRecipientStatus.SENDING_STAGED, CampaignRecipientStatus.SCHEDULED],
+                first_attempt_at__isnull=False,
+            )
+        ).count()
+        if in_flight:
+            raise ValidationError(
+                {
+                    "printer": f"{in_flight} card(s) of this campaign are being sent to the current printer, or "
+                    "waiting to be tried again there, and it may already have them: changing the printer now "
+                    "could print them twice. Change it once they are mailed (or in Error)."
+                }
+            )
+        waiting = rows.filter(
+            status__in=[
+                CampaignRecipientStatus.PROOFING_STAGED,
+                CampaignRecipientStatus.PROOFING,
+                CampaignRecipientStatus.PROOFED,
+                CampaignRecipientStatus.SENDING_STAGED,
+                CampaignRecipientStatus.SCHEDULED,
+            ]
+        )
+        refused = 0
+        example = ""
+        for row in waiting.values(*APPROVAL_FIELDS).iterator():
+            errors = cls.approval_errors(row)
+            if errors:
+                refused += 1
+                example = example or f"{row['first_name']} {row['last_name']}".strip() + f": {errors[0]['msg']}"
+        if refused:
+            raise ValidationError(
+                {
+                    "printer": f"{refused} recipient(s) waiting to be proofed or mailed do not meet {label}'s "
+                    f"address rules (for example {example}). Choose another printer, or archive those "
+                    "recipients first."
+                }
+            )
 
 
 # Field values a transition sets besides the status.  A transition declares
