@@ -298,7 +298,7 @@ def _run_retry_proofing(queryset: QuerySet[CampaignRecipient], actor: Actor) -> 
 
 def _run_retry_sending(queryset: QuerySet[CampaignRecipient], actor: Actor) -> tuple[str, bool]:
     report = recipients_retry_sending(queryset=queryset, actor=actor)
-    return f"Retry sending: {_retry_words(report)}.", bool(report.retried)
+    return f"Retry sending: {_retry_words(report)}.", bool(report.retried or report.reproofed)
 
 
 def _run_retry_errors(queryset: QuerySet[CampaignRecipient], actor: Actor) -> tuple[str, bool]:

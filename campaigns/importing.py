@@ -218,19 +218,29 @@ _COMBINED_PARTS = ("address1", "address2", "city", "state", "zip", "country")
 
 def combined_address(cell: str) -> dict[str, str] | None:
     """The fields of a combined address cell ("1701 Bristol Ave.  Barrington
-    Rhode Island  02806  USA"), or None when it does not split into one.  Six
-    parts are Mailchimp's six slots in order (empty ones kept); with the empty
-    ones left out, five are street, city, state, ZIP, country (no second
-    line) and four are street, city, ZIP, country (no state)."""
-    parts = [p.strip() for p in cell.strip().split("  ")]
+    RI  02806  USA"), or None when it does not split into one.  Six parts are
+    Mailchimp's six slots in order, empty ones kept (an empty last part is a
+    missing country).  With the empty ones left out, the last part is the
+    country only when it names one: then five are street, city, state, ZIP,
+    country and four street, city, ZIP, country; without one, five are
+    street, second line, city, state, ZIP and four street, city, state, ZIP
+    (the default country fills it)."""
+    parts = [p.strip() for p in cell.split("  ")]
+    while len(parts) > len(_COMBINED_PARTS) and not parts[0]:
+        parts.pop(0)  # spaces before the street
     if len(parts) == len(_COMBINED_PARTS) and parts[0] and parts[4]:
         return dict(zip(_COMBINED_PARTS, parts, strict=True))
     given = [p for p in parts if p]
-    if len(given) == 5:
-        return dict(zip(("address1", "city", "state", "zip", "country"), given, strict=True))
-    if len(given) == 4:
-        return dict(zip(("address1", "city", "zip", "country"), given, strict=True))
-    return None
+    if given and country_normalize(given[-1]) is not None:
+        names: tuple[str, ...] = {
+            5: ("address1", "city", "state", "zip", "country"),
+            4: ("address1", "city", "zip", "country"),
+        }.get(len(given), ())
+    else:
+        names = {5: ("address1", "address2", "city", "state", "zip"), 4: ("address1", "city", "state", "zip")}.get(
+            len(given), ()
+        )
+    return dict(zip(names, given, strict=True)) if names else None
 
 
 @dataclass

@@ -412,3 +412,26 @@ def test_the_dry_run_says_the_address_column_holds_the_whole_address() -> None:
     assert result.columns is not None
     used = result.columns.used()
     assert ("Address", "the whole address: street, city, state, ZIP and country, separated by two spaces") in used
+
+
+@pytest.mark.parametrize(
+    ("cell", "fields"),
+    [
+        # Six slots with the country empty: the last part is not dropped.
+        ("1701 Bristol Ave.    Barrington  RI  02806  ", ("1701 Bristol Ave.", "", "Barrington", "RI", "02806", "")),
+        (
+            "512 Means St.  Suite 400  Atlanta  GA  30318  ",
+            ("512 Means St.", "Suite 400", "Atlanta", "GA", "30318", ""),
+        ),
+        # Empty slots left out: the last part is the country only when it names one.
+        ("1 Main St  Springfield  IL  62701", ("1 Main St", "", "Springfield", "IL", "62701", "")),
+        ("10 Downing St  London  SW1A 2AA  GB", ("10 Downing St", "", "London", "", "SW1A 2AA", "GB")),
+    ],
+)
+def test_a_combined_address_without_a_country_leaves_it_to_the_default(cell: str, fields: tuple[str, ...]) -> None:
+    from campaigns.importing import combined_address
+
+    parts = combined_address(cell)
+    assert parts is not None
+    names = ("address1", "address2", "city", "state", "zip", "country")
+    assert tuple(parts.get(name, "") for name in names) == fields

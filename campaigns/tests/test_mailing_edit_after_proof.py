@@ -86,6 +86,7 @@ def test_an_address_fixed_in_the_admin_after_a_refusal_is_mailed_on_a_card_made_
     # "Retry sending" makes the card again first.
     retried = admin_client.post(CHANGELIST, {"action": "retry_sending", "_selected_action": [r.pk]}, follow=True)
     assert "1 to proofing first (name or address edited since the proof)" in shown(retried)
+    assert [m.level_tag for m in retried.context["messages"]] == ["success"]  # it moved: not a warning
     r.refresh_from_db()
     assert r.status == S.PROOFING_STAGED
 
