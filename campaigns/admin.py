@@ -522,20 +522,25 @@ class RecipientForm(forms.ModelForm):
     country and US state as codes), as an import stores them."""
 
     validated: ValidatedRow | None = None
+    # The fields whose stored value changes (the validator's value against the
+    # row as loaded, not what was typed against what was shown: "ma" over
+    # "MA" changes nothing, an email edit may repair the ZIP).  Only these are
+    # saved, and a card changes when one of ADDRESS_FIELDS is among them.
+    stored_changes: frozenset[str] = frozenset()
 
     class Meta:
         model = CampaignRecipient
         fields = ("campaign", *RECIPIENT_FIELDS)
+
+    @property
+    def card_changes(self) -> frozenset[str]:
+        return self.stored_changes & frozenset(ADDRESS_FIELDS)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         adding = self.instance.pk is None
         if not adding and not set(self.changed_data) & set(RECIPIENT_FIELDS):
             return cleaned  # nothing the validator reads changed: pressing a button stays possible
-        if not adding and set(self.changed_data) & set(ADDRESS_FIELDS):
-            busy = card_busy(self.instance)
-            if busy:
-                raise forms.ValidationError(busy)
         campaign = cleaned.get("campaign") if adding else self.instance.campaign
         if campaign is None or set(self.errors) & set(RECIPIENT_FIELDS):
             # A field the form refused (too long) has no value here: checking
@@ -561,6 +566,17 @@ class RecipientForm(forms.ModelForm):
         for name in RECIPIENT_FIELDS:
             if name in self.fields:
                 cleaned[name] = row.data[name]
+        if not adding:
+            # ``self.instance`` still holds the row as loaded (the form's
+            # values reach it after ``clean``).
+            self.stored_changes = frozenset(
+                name
+                for name in RECIPIENT_FIELDS
+                if name in self.fields and cleaned[name] != getattr(self.instance, name)
+            )
+            busy = card_busy(self.instance) if self.card_changes else ""
+            if busy:
+                raise forms.ValidationError(busy)
         if adding:
             twin = CampaignRecipient.objects.filter(campaign=campaign, natural_key=row.natural_key).first()
             if twin is not None:
@@ -846,10 +862,14 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
                 level=messages.INFO,
             )
             return
-        super().save_model(request, obj, form, change)
-        data_changed = set(form.changed_data) & set(RECIPIENT_FIELDS)
+        # Only what the form changes: a whole-row save would write back, as
+        # loaded, the claim, key and saved request a worker wrote meanwhile
+        # (the status compare-and-swap alone does not see them).
+        if form.stored_changes:
+            obj.save(update_fields=[*form.stored_changes, "updated"])
+        data_changed = form.stored_changes
         pressing = request.POST.get(self.fsm_post_param)
-        if set(form.changed_data) & set(ADDRESS_FIELDS):
+        if form.card_changes:
             said = recipient_data_changed(recipient=obj, actor=actor)
             if said:
                 obj.refresh_from_db()

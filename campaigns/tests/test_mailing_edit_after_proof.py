@@ -7,6 +7,7 @@ the printer cannot be edited at all."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 
 import pytest
@@ -188,3 +189,93 @@ def test_a_mailed_record_may_still_be_corrected_by_a_superuser(admin_client):
     r.refresh_from_db()
     assert (r.status, r.address1) == (S.SENT, "99 Corrected Street")
     assert r.proof_version != PROOF_OUTDATED  # the card was made and mailed: nothing to make again
+
+
+# ---------------------------------------------------------------- what a save changes
+def test_an_email_edit_that_repairs_the_zip_makes_the_card_again(admin_client):
+    """The validator's value counts, not what was typed: the ZIP stored as
+    2134 is saved as 02134, so the card (whose back shows it) is made again."""
+    _c, (r,) = ready_campaign(1, status=S.PROOFED)
+    CampaignRecipient.objects.filter(pk=r.pk).update(zip="2134", country="US", state="MA")
+    r.refresh_from_db()
+    admin_client.post(change_url(r), form_post(r, email="new@example.com"))
+    r.refresh_from_db()
+    assert (r.zip, r.email, r.status, r.proof_version) == (
+        "02134",
+        "new@example.com",
+        S.PROOFING_STAGED,
+        PROOF_OUTDATED,
+    )
+
+
+def test_a_value_typed_as_it_is_stored_is_not_an_edit(admin_client):
+    _c, (r,) = ready_campaign(1, status=S.PROOFED)
+    CampaignRecipient.objects.filter(pk=r.pk).update(state="MA", country="US")
+    r.refresh_from_db()
+    admin_client.post(change_url(r), form_post(r, state="ma"))  # stored as MA: the same
+    r.refresh_from_db()
+    assert (r.status, r.state) == (S.PROOFED, "MA")
+
+
+@pytest.mark.parametrize("press", ["archive", ""], ids=["archive button", "plain save"])
+def test_a_claim_a_worker_takes_while_the_page_posts_is_not_written_back(admin_client, monkeypatch, press):
+    """The page saves only what the form changes: a whole-row save wrote back,
+    as loaded, the claim and key a worker wrote meanwhile, and then the
+    Archive button found the card untouched and archived a card in flight."""
+    from campaigns.admin import RecipientForm
+    from campaigns.tests.factories import CampaignRecipientFactory
+
+    card = CampaignRecipientFactory(status=S.SCHEDULED)
+    token = uuid.uuid4()
+    real = RecipientForm.clean
+
+    def loaded_then_claimed(self):
+        # The mailing worker claims the due card after the page loaded the row.
+        CampaignRecipient.objects.filter(pk=self.instance.pk).update(
+            claim_token=token, lease_until=timezone.now(), first_attempt_at=timezone.now(), idempotency_key="key-1"
+        )
+        return real(self)
+
+    monkeypatch.setattr(RecipientForm, "clean", loaded_then_claimed)
+    data = form_post(card, email="ops@example.com")
+    if press:
+        data["_fsm_transition_to"] = press
+    admin_client.post(change_url(card), data, follow=True)
+    card.refresh_from_db()
+    assert (card.status, card.claim_token, card.idempotency_key) == (S.SCHEDULED, token, "key-1")
+    assert card.email == "ops@example.com"  # the edit itself is saved
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_committed_by_another_connection_is_not_written_back(admin_client, monkeypatch):
+    """The same with the worker in its own connection (PostgreSQL; on SQLite
+    the page's transaction holds the write lock, so no worker writes meanwhile)."""
+    import threading
+
+    from django.db import connection
+
+    from campaigns.admin import RecipientForm
+    from campaigns.tests.factories import CampaignRecipientFactory
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite: the page's IMMEDIATE transaction keeps every worker out")
+    card = CampaignRecipientFactory(status=S.SCHEDULED)
+    token = uuid.uuid4()
+    real = RecipientForm.clean
+
+    def worker():
+        CampaignRecipient.objects.filter(pk=card.pk, claim_token__isnull=True).update(
+            claim_token=token, lease_until=timezone.now(), first_attempt_at=timezone.now(), idempotency_key="key-1"
+        )
+        connection.close()
+
+    def clean(self):
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        return real(self)
+
+    monkeypatch.setattr(RecipientForm, "clean", clean)
+    admin_client.post(change_url(card), {**form_post(card), "_fsm_transition_to": "archive"}, follow=True)
+    card.refresh_from_db()
+    assert (card.status, card.claim_token) == (S.SCHEDULED, token)
