@@ -37,6 +37,7 @@ from campaigns.models import (
     ProofApproval,
     ProofTemplate,
     RecipientTransition,
+    may_be_at_printer,
 )
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
 from campaigns.proofing.design import campaign_withdraw_stale_approvals, template_withdraw_stale_approvals
@@ -594,9 +595,12 @@ def card_busy(r: CampaignRecipient) -> str:
         return "Its proof is being made right now: save the change again in a minute."
     if r.status == Status.ADDRESS_ENRICHING:
         return "Its address is being looked up right now: save the change again in a minute."
-    if r.status in (Status.SCHEDULED, Status.SENDING) or (
-        r.status == Status.SENDING_STAGED and r.first_attempt_at is not None
-    ):
+    if r.status == Status.ERROR and may_be_at_printer(r):
+        return (
+            "The printer may already have this card (the outcome of its last attempt is unknown), so its name "
+            "and address can no longer change. Retry sending first: it looks the card up at the printer."
+        )
+    if r.status in (Status.SCHEDULED, Status.SENDING) or (r.status == Status.SENDING_STAGED and may_be_at_printer(r)):
         return (
             f"This card is already on its way to the printer ({status_words(r.status)}), "
             "so its name and address can no longer change."

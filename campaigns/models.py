@@ -377,6 +377,21 @@ MAILING_ERRORS = frozenset(
 )
 
 
+# The mailing stage's messages for a row whose printer call was answered
+# definitively (refused, or a lookup found nothing): no piece exists under its
+# key, so a retry may use a new one.  Any other Error of a row sent before
+# (the queue, billing) may have its piece at the printer.
+NOTHING_AT_PRINTER = frozenset({ErrorMessages.FAILED_TO_MAKE_MAIL_PIECE, ErrorMessages.FAILED_SUBMISSION_TO_PRINTER})
+
+
+def may_be_at_printer(r: Any) -> bool:
+    """An attempt was made for ``r`` and nothing says the printer has no piece:
+    its key and saved request must stay, and its next attempt looks first."""
+    if getattr(r, "first_attempt_at", None) is None:
+        return False
+    return not (r.status == CampaignRecipientStatus.ERROR and r.error_message in NOTHING_AT_PRINTER)
+
+
 def is_mailing_error(r: Any) -> bool:
     """An Error row the mailing stage set: it has its proof (the proofing
     stage's rows have none yet), and the proof still shows its data."""

@@ -21,7 +21,13 @@ from types import SimpleNamespace
 from django.db import transaction
 from django.db.models import F, QuerySet
 
-from campaigns.models import MAILING_ERRORS, CampaignRecipient, is_mailing_error, proof_outdated
+from campaigns.models import (
+    MAILING_ERRORS,
+    NOTHING_AT_PRINTER,
+    CampaignRecipient,
+    is_mailing_error,
+    proof_outdated,
+)
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
 from campaigns.proofing.retry import RetryReport, recipients_retry_proofing
 from campaigns.services import recipients_bulk_transition
@@ -56,6 +62,9 @@ def recipients_retry_sending(*, queryset: QuerySet[CampaignRecipient], actor: Ac
     for pk, status, message, proof, version, first in queryset.values_list(
         "pk", "status", "error_message", "proof_url", "proof_version", "first_attempt_at"
     ).order_by("pk"):
+        # A row sent before gets a new key only when the printer answered
+        # that it has nothing (NOTHING_AT_PRINTER); otherwise it keeps its key
+        # and request, and its next attempt looks the piece up first.
         row = SimpleNamespace(error_message=message, proof_url=proof, proof_version=version)
         if status != Status.ERROR:
             report.not_eligible[f"already {status}"] += 1
@@ -65,7 +74,7 @@ def recipients_retry_sending(*, queryset: QuerySet[CampaignRecipient], actor: Ac
             report.not_eligible["not a mailing error"] += 1
         else:
             eligible.append(pk)
-            if first is not None:
+            if first is not None and message in NOTHING_AT_PRINTER:
                 sent_before.append(pk)
     if outdated:
         again = recipients_retry_proofing(queryset=CampaignRecipient.objects.filter(pk__in=outdated), actor=actor)

@@ -13,7 +13,14 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 
 from campaigns.discounts.base import discount_code_for
-from campaigns.models import PROOF_OUTDATED, Campaign, CampaignRecipient, is_mailing_error, is_proofing_error
+from campaigns.models import (
+    PROOF_OUTDATED,
+    Campaign,
+    CampaignRecipient,
+    is_mailing_error,
+    is_proofing_error,
+    may_be_at_printer,
+)
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
 from campaigns.services import recipients_bulk_transition
 from common.fsm import Actor
@@ -125,7 +132,7 @@ def recipient_data_changed(*, recipient: CampaignRecipient, actor: Actor) -> str
             campaign_ring_on_commit(r.campaign_id)
             return "Its card is made again from the new data by the next pipeline run before it is mailed."
         if r.status == Status.ERROR and is_mailing_error(r):
-            if r.first_attempt_at is not None:
+            if r.first_attempt_at is not None and not may_be_at_printer(r):
                 rows.update(
                     submission_gen=F("submission_gen") + 1,
                     idempotency_key="",

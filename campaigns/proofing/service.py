@@ -371,6 +371,13 @@ def campaign_fail_staged(
     *, campaign: Campaign, message: str, detail: str, actor: Actor, status: str = Status.PROOFING_STAGED
 ) -> int:
     """Every row of the campaign staged in ``status`` (ProofingStaged, or
-    SendingStaged) to Error(message), in chunks."""
+    SendingStaged) to Error(message), in chunks.  Not a SendingStaged row
+    that was sent before (a timeout after the printer made the piece, say):
+    its piece may be in the mail, so it waits, saying why, and its next
+    attempt looks it up first (as the billing check leaves such rows)."""
     rows = campaign.recipients.filter(status=status)
+    if status == Status.SENDING_STAGED:
+        attempted = rows.filter(first_attempt_at__isnull=False)
+        attempted.update(error_detail=f"waiting: {detail}"[:500], updated=timezone.now())
+        rows = rows.filter(first_attempt_at__isnull=True)
     return recipients_fail_queued(rows=rows, message=message, detail=detail, actor=actor, chunk=CHUNK)

@@ -279,3 +279,53 @@ def test_a_claim_committed_by_another_connection_is_not_written_back(admin_clien
     admin_client.post(change_url(card), {**form_post(card), "_fsm_transition_to": "archive"}, follow=True)
     card.refresh_from_db()
     assert (card.status, card.claim_token) == (S.SCHEDULED, token)
+
+
+# ---------------------------------------------------------------- a card the printer may have
+def test_a_queue_failure_never_errors_a_card_the_printer_may_have(admin_client, simulator):
+    """The printer made the piece but our call timed out; then the task queue
+    was down and the doorbell failed the campaign's staged rows.  Such a row
+    went to Error, and its retry (or an edit) gave it a new key: two cards."""
+    from campaigns.pipeline import doorbell
+    from campaigns.tests.test_mailing_stage import due_now
+    from printers.simulator import Fault
+
+    campaign, (r,) = ready_campaign(1)
+    simulator.inject("sandbox", Fault.timeout_after_create(1.0, method="POST"))
+    mail(campaign)
+    r.refresh_from_db()
+    assert (r.status, r.first_attempt_at is not None) == (S.SENDING_STAGED, True)
+    doorbell._fail_queue(campaign.pk, "the task queue could not be reached 3 times in a row")
+    r.refresh_from_db()
+    assert r.status == S.SENDING_STAGED  # waits, saying why
+    assert r.why == "Waiting: the task queue could not be reached 3 times in a row"
+    due_now(campaign)
+    mail(campaign)
+    r.refresh_from_db()
+    assert r.status == S.SENT
+    assert simulator.physical_pieces("sandbox") == 1
+
+
+def test_an_error_row_the_printer_may_have_keeps_its_key_and_refuses_an_edit(admin_client, simulator):
+    """Rows left in Error by the old doorbell rule (sent before, queue error):
+    the retry keeps the key and looks first; the page refuses the edit."""
+    from campaigns.tests.test_mailing_stage import due_now
+    from printers.simulator import Fault
+
+    campaign, (r,) = ready_campaign(1)
+    simulator.inject("sandbox", Fault.timeout_after_create(1.0, method="POST"))
+    mail(campaign)
+    CampaignRecipient.objects.filter(pk=r.pk).update(
+        status=S.ERROR, error_message=ErrorMessages.FAILED_SUBMISSION_TO_MAILING_QUEUE
+    )
+    r.refresh_from_db()
+    page = admin_client.post(change_url(r), form_post(r, address1="1 Other Street"))
+    assert "The printer may already have this card" in page.content.decode()
+    admin_client.post(CHANGELIST, {"action": "retry_sending", "_selected_action": [r.pk]})
+    r.refresh_from_db()
+    assert (r.status, r.submission_gen) == (S.SENDING_STAGED, 0)
+    due_now(campaign)
+    mail(campaign)
+    r.refresh_from_db()
+    assert r.status == S.SENT
+    assert simulator.physical_pieces("sandbox") == 1
