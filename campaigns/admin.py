@@ -13,6 +13,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
@@ -113,8 +114,45 @@ class OrganizationAdmin(admin.ModelAdmin):
         return "Ready to bill." if check.ready else f"Not ready: {check.problem}."
 
 
+# A card needs at most ~3,400 x 1,900 pixels (6x11 at 300 dpi with bleed); a
+# 50-megapixel camera picture is the largest we decode (each proof worker
+# keeps the decoded picture: ~150 MB at this size).
+MAX_BACKGROUND_PIXELS = 50_000_000
+
+
+class BackgroundField(forms.ImageField):
+    """An upload refused in words when it is far larger than a card needs:
+    Pillow's own guard (over ~179 million pixels) made Django say "not an
+    image or a corrupted image"."""
+
+    def to_python(self, data: Any) -> Any:
+        from PIL import Image
+
+        if data is not None and hasattr(data, "read"):
+            try:
+                with Image.open(data) as opened:
+                    width, height = opened.size
+            except Image.DecompressionBombError:
+                width = height = 0
+                too_big = True
+            except Exception:  # not an image at all: Django's own check says so below
+                too_big = False
+            else:
+                too_big = width * height > MAX_BACKGROUND_PIXELS
+            finally:
+                data.seek(0)
+            if too_big:
+                size = f"{width:,} x {height:,} pixels" if width else "over 179 million pixels"
+                raise forms.ValidationError(
+                    f"This picture is {size}, far more than a postcard needs: scale it down to about "
+                    "3,400 x 1,900 pixels (a 6x11 card at 300 dpi; smaller cards need less) and upload that."
+                )
+        return super().to_python(data)
+
+
 @admin.register(ProofTemplate)
 class ProofTemplateAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.ImageField: {"form_class": BackgroundField}}
     list_display = ("name", "version", "updated")
     search_fields = ("name",)
     readonly_fields = ("version", "merge_fields")

@@ -162,6 +162,39 @@ def test_a_template_with_a_broken_merge_field_is_refused_in_the_form(admin_clien
     assert not ProofTemplate.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("size", "says"),
+    [
+        ((20000, 20000), "This picture is over 179 million pixels, far more than a postcard needs"),
+        ((9000, 9000), "This picture is 9,000 x 9,000 pixels, far more than a postcard needs"),
+    ],
+)
+def test_a_background_far_larger_than_a_card_is_refused_in_words(admin_client, size, says, settings, tmp_path):
+    """Pillow's guard made Django say 'not an image or a corrupted image'."""
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    buffer = io.BytesIO()
+    Image.new("1", size).save(buffer, "PNG")  # one bit a pixel: a few kB however large
+    data = {
+        "name": "Huge",
+        "headline": "Hello {first_name|friend}!",
+        "subline": "",
+        "message": "",
+        "offer": "",
+        "accent_color": "#7a3b12",
+        "text_color": "#ffffff",
+        "front_background": SimpleUploadedFile("huge.png", buffer.getvalue(), "image/png"),
+    }
+    page = admin_client.post(reverse("admin:campaigns_prooftemplate_add"), data).content.decode()
+    assert says in page
+    assert "corrupted image" not in page
+    assert not ProofTemplate.objects.exists()
+
+
 def test_a_fallback_fills_a_missing_first_name():
     from campaigns.proofing.local import merge_text
 
