@@ -445,3 +445,31 @@ def test_a_template_whose_own_text_cannot_be_printed_is_refused_when_saved():
         template.clean()
     assert "headline" in info.value.message_dict
     assert "cannot print (“🎉”)" in info.value.message_dict["headline"][0]
+
+
+def test_threads_missing_the_same_background_decode_it_once():
+    """A pool of proof threads starting on a new design each decoded the
+    background: one builds, the others wait for its image."""
+    import threading
+    import time
+
+    from campaigns.proofing.local import _LRU
+
+    cache = _LRU(maxsize=4)
+    built: list[int] = []
+
+    def build() -> Image.Image:
+        built.append(1)
+        time.sleep(0.05)  # a big decode
+        return Image.new("RGB", (4, 4))
+
+    results: list[Image.Image] = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get(("bg", 1), build))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1
+    assert len({id(r) for r in results}) == 1
+    cache.get(("bg", 2), build)  # another key builds its own
+    assert len(built) == 2
