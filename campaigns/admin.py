@@ -889,6 +889,15 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
 
     # --- saving by hand ---
 
+    def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> Any:
+        """The history's "Changed …" names what was stored, not what was typed
+        ("ma" over "MA" changes nothing; an email edit may repair the ZIP)."""
+        if add or not isinstance(form, RecipientForm):
+            return super().construct_change_message(request, form, formsets, add)
+        order = list(RECIPIENT_FIELDS)
+        fields = sorted(form.stored_changes, key=order.index)
+        return [{"changed": {"fields": [str(form.fields[f].label or f) for f in fields]}}] if fields else []
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         actor = Actor("admin", request.user)
         if not change:

@@ -226,12 +226,17 @@ def combined_address(cell: str) -> dict[str, str] | None:
     street, second line, city, state, ZIP and four street, city, state, ZIP
     (the default country fills it)."""
     parts = [p.strip() for p in cell.split("  ")]
+    while len(parts) > len(_COMBINED_PARTS) and not parts[-1]:
+        parts.pop()  # spaces after the last part
     while len(parts) > len(_COMBINED_PARTS) and not parts[0]:
         parts.pop(0)  # spaces before the street
-    if len(parts) == len(_COMBINED_PARTS) and parts[0] and parts[4]:
-        return dict(zip(_COMBINED_PARTS, parts, strict=True))
     given = [p for p in parts if p]
-    if given and country_normalize(given[-1]) is not None:
+    ends_in_country = bool(given) and country_normalize(given[-1]) is not None
+    # Six parts with an empty last one are the slots with no country, unless
+    # the last given part is a country: then it is five parts and trailing spaces.
+    if len(parts) == len(_COMBINED_PARTS) and parts[0] and parts[4] and (parts[5] or not ends_in_country):
+        return dict(zip(_COMBINED_PARTS, parts, strict=True))
+    if ends_in_country:
         names: tuple[str, ...] = {
             5: ("address1", "city", "state", "zip", "country"),
             4: ("address1", "city", "zip", "country"),

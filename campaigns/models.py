@@ -12,7 +12,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from campaigns.enums import CampaignRecipientSkipReason, CampaignRecipientStatus, ErrorMessages
-from campaigns.recipient_json import APPROVAL_ERRORS, PROBLEM_KEYS, SKIP_DETAILS, skip_details
+from campaigns.recipient_json import APPROVAL_ERRORS, PRINTER_MAY_HAVE_IT, PROBLEM_KEYS, SKIP_DETAILS, skip_details
 from campaigns.search import HasKey, PrefixIndex
 from campaigns.validation import blocklist_entry_key, country_normalize
 from common.fsm import apply_sets, transition_sets
@@ -223,9 +223,15 @@ class Campaign(models.Model):
         rows = CampaignRecipient.objects.filter(campaign_id=self.pk)
         in_flight = rows.filter(
             models.Q(status=CampaignRecipientStatus.SENDING)
-            | models.Q(
-                status__in=[CampaignRecipientStatus.SENDING_STAGED, CampaignRecipientStatus.SCHEDULED],
-                first_attempt_at__isnull=False,
+            | (
+                models.Q(
+                    status__in=[
+                        CampaignRecipientStatus.SENDING_STAGED,
+                        CampaignRecipientStatus.SCHEDULED,
+                        CampaignRecipientStatus.ERROR,
+                    ]
+                )
+                & MAY_BE_AT_PRINTER
             )
         ).count()
         if in_flight:
@@ -233,7 +239,8 @@ class Campaign(models.Model):
                 {
                     "printer": f"{in_flight} card(s) of this campaign are being sent to the current printer, or "
                     "waiting to be tried again there, and it may already have them: changing the printer now "
-                    "could print them twice. Change it once they are mailed (or in Error)."
+                    "could print them twice. Change it once they are mailed (retry those in Error first: a "
+                    "retry looks each card up at the printer)."
                 }
             )
         waiting = rows.filter(
@@ -389,7 +396,16 @@ def may_be_at_printer(r: Any) -> bool:
     its key and saved request must stay, and its next attempt looks first."""
     if getattr(r, "first_attempt_at", None) is None:
         return False
-    return not (r.status == CampaignRecipientStatus.ERROR and r.error_message in NOTHING_AT_PRINTER)
+    flagged = isinstance(r.json, dict) and bool(r.json.get(PRINTER_MAY_HAVE_IT))
+    return flagged or not (r.status == CampaignRecipientStatus.ERROR and r.error_message in NOTHING_AT_PRINTER)
+
+
+# The rows :func:`may_be_at_printer` is true of, as a filter.
+MAY_BE_AT_PRINTER = models.Q(first_attempt_at__isnull=False) & (
+    ~models.Q(status=CampaignRecipientStatus.ERROR)
+    | ~models.Q(error_message__in=NOTHING_AT_PRINTER)
+    | models.Q(json__has_key=PRINTER_MAY_HAVE_IT)
+)
 
 
 def is_mailing_error(r: Any) -> bool:

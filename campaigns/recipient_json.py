@@ -37,6 +37,10 @@ APPROVAL_ERRORS: Final = "approval_errors"
 SKIP_DETAILS: Final = "skip_details"
 ENRICHMENT: Final = "enrichment"
 ENRICHMENT_ERROR: Final = "error"
+# The printer answered a submission of this row with an id another mailpiece
+# already has: it accepted something under the row's key, so the row's Error
+# does not mean "nothing at the printer" (``campaigns.models.may_be_at_printer``).
+PRINTER_MAY_HAVE_IT: Final = "printer_may_have_it"
 
 
 # Key paths that describe a problem of the recipient.  Transitions that clear

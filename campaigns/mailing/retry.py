@@ -23,9 +23,9 @@ from django.db.models import F, QuerySet
 
 from campaigns.models import (
     MAILING_ERRORS,
-    NOTHING_AT_PRINTER,
     CampaignRecipient,
     is_mailing_error,
+    may_be_at_printer,
     proof_outdated,
 )
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
@@ -59,13 +59,20 @@ def recipients_retry_sending(*, queryset: QuerySet[CampaignRecipient], actor: Ac
     eligible: list[int] = []
     sent_before: list[int] = []
     outdated: list[int] = []
-    for pk, status, message, proof, version, first in queryset.values_list(
-        "pk", "status", "error_message", "proof_url", "proof_version", "first_attempt_at"
+    for pk, status, message, proof, version, first, data in queryset.values_list(
+        "pk", "status", "error_message", "proof_url", "proof_version", "first_attempt_at", "json"
     ).order_by("pk"):
         # A row sent before gets a new key only when the printer answered
-        # that it has nothing (NOTHING_AT_PRINTER); otherwise it keeps its key
-        # and request, and its next attempt looks the piece up first.
-        row = SimpleNamespace(error_message=message, proof_url=proof, proof_version=version)
+        # that it has nothing (``may_be_at_printer`` false); otherwise it keeps
+        # its key and request, and its next attempt looks the piece up first.
+        row = SimpleNamespace(
+            status=status,
+            error_message=message,
+            proof_url=proof,
+            proof_version=version,
+            first_attempt_at=first,
+            json=data,
+        )
         if status != Status.ERROR:
             report.not_eligible[f"already {status}"] += 1
         elif message in MAILING_ERRORS and proof_outdated(row):
@@ -74,7 +81,7 @@ def recipients_retry_sending(*, queryset: QuerySet[CampaignRecipient], actor: Ac
             report.not_eligible["not a mailing error"] += 1
         else:
             eligible.append(pk)
-            if first is not None and message in NOTHING_AT_PRINTER:
+            if first is not None and not may_be_at_printer(row):
                 sent_before.append(pk)
     if outdated:
         again = recipients_retry_proofing(queryset=CampaignRecipient.objects.filter(pk__in=outdated), actor=actor)

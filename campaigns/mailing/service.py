@@ -54,6 +54,7 @@ from campaigns.mailing.limits import printer_limit, printer_permits
 from campaigns.mailing.payload import submission_payload, submit_request
 from campaigns.models import Campaign, CampaignRecipient, ErrorMessages
 from campaigns.proofing.design import campaign_approval, campaign_design
+from campaigns.recipient_json import PRINTER_MAY_HAVE_IT
 from campaigns.services import (
     recipients_bulk_transition,
     recipients_bulk_transition_chunked,
@@ -398,7 +399,17 @@ def _send_one(
                 # It may exist already (a crash after the printer accepted, a
                 # timeout after it created the piece, a key past its window):
                 # look before submitting, never submit blind twice.
-                found = printer.lookup(request.reference)
+                try:
+                    found = printer.lookup(request.reference)
+                except PrinterError as exc:
+                    # Whatever the error (a 401 after rotated keys, a 404),
+                    # the printer has not said it holds nothing: the outcome
+                    # stays unknown and the row keeps its key, never Error
+                    # (whose retry may use a new one).
+                    out.transient, out.retry_after = True, exc.retry_after
+                    out.detail = f"looking the piece up failed: {exc.message}"[:500]
+                    out.response = {"status": exc.status_code, "code": exc.code, "message": exc.message[:1000]}
+                    return out
                 if found is not None:
                     out.submission = found
                     return out
@@ -473,14 +484,21 @@ def _record(
                 )
             )
         created, refused = _store_pieces(pieces)
+        conflicts: list[int] = []
         for piece in refused:  # the printer answered with an id we already hold for another piece
             if piece.recipient_id not in sent:
                 continue  # an Error record: the row's own failure is already recorded
             sent.remove(piece.recipient_id)
+            conflicts.append(piece.recipient_id)
             detail = f"the printer answered with id {piece.printer_id}, which another mailpiece already has: check it"
             failed[(held[piece.recipient_id], ErrorMessages.FAILED_SUBMISSION_TO_PRINTER, detail)].append(
                 piece.recipient_id
             )
+        for pk in conflicts:
+            # It accepted something under this row's key: the Error must not
+            # read as "nothing at the printer" (a retry keeps the key).
+            json = by_pk[pk].json if isinstance(by_pk[pk].json, dict) else {}
+            CampaignRecipient.objects.filter(pk=pk).update(json={**json, PRINTER_MAY_HAVE_IT: True})
         by_status: defaultdict[str, list[int]] = defaultdict(list)
         for piece in created:
             by_status[piece.status].append(piece.pk)

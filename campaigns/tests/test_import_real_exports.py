@@ -426,6 +426,12 @@ def test_the_dry_run_says_the_address_column_holds_the_whole_address() -> None:
         # Empty slots left out: the last part is the country only when it names one.
         ("1 Main St  Springfield  IL  62701", ("1 Main St", "", "Springfield", "IL", "62701", "")),
         ("10 Downing St  London  SW1A 2AA  GB", ("10 Downing St", "", "London", "", "SW1A 2AA", "GB")),
+        # Spaces after the last part are not an empty slot.
+        ("1 Main St  Springfield  IL  62701  US  ", ("1 Main St", "", "Springfield", "IL", "62701", "US")),
+        (
+            "512 Means St.  Suite 400  Atlanta  GA  30318  USA  ",
+            ("512 Means St.", "Suite 400", "Atlanta", "GA", "30318", "USA"),
+        ),
     ],
 )
 def test_a_combined_address_without_a_country_leaves_it_to_the_default(cell: str, fields: tuple[str, ...]) -> None:

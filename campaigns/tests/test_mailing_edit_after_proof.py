@@ -329,3 +329,66 @@ def test_an_error_row_the_printer_may_have_keeps_its_key_and_refuses_an_edit(adm
     r.refresh_from_db()
     assert r.status == S.SENT
     assert simulator.physical_pieces("sandbox") == 1
+
+
+def test_a_lookup_the_printer_refuses_leaves_the_outcome_unknown(admin_client, simulator):
+    """A 401 on the lookup (rotated credentials) is not "nothing at the
+    printer": the row waits with its key, and is never Error (whose retry
+    could use a new key)."""
+    from campaigns.tests.test_mailing_stage import due_now
+    from printers.simulator import Fault
+
+    campaign, (r,) = ready_campaign(1)
+    simulator.inject("sandbox", Fault.timeout_after_create(1.0, method="POST"))
+    mail(campaign)
+    simulator.inject("sandbox", Fault.status(401, method="GET"))
+    due_now(campaign)
+    mail(campaign)
+    r.refresh_from_db()
+    assert (r.status, r.submission_gen) == (S.SENDING_STAGED, 0)
+    assert r.why.startswith("Will try again (2 attempts so far): looking the piece up failed: ")
+    due_now(campaign)
+    mail(campaign)
+    r.refresh_from_db()
+    assert r.status == S.SENT
+    assert simulator.physical_pieces("sandbox") == 1
+
+
+def test_an_id_conflict_keeps_the_key_on_retry(admin_client, simulator, monkeypatch):
+    """The printer answered with an id another mailpiece has: it accepted
+    something under the row's key, so its Error keeps the key on retry."""
+    import dataclasses
+
+    from campaigns.tests.test_mailing_stage import due_now
+    from mailpieces.models import Mailpiece
+    from printers.sandbox.client import SandboxPrinter
+
+    campaign, (a, b) = ready_campaign(2)
+    CampaignRecipient.objects.filter(pk=b.pk).update(status=S.SKIPPED)
+    mail(campaign)
+    taken = Mailpiece.objects.get(recipient=a).printer_id
+    CampaignRecipient.objects.filter(pk=b.pk).update(status=S.PROOFED)
+    real = SandboxPrinter.submit
+    monkeypatch.setattr(
+        SandboxPrinter, "submit", lambda self, request: dataclasses.replace(real(self, request), printer_id=taken)
+    )
+    mail(campaign)
+    monkeypatch.setattr(SandboxPrinter, "submit", real)
+    b.refresh_from_db()
+    assert (b.status, b.error_message) == (S.ERROR, ErrorMessages.FAILED_SUBMISSION_TO_PRINTER)
+    admin_client.post(CHANGELIST, {"action": "retry_sending", "_selected_action": [b.pk]})
+    b.refresh_from_db()
+    assert (b.status, b.submission_gen) == (S.SENDING_STAGED, 0)  # the same key: it looks first
+    due_now(campaign)
+    mail(campaign)
+    assert simulator.physical_pieces("sandbox") == 2  # one each, never a third
+
+
+def test_the_history_names_what_was_stored_not_what_was_typed(admin_client):
+    from django.contrib.admin.models import LogEntry
+
+    _c, (r,) = ready_campaign(1, status=S.PROOFED)
+    CampaignRecipient.objects.filter(pk=r.pk).update(state="MA", country="US", zip="2134")
+    r.refresh_from_db()
+    admin_client.post(change_url(r), form_post(r, state="ma"))  # the ZIP is repaired, the state is the same
+    assert LogEntry.objects.last().get_change_message() == "Changed Zip."

@@ -34,13 +34,18 @@ def switch(campaign: Campaign, printer: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "attempted"),
-    [(S.SENDING, True), (S.SENDING_STAGED, True), (S.SCHEDULED, True)],
-    ids=["being sent", "waiting to be tried again", "scheduled and tried"],
+    ("status", "message"),
+    [
+        (S.SENDING, ""),
+        (S.SENDING_STAGED, ""),
+        (S.SCHEDULED, ""),
+        (S.ERROR, "Failed submission to Mailing Queue"),  # sent before: its piece may exist
+    ],
+    ids=["being sent", "waiting to be tried again", "scheduled and tried", "error sent before"],
 )
-def test_no_switch_while_a_card_may_be_at_the_old_printer(printers_on, status, attempted):
+def test_no_switch_while_a_card_may_be_at_the_old_printer(printers_on, status, message):
     campaign = CampaignFactory(printer="sandbox")
-    CampaignRecipientFactory(campaign=campaign, status=status, first_attempt_at=timezone.now() if attempted else None)
+    CampaignRecipientFactory(campaign=campaign, status=status, first_attempt_at=timezone.now(), error_message=message)
     with pytest.raises(ValidationError) as info:
         switch(campaign, "lob")
     assert "could print them twice" in " ".join(info.value.message_dict["printer"])
