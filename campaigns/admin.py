@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django_fsm import ConcurrentTransition
 from django_q.tasks import async_task
 
 from campaigns.admin_import import CampaignImportAdminMixin
@@ -888,6 +889,22 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
         return ()  # the history is in the timeline
 
     # --- saving by hand ---
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ConcurrentTransition:
+            # A worker moved the row on between the page's read and its save
+            # (the save checks the status it read): nothing was saved.
+            self.message_user(
+                request,
+                "A worker moved this recipient on while you were editing it, so nothing was saved. "
+                "Here it is as it is now: make your change again if it still applies.",
+                level=messages.ERROR,
+            )
+            return HttpResponseRedirect(request.get_full_path())
 
     def construct_change_message(self, request: HttpRequest, form: Any, formsets: Any, add: bool = False) -> Any:
         """The history's "Changed …" names what was stored, not what was typed

@@ -392,3 +392,22 @@ def test_the_history_names_what_was_stored_not_what_was_typed(admin_client):
     r.refresh_from_db()
     admin_client.post(change_url(r), form_post(r, state="ma"))  # the ZIP is repaired, the state is the same
     assert LogEntry.objects.last().get_change_message() == "Changed Zip."
+
+
+def test_a_row_a_worker_moves_while_the_page_posts_says_so_instead_of_a_500(admin_client, monkeypatch):
+    from campaigns.admin import RecipientForm
+
+    _c, (r,) = ready_campaign(1, status=S.PROOFED)
+    real = RecipientForm.clean
+
+    def moved(self):
+        CampaignRecipient.objects.filter(pk=self.instance.pk).update(status=S.SENDING_STAGED)  # the mailing stage
+        return real(self)
+
+    monkeypatch.setattr(RecipientForm, "clean", moved)
+    page = admin_client.post(change_url(r), form_post(r, email="x@example.com"), follow=True)
+    assert page.status_code == 200
+    assert "A worker moved this recipient on while you were editing it, so nothing was saved" in shown(page)
+    before = r.email
+    r.refresh_from_db()
+    assert r.email == before  # nothing saved (here the "worker" shares the page's transaction, rolled back too)
