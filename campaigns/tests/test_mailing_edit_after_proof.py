@@ -19,10 +19,11 @@ from campaigns.proofing.base import ProofJob, RenderedProof
 from campaigns.proofing.public import proof_public_url
 from campaigns.proofing.service import campaign_proof
 from campaigns.tests.factories import CampaignFactory, CampaignRecipientFactory, OrganizationFactory
-from campaigns.tests.test_mailing_stage import ACTOR, key_of, mail, ready_campaign
+from campaigns.tests.test_mailing_stage import ACTOR, due_now, key_of, mail, ready_campaign
 from campaigns.tests.test_ops_admin import change_url, form_post, shown
 from campaigns.tests.test_proofing_stage import approve
 from printers import conftest as printer_fixtures
+from printers.simulator import Fault
 
 pytestmark = pytest.mark.django_db
 simulator = printer_fixtures.simulator
@@ -282,13 +283,20 @@ def test_a_claim_committed_by_another_connection_is_not_written_back(admin_clien
 
 
 # ---------------------------------------------------------------- a card the printer may have
+def mailed_once_on_the_next_run(campaign, r: CampaignRecipient, simulator) -> None:
+    """The backoff over, the next run mails the card: Sent, one piece at the printer."""
+    due_now(campaign)
+    mail(campaign)
+    r.refresh_from_db()
+    assert r.status == S.SENT
+    assert simulator.physical_pieces("sandbox") == 1
+
+
 def test_a_queue_failure_never_errors_a_card_the_printer_may_have(admin_client, simulator):
     """The printer made the piece but our call timed out; then the task queue
     was down and the doorbell failed the campaign's staged rows.  Such a row
     went to Error, and its retry (or an edit) gave it a new key: two cards."""
     from campaigns.pipeline import doorbell
-    from campaigns.tests.test_mailing_stage import due_now
-    from printers.simulator import Fault
 
     campaign, (r,) = ready_campaign(1)
     simulator.inject("sandbox", Fault.timeout_after_create(1.0, method="POST"))
@@ -299,18 +307,12 @@ def test_a_queue_failure_never_errors_a_card_the_printer_may_have(admin_client, 
     r.refresh_from_db()
     assert r.status == S.SENDING_STAGED  # waits, saying why
     assert r.why == "Waiting: the task queue could not be reached 3 times in a row"
-    due_now(campaign)
-    mail(campaign)
-    r.refresh_from_db()
-    assert r.status == S.SENT
-    assert simulator.physical_pieces("sandbox") == 1
+    mailed_once_on_the_next_run(campaign, r, simulator)
 
 
 def test_an_error_row_the_printer_may_have_keeps_its_key_and_refuses_an_edit(admin_client, simulator):
     """Rows left in Error by the old doorbell rule (sent before, queue error):
     the retry keeps the key and looks first; the page refuses the edit."""
-    from campaigns.tests.test_mailing_stage import due_now
-    from printers.simulator import Fault
 
     campaign, (r,) = ready_campaign(1)
     simulator.inject("sandbox", Fault.timeout_after_create(1.0, method="POST"))
@@ -324,19 +326,13 @@ def test_an_error_row_the_printer_may_have_keeps_its_key_and_refuses_an_edit(adm
     admin_client.post(CHANGELIST, {"action": "retry_sending", "_selected_action": [r.pk]})
     r.refresh_from_db()
     assert (r.status, r.submission_gen) == (S.SENDING_STAGED, 0)
-    due_now(campaign)
-    mail(campaign)
-    r.refresh_from_db()
-    assert r.status == S.SENT
-    assert simulator.physical_pieces("sandbox") == 1
+    mailed_once_on_the_next_run(campaign, r, simulator)
 
 
 def test_a_lookup_the_printer_refuses_leaves_the_outcome_unknown(admin_client, simulator):
     """A 401 on the lookup (rotated credentials) is not "nothing at the
     printer": the row waits with its key, and is never Error (whose retry
     could use a new key)."""
-    from campaigns.tests.test_mailing_stage import due_now
-    from printers.simulator import Fault
 
     campaign, (r,) = ready_campaign(1)
     simulator.inject("sandbox", Fault.timeout_after_create(1.0, method="POST"))
@@ -347,11 +343,7 @@ def test_a_lookup_the_printer_refuses_leaves_the_outcome_unknown(admin_client, s
     r.refresh_from_db()
     assert (r.status, r.submission_gen) == (S.SENDING_STAGED, 0)
     assert r.why.startswith("Will try again (2 attempts so far): looking the piece up failed: ")
-    due_now(campaign)
-    mail(campaign)
-    r.refresh_from_db()
-    assert r.status == S.SENT
-    assert simulator.physical_pieces("sandbox") == 1
+    mailed_once_on_the_next_run(campaign, r, simulator)
 
 
 def test_an_id_conflict_keeps_the_key_on_retry(admin_client, simulator, monkeypatch):
@@ -359,7 +351,6 @@ def test_an_id_conflict_keeps_the_key_on_retry(admin_client, simulator, monkeypa
     something under the row's key, so its Error keeps the key on retry."""
     import dataclasses
 
-    from campaigns.tests.test_mailing_stage import due_now
     from mailpieces.models import Mailpiece
     from printers.sandbox.client import SandboxPrinter
 
