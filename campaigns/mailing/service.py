@@ -494,10 +494,11 @@ def _record(
             failed[(held[piece.recipient_id], ErrorMessages.FAILED_SUBMISSION_TO_PRINTER, detail)].append(
                 piece.recipient_id
             )
-        for pk in conflicts:
+        for pk, json in CampaignRecipient.objects.filter(pk__in=conflicts).values_list("pk", "json"):
             # It accepted something under this row's key: the Error must not
-            # read as "nothing at the printer" (a retry keeps the key).
-            json = by_pk[pk].json if isinstance(by_pk[pk].json, dict) else {}
+            # read as "nothing at the printer" (a retry keeps the key).  The
+            # json as stored (the claim's copy predates the saved request).
+            json = json if isinstance(json, dict) else {}
             CampaignRecipient.objects.filter(pk=pk).update(json={**json, PRINTER_MAY_HAVE_IT: True})
         by_status: defaultdict[str, list[int]] = defaultdict(list)
         for piece in created:

@@ -367,6 +367,7 @@ def test_an_id_conflict_keeps_the_key_on_retry(admin_client, simulator, monkeypa
     monkeypatch.setattr(SandboxPrinter, "submit", real)
     b.refresh_from_db()
     assert (b.status, b.error_message) == (S.ERROR, ErrorMessages.FAILED_SUBMISSION_TO_PRINTER)
+    assert b.json["submission"]["reference"] == b.idempotency_key  # the saved request kept beside the flag
     admin_client.post(CHANGELIST, {"action": "retry_sending", "_selected_action": [b.pk]})
     b.refresh_from_db()
     assert (b.status, b.submission_gen) == (S.SENDING_STAGED, 0)  # the same key: it looks first
