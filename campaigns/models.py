@@ -418,6 +418,15 @@ def is_mailing_error(r: Any) -> bool:
     )
 
 
+# ``error_detail`` of a row sent before that waits instead of failing (its
+# piece may be at the printer): ``why`` shows it as "Waiting: …".
+WAITING = "waiting: "
+
+
+def waiting_detail(why: str) -> str:
+    return f"{WAITING}{why}"[:ERROR_DETAIL_MAX]
+
+
 # ``why`` for a CapExceeded skip: the reason records no details of its own.
 CAP_EXCEEDED_WHY = "the organization's recipient cap is used up"
 
@@ -694,8 +703,8 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
             # Waiting after a transient failure (timeout, 429, 5xx) or for
             # billing: the last failure, until the row moves on.
             detail = self.error_detail
-            if detail.startswith("waiting: "):
-                return f"Waiting: {detail.removeprefix('waiting: ')}"
+            if detail.startswith(WAITING):
+                return f"Waiting: {detail.removeprefix(WAITING)}"
             tries = f"{self.attempt} attempt{'s' if self.attempt != 1 else ''} so far"
             return f"Will try again ({tries}): {detail}"
         if self.status != self.Status.SKIPPED:

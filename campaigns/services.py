@@ -10,8 +10,9 @@ from typing import Any, Protocol
 from django.db import connection, models
 from django.utils import timezone
 
-from campaigns.models import CampaignRecipient, RecipientTransition
+from campaigns.models import CampaignRecipient, RecipientTransition, waiting_detail
 from common.fsm import Actor, bulk_transition, insert_history, run_transition
+from common.models import JSONRemove
 
 
 def recipient_transition(
@@ -105,6 +106,25 @@ def recipients_fail_queued(
     return recipients_bulk_transition_chunked(
         rows=rows, method="fail_queued", actor=actor, reason=message, chunk=chunk, message=message, detail=detail
     )
+
+
+def recipients_new_submission(*, queryset: models.QuerySet[CampaignRecipient]) -> int:
+    """A new submission generation for rows whose printer holds nothing under
+    their key (the caller checked ``may_be_at_printer``): the next key, no
+    saved request, no first attempt (so the next attempt submits without
+    looking first), built again from the data as it is then."""
+    return queryset.update(
+        submission_gen=models.F("submission_gen") + 1,
+        idempotency_key="",
+        first_attempt_at=None,
+        json=JSONRemove("json", [("submission",)]),
+    )
+
+
+def recipients_wait_saying(*, queryset: models.QuerySet[CampaignRecipient], why: str) -> int:
+    """Rows sent before that stay where they are, waiting (their piece may be
+    at the printer, so they are never failed): the reason their Why shows."""
+    return queryset.update(error_detail=waiting_detail(why), updated=timezone.now())
 
 
 def recipients_write_rows(*, fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

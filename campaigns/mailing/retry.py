@@ -2,14 +2,14 @@
 mailing go back to SendingStaged, keeping their proof and discount code.
 
 Never under a new key while the old key's piece may exist: a row that was
-never sent (billing, the queue) keeps its key and saved request; a row that
-was sent reached Error only on a definitive refusal by the printer or after a
-lookup showed the printer holds nothing for it, so it gets a new submission
-generation (a new key, its request built again).  A row whose name or
-address was edited after its proof goes back to proofing instead, its card
+never sent (billing, the queue) keeps its key and saved request, and so does
+a row sent before whose piece may be at the printer
+(``campaigns.models.may_be_at_printer``: its next attempt looks first).  Only
+a row the printer refused, or whose lookup showed nothing, gets a new
+submission generation (a new key, its request built again).  A row whose name
+or address was edited after its proof goes back to proofing instead, its card
 made again first (``campaigns.proofing.retry.recipient_data_changed`` marked
-the proof outdated and gave it its new generation).  The admin's "Retry
-sending" calls this.
+the proof outdated).  The admin's "Retry sending" calls this.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 
 from campaigns.models import (
     MAILING_ERRORS,
@@ -30,9 +30,8 @@ from campaigns.models import (
 )
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
 from campaigns.proofing.retry import RetryReport, recipients_retry_proofing
-from campaigns.services import recipients_bulk_transition
+from campaigns.services import recipients_bulk_transition, recipients_new_submission
 from common.fsm import Actor
-from common.models import JSONRemove
 
 Status = CampaignRecipient.Status
 
@@ -95,12 +94,7 @@ def recipients_retry_sending(*, queryset: QuerySet[CampaignRecipient], actor: Ac
             reason="ops retry: mailing",
         )
         fresh = set(sent_before) & set(moved)
-        CampaignRecipient.objects.filter(pk__in=fresh).update(
-            submission_gen=F("submission_gen") + 1,
-            idempotency_key="",
-            first_attempt_at=None,
-            json=JSONRemove("json", [("submission",)]),
-        )
+        recipients_new_submission(queryset=CampaignRecipient.objects.filter(pk__in=fresh))
         for campaign_id in set(
             CampaignRecipient.objects.filter(pk__in=moved).values_list("campaign_id", flat=True).distinct()
         ):

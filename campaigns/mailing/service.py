@@ -59,6 +59,7 @@ from campaigns.services import (
     recipients_bulk_transition,
     recipients_bulk_transition_chunked,
     recipients_fail_queued,
+    recipients_wait_saying,
     recipients_write_rows,
 )
 from common.fsm import Actor, insert_history
@@ -601,7 +602,7 @@ def _fail_waiting(campaign: Campaign, problem: str, actor: Actor, today: dt.date
     sent_before = campaign.recipients.filter(
         Q(status=Status.SENDING_STAGED) | scheduled_due(campaign, today, now), first_attempt_at__isnull=False
     )
-    sent_before.update(error_detail=f"waiting: billing is not ready ({problem})"[:500], updated=now)
+    recipients_wait_saying(queryset=sent_before, why=f"billing is not ready ({problem})")
     waiting = (Q(status=Status.SENDING_STAGED) | scheduled_due(campaign, today, now)) & Q(first_attempt_at__isnull=True)
     return recipients_fail_queued(
         rows=campaign.recipients.filter(waiting),

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 
 from campaigns.discounts.base import discount_code_for
 from campaigns.models import (
@@ -22,9 +22,8 @@ from campaigns.models import (
     may_be_at_printer,
 )
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
-from campaigns.services import recipients_bulk_transition
+from campaigns.services import recipients_bulk_transition, recipients_new_submission
 from common.fsm import Actor
-from common.models import JSONRemove
 
 Status = CampaignRecipient.Status
 
@@ -109,9 +108,9 @@ def recipient_data_changed(*, recipient: CampaignRecipient, actor: Actor) -> str
       still holds);
     - Error from the mailing stage: the proof is marked outdated, so its retry
       (either button) makes the proof again first; a row that was sent before
-      gets a new submission generation now (an Error row was refused by the
-      printer or has nothing there, so no piece exists under the old key), or
-      its next request would replay the old address under the old key.
+      and has nothing at the printer gets a new submission generation now, or
+      its next request would replay the old address under the old key (the
+      form refuses an edit of a card the printer may have).
 
     Anything else is left alone: no proof yet (the stages read the new data),
     or the card is already at the printer (the form refuses those edits but
@@ -133,12 +132,7 @@ def recipient_data_changed(*, recipient: CampaignRecipient, actor: Actor) -> str
             return "Its card is made again from the new data by the next pipeline run before it is mailed."
         if r.status == Status.ERROR and is_mailing_error(r):
             if r.first_attempt_at is not None and not may_be_at_printer(r):
-                rows.update(
-                    submission_gen=F("submission_gen") + 1,
-                    idempotency_key="",
-                    first_attempt_at=None,
-                    json=JSONRemove("json", [("submission",)]),
-                )
+                recipients_new_submission(queryset=rows)
             rows.update(proof_version=PROOF_OUTDATED)
             return "Its card shows the old data, so a retry makes the proof again before it is mailed."
     return ""

@@ -45,7 +45,12 @@ from campaigns.discounts.service import recipient_discount_code
 from campaigns.models import Campaign, CampaignRecipient, ErrorMessages
 from campaigns.proofing.base import ProofDesign, ProofError, ProofJob, ProofRenderer, get_proof_renderer
 from campaigns.proofing.design import campaign_approval, campaign_design, sample_room
-from campaigns.services import recipients_bulk_transition, recipients_fail_queued, recipients_write_rows
+from campaigns.services import (
+    recipients_bulk_transition,
+    recipients_fail_queued,
+    recipients_wait_saying,
+    recipients_write_rows,
+)
 from common.fsm import Actor
 from common.http import OutboundError
 
@@ -378,6 +383,6 @@ def campaign_fail_staged(
     rows = campaign.recipients.filter(status=status)
     if status == Status.SENDING_STAGED:
         attempted = rows.filter(first_attempt_at__isnull=False)
-        attempted.update(error_detail=f"waiting: {detail}"[:500], updated=timezone.now())
+        recipients_wait_saying(queryset=attempted, why=detail)
         rows = rows.filter(first_attempt_at__isnull=True)
     return recipients_fail_queued(rows=rows, message=message, detail=detail, actor=actor, chunk=CHUNK)
