@@ -43,6 +43,7 @@ from campaigns.models import (
 )
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
 from campaigns.proofing.design import campaign_withdraw_stale_approvals, template_withdraw_stale_approvals
+from campaigns.proofing.local import background_too_big
 from campaigns.proofing.retry import RetryReport, recipient_data_changed, recipients_retry_proofing
 from campaigns.recipient_json import (
     ALTERED_FIELDS,
@@ -115,39 +116,16 @@ class OrganizationAdmin(admin.ModelAdmin):
         return "Ready to bill." if check.ready else f"Not ready: {check.problem}."
 
 
-# A card needs at most ~3,400 x 1,900 pixels (6x11 at 300 dpi with bleed); a
-# 50-megapixel camera picture is the largest we decode (each proof worker
-# keeps the decoded picture: ~150 MB at this size).
-MAX_BACKGROUND_PIXELS = 50_000_000
-
-
 class BackgroundField(forms.ImageField):
-    """An upload refused in words when it is far larger than a card needs:
-    Pillow's own guard (over ~179 million pixels) made Django say "not an
-    image or a corrupted image"."""
+    """A picture far larger than a card needs is refused in words
+    (``campaigns.proofing.local.background_too_big``) before Django's own
+    check calls it corrupted."""
 
     def to_python(self, data: Any) -> Any:
-        from PIL import Image
-
         if data is not None and hasattr(data, "read"):
-            try:
-                with Image.open(data) as opened:
-                    width, height = opened.size
-            except Image.DecompressionBombError:
-                width = height = 0
-                too_big = True
-            except Exception:  # not an image at all: Django's own check says so below
-                too_big = False
-            else:
-                too_big = width * height > MAX_BACKGROUND_PIXELS
-            finally:
-                data.seek(0)
-            if too_big:
-                size = f"{width:,} x {height:,} pixels" if width else "over 179 million pixels"
-                raise forms.ValidationError(
-                    f"This picture is {size}, far more than a postcard needs: scale it down to about "
-                    "3,400 x 1,900 pixels (a 6x11 card at 300 dpi; smaller cards need less) and upload that."
-                )
+            problem = background_too_big(data)
+            if problem:
+                raise forms.ValidationError(problem)
         return super().to_python(data)
 
 

@@ -516,15 +516,14 @@ class ProofTemplate(models.Model):
     def clean(self) -> None:
         # A design that cannot be filled is refused here, not at proofing time.
         from campaigns.proofing.base import ProofError
-        from campaigns.proofing.local import check_background, check_drawable, merge_text
+        from campaigns.proofing.local import TEXT_ROLES, check_background, check_drawable, merge_text
 
         sample = dict.fromkeys(MERGE_FIELDS, "x")
         errors = {}
         # The local renderer's fonts, for the text the design itself writes
         # (a recipient's own characters are checked on their proof).
         local = settings.PROOFING.get("backend", "local") != "pixelixe"
-        roles = {"headline": "headline", "subline": "body", "message": "message", "offer": "bold"}
-        for name, role in roles.items():
+        for name, role in TEXT_ROLES.items():
             try:
                 text, _ = merge_text(getattr(self, name), sample, name)
                 if local:

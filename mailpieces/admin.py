@@ -66,19 +66,15 @@ class MailpieceAdmin(HistoryFSMAdminMixin, BigTableAdminMixin):
     list_select_related = ("recipient",)
     inlines = (MailpieceEventInline, MailpieceTransitionInline)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
-        # Every field: a piece is made by the mailing stage and moved by its
-        # printer's reports.  A recipient or printer changed by hand broke the
-        # one-live-piece rule (a 500) or moved a delivered piece onto a Pending
-        # recipient without a history row.
-        return [f.name for f in Mailpiece._meta.concrete_fields if f.name != "id"]
-
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # pieces come from the mailing stage only
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        # Nothing on the page can be changed (every field is read-only, no
-        # status button): a view page, without a Save button that saves nothing.
+        # A view page: every field read-only, no status button, no Save.  A
+        # piece is made by the mailing stage and moved by its printer's
+        # reports; a recipient or printer changed by hand broke the one-live-
+        # piece rule (a 500) or moved a delivered piece onto a Pending
+        # recipient without a history row.
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:

@@ -101,15 +101,18 @@ _SURELY_MISSING = "\U0010fffd"
 
 
 @lru_cache(maxsize=32)
-def _notdef(path: str) -> tuple[tuple[int, int], bytes]:
-    mask = ImageFont.truetype(path, 40).getmask(_SURELY_MISSING)
-    return mask.size, bytes(mask)
+def _probe(path: str) -> tuple[ImageFont.FreeTypeFont, tuple[tuple[int, int], bytes]]:
+    """The face at a probing size, and what it draws for a missing glyph."""
+    face = ImageFont.truetype(path, 40)
+    mask = face.getmask(_SURELY_MISSING)
+    return face, (mask.size, bytes(mask))
 
 
 @lru_cache(maxsize=8192)
 def _has_glyph(path: str, ch: str) -> bool:
-    mask = ImageFont.truetype(path, 40).getmask(ch)
-    return (mask.size, bytes(mask)) != _notdef(path)
+    face, notdef = _probe(path)
+    mask = face.getmask(ch)
+    return (mask.size, bytes(mask)) != notdef
 
 
 def undrawable(text: str, role: str) -> list[str]:
@@ -126,6 +129,11 @@ def undrawable(text: str, role: str) -> list[str]:
         if not _has_glyph(path, ch):
             seen.append(ch)
     return seen
+
+
+# The font role each of the design's texts is drawn with (see _draw_front
+# and _draw_back): what the glyph checks test them against.
+TEXT_ROLES = {"headline": "headline", "subline": "body", "message": "message", "offer": "bold"}
 
 
 def check_drawable(text: str, role: str, where: str) -> None:
@@ -497,7 +505,6 @@ class _LRU:
         self._items: OrderedDict[tuple[object, ...], Image.Image] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[tuple[object, ...], threading.Lock] = {}
-        self.builds = 0  # for tests
 
     def _hit(self, key: tuple[object, ...]) -> Image.Image | None:
         with self._lock:
@@ -516,7 +523,6 @@ class _LRU:
                 return image
             image = build()  # a failure leaves the next waiter to try
             with self._lock:
-                self.builds += 1
                 self._items[key] = image
                 self._items.move_to_end(key)
                 while len(self._items) > self.maxsize:
@@ -569,6 +575,36 @@ def as_print_rgb(opened: Image.Image) -> Image.Image:
 # Errors Pillow raises on a file it cannot decode (a truncated JPEG fails only
 # when its pixels are read).
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, SuspiciousOperation)
+
+
+# A card needs at most ~3,400 x 1,900 pixels (6x11 at 300 dpi with bleed); a
+# 50-megapixel camera picture is the largest we decode (each proof worker
+# keeps the decoded picture: ~150 MB at this size).
+MAX_BACKGROUND_PIXELS = 50_000_000
+
+
+def background_too_big(file: IO[bytes]) -> str:
+    """Why the picture is refused for its size, or "" (read from its header;
+    something that is no picture at all is left to the caller's own check).
+    Pillow's guard (over ~179 million pixels) raises on opening, which Django
+    reported as "not an image or a corrupted image"."""
+    try:
+        with Image.open(file) as opened:
+            width, height = opened.size
+    except Image.DecompressionBombError:
+        size = "over 179 million pixels"
+    except Exception:
+        return ""
+    else:
+        if width * height <= MAX_BACKGROUND_PIXELS:
+            return ""
+        size = f"{width:,} x {height:,} pixels"
+    finally:
+        file.seek(0)
+    return (
+        f"This picture is {size}, far more than a postcard needs: scale it down to about 3,400 x 1,900 pixels "
+        "(a 6x11 card at 300 dpi; smaller cards need less) and upload that."
+    )
 
 
 def check_background(file: IO[bytes]) -> None:
@@ -685,11 +721,9 @@ class LocalProofRenderer:
     def render_images(self, job: ProofJob) -> tuple[Image.Image, Image.Image]:
         """The two sides as Pillow images (the tests and the admin preview use them)."""
         texts = resolve_texts(job)
+        for name, role in TEXT_ROLES.items():
+            check_drawable(getattr(texts, name), role, f"card's {name}")
         for text, role, where in (
-            (texts.headline, "headline", "card's headline"),
-            (texts.subline, "body", "card's subline"),
-            (texts.message, "message", "card's message"),
-            (texts.offer, "bold", "card's offer"),
             (job.merge.get("organization", "").upper(), "caps", "organization's name"),
             ("\n".join(job.sender_lines), "bold", "return address"),
             ("\n".join(job.address_lines), "body", "recipient's address"),
