@@ -197,11 +197,15 @@ class IntelliPrintPrinter(Printer):
         }
         found = self._call("GET", "/prints", params=params)
         if not isinstance(found, dict):
-            raise PrinterError(f"intelliprint answered a job list that is not an object: {found!r}", permanent=True)
+            # Transient, as every answer below: none proves the printer holds
+            # nothing, and "nothing there" (permanent) would let a retry mint
+            # a new reference and print the card a second time.
+            raise PrinterError(f"intelliprint answered a job list that is not an object: {found!r}")
         if found.get("has_more"):
             # The winner rule needs every job of the reference; that many is a mess for a person.
             raise PrinterError(
-                f"intelliprint holds more than {LIST_LIMIT} jobs under reference {reference!r}", permanent=True
+                f"intelliprint holds more than {LIST_LIMIT} jobs under reference {reference!r}: "
+                "check them at IntelliPrint; the card waits until they are sorted out"
             )
         return [
             job
@@ -238,8 +242,11 @@ class IntelliPrintPrinter(Printer):
         return cast(Job, self._call("DELETE", f"/prints/{self._id(job)}"))
 
     def _id(self, job: Any) -> str:
+        # Transient: an answer without the job's id (to a create, a confirm)
+        # may come for a job that exists and prints; the next attempt looks
+        # it up by our reference instead of creating another.
         if not isinstance(job, dict) or not str(job.get("id") or "").startswith("print_"):
-            raise PrinterError(f"intelliprint answered without a print id: {job!r}", permanent=True)
+            raise PrinterError(f"intelliprint answered without a print id: {job!r}")
         return str(job["id"])
 
     def _submission(self, job: Job) -> Submission:
