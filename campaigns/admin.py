@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
@@ -1343,6 +1343,19 @@ class CampaignAdmin(CampaignImportAdminMixin, CampaignProofAdminMixin, admin.Mod
         else:
             recipient_action(self, request, "retry_errors", errors)
         return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as exc:
+            # The save checks a printer switch again under the campaign's
+            # lock (Campaign.save): a worker started sending cards after the
+            # form's own check.  Nothing was saved (the view's transaction).
+            said = " ".join(exc.messages)
+            self.message_user(request, f"The printer was not changed: {said}", level=messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request: HttpRequest, obj: Campaign, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

@@ -58,10 +58,12 @@ def recipients_claim(
     lease: dt.timedelta,
     actor: Actor,
     now: dt.datetime | None = None,
+    only: Q | None = None,
 ) -> Claim:
     """Claim up to ``limit`` of the campaign's staged recipients (lowest ids
-    first) along ``method``; returns the ids this worker now holds, possibly
-    fewer than asked when another worker took some of them."""
+    first) along ``method``, of those matching ``only`` when given; returns
+    the ids this worker now holds, possibly fewer than asked when another
+    worker took some of them."""
     if method not in CLAIM_METHODS:
         raise ValueError(f"{method!r} is not a claim transition; use one of {', '.join(sorted(CLAIM_METHODS))}")
     if limit < 1:
@@ -73,7 +75,10 @@ def recipients_claim(
     # A staged row's lease, when set, is a "not before": the backoff after a
     # transient failure (requeue_proofing's ``not_before``).
     ready = Q(lease_until__isnull=True) | Q(lease_until__lte=now)
-    candidates = CampaignRecipient.objects.filter(ready, campaign=campaign, status__in=staged).order_by("id")
+    candidates = CampaignRecipient.objects.filter(ready, campaign=campaign, status__in=staged)
+    if only is not None:
+        candidates = candidates.filter(only)
+    candidates = candidates.order_by("id")
     if connection.features.has_select_for_update_skip_locked:
         # Skip the rows another worker is claiming right now *before* the
         # LIMIT: otherwise two workers pick the same first ``limit`` ids and

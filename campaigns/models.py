@@ -9,7 +9,7 @@ import django_fsm as fsm
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import connection, models, transaction
 
 from campaigns.enums import CampaignRecipientSkipReason, CampaignRecipientStatus, ErrorMessages
 from campaigns.recipient_json import APPROVAL_ERRORS, PRINTER_MAY_HAVE_IT, PROBLEM_KEYS, SKIP_DETAILS, skip_details
@@ -162,6 +162,22 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saves; a printer switch is checked again here, under a lock on the
+        campaign's row that the mailing claim shares (``campaign_printer_locked``):
+        a worker that claimed cards between the form's check and this save
+        is seen here (and the switch refused), and one that claims after it
+        finds the new printer and claims nothing for the old one."""
+        fields = kwargs.get("update_fields")
+        if self.pk is None or (fields is not None and "printer" not in fields):
+            super().save(*args, **kwargs)
+            return
+        with transaction.atomic():
+            old = campaign_printer_locked(self.pk, for_update=True)
+            if old is not None and old != self.printer:
+                self._refuse_switch_in_flight()
+            super().save(*args, **kwargs)
+
     def clean(self) -> None:
         self._clean_printer()
         # A discount the shop cannot be given is refused here, not when the
@@ -210,28 +226,21 @@ class Campaign(models.Model):
         if old is not None and old["printer"] != self.printer:
             self._clean_printer_switch(cls, label)
 
-    def _clean_printer_switch(self, cls: Any, label: str) -> None:
-        """Another printer for a campaign that has recipients.  Refused while
-        a card may be at the old printer with its outcome unknown (being
-        sent, or waiting to be tried again): its next attempt looks the piece
-        up at the campaign's printer, and the new one would find nothing and
-        print it a second time.  Refused too when recipients already checked
-        against the old printer's address rules, and waiting to be proofed or
-        mailed, fail the new one's: each would fail at the printer."""
-        from campaigns.qualification import APPROVAL_FIELDS
-
-        rows = CampaignRecipient.objects.filter(campaign_id=self.pk)
-        in_flight = rows.filter(
-            models.Q(status=CampaignRecipientStatus.SENDING)
-            | (
-                models.Q(
-                    status__in=[
-                        CampaignRecipientStatus.SENDING_STAGED,
-                        CampaignRecipientStatus.SCHEDULED,
-                        CampaignRecipientStatus.ERROR,
-                    ]
+    def _refuse_switch_in_flight(self) -> None:
+        in_flight = CampaignRecipient.objects.filter(
+            models.Q(campaign_id=self.pk)
+            & (
+                models.Q(status=CampaignRecipientStatus.SENDING)
+                | (
+                    models.Q(
+                        status__in=[
+                            CampaignRecipientStatus.SENDING_STAGED,
+                            CampaignRecipientStatus.SCHEDULED,
+                            CampaignRecipientStatus.ERROR,
+                        ]
+                    )
+                    & MAY_BE_AT_PRINTER
                 )
-                & MAY_BE_AT_PRINTER
             )
         ).count()
         if in_flight:
@@ -243,6 +252,19 @@ class Campaign(models.Model):
                     "retry looks each card up at the printer)."
                 }
             )
+
+    def _clean_printer_switch(self, cls: Any, label: str) -> None:
+        """Another printer for a campaign that has recipients.  Refused while
+        a card may be at the old printer with its outcome unknown (being
+        sent, or waiting to be tried again): its next attempt looks the piece
+        up at the campaign's printer, and the new one would find nothing and
+        print it a second time.  Refused too when recipients already checked
+        against the old printer's address rules, and waiting to be proofed or
+        mailed, fail the new one's: each would fail at the printer."""
+        from campaigns.qualification import APPROVAL_FIELDS
+
+        rows = CampaignRecipient.objects.filter(campaign_id=self.pk)
+        self._refuse_switch_in_flight()
         waiting = rows.filter(
             status__in=[
                 CampaignRecipientStatus.PROOFING_STAGED,
@@ -267,6 +289,25 @@ class Campaign(models.Model):
                     "recipients first."
                 }
             )
+
+
+def campaign_printer_locked(campaign_id: int, *, for_update: bool = False) -> str | None:
+    """The campaign's printer as stored, read under a lock on its row that
+    lasts until the caller's transaction ends (call it inside one): shared
+    for a mailing claim (claims of one campaign run side by side), exclusive
+    for a printer switch, which so waits for the claims under way and makes
+    the later ones wait for it.  SQLite needs no row lock: its transactions
+    start IMMEDIATE, one writer at a time.  None when the campaign is gone."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("campaign_printer_locked must run inside a transaction")
+    table = connection.ops.quote_name(Campaign._meta.db_table)
+    lock = ""
+    if connection.vendor == "postgresql":
+        lock = " FOR UPDATE" if for_update else " FOR SHARE"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT printer FROM {table} WHERE id = %s{lock}", [campaign_id])  # noqa: S608
+        row = cursor.fetchone()
+    return None if row is None else str(row[0])
 
 
 # Field values a transition sets besides the status.  A transition declares
@@ -342,6 +383,16 @@ PROOFING_ERRORS = frozenset(
 # A Scheduled row no worker holds and no attempt was made for: nothing of it
 # is at the printer, so it may still be archived.
 SCHEDULED_UNTOUCHED = models.Q(claim_token__isnull=True, first_attempt_at__isnull=True)
+
+
+# A SendingStaged row no attempt was made for: nothing of it can be at the
+# printer, so its card may still be made again (``reproof``).
+NEVER_SENT = models.Q(first_attempt_at__isnull=True)
+
+
+def never_sent(r: Any) -> bool:
+    """Not SendingStaged, or SendingStaged with no attempt made (:data:`NEVER_SENT`)."""
+    return r.status != CampaignRecipientStatus.SENDING_STAGED or r.first_attempt_at is None
 
 
 def scheduled_untouched(r: Any) -> bool:
@@ -864,7 +915,10 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         field=status,
         source=[Status.PROOFED, Status.SENDING_STAGED],
         target=Status.PROOFING_STAGED,
-        custom={"admin": False, "sets": RELEASE_CLAIM},
+        # A SendingStaged row tried before may be at the printer as it was
+        # sent: it finishes under its saved request, never made again.
+        conditions=[never_sent],
+        custom={"admin": False, "sets": RELEASE_CLAIM, "guard": {Status.SENDING_STAGED: NEVER_SENT}},
     )
     def reproof(self) -> None:
         """The campaign's design changed after this proof was made, or the

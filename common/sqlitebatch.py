@@ -32,7 +32,11 @@ the OS on every batch (15 % of the run).  Only this connection, only for the
 run: in WAL mode a connection drops its cache whenever another one commits,
 so a large cache on every web worker's connection would mostly hold memory.
 
-Both put the connection back as it was when the block ends, even inside a
+**Durable commits.** :func:`durable_transaction` syncs one transaction's
+commit to disk (``synchronous=FULL`` for it alone), for the writes a power
+cut must not take back.
+
+Each puts the connection back as it was when the block ends, even inside a
 transaction that is being rolled back (through the driver's connection: Django
 refuses statements there), so a kept connection (``CONN_MAX_AGE``) is as it
 was.  Nothing happens on PostgreSQL or on an in-memory database.
@@ -56,6 +60,8 @@ from django.db import connections
 
 logger = logging.getLogger(__name__)
 
+# SQLite's PRAGMA synchronous level that syncs the WAL at every commit.
+FULL = 2
 # How often, at most, the thread checkpoints while writes go on.
 INTERVAL_S = 0.1
 # The connection's own bound while the thread runs: this many times its usual one.
@@ -184,3 +190,39 @@ def larger_page_cache(using: str = "default", kib: int = RUN_CACHE_KIB) -> Itera
         yield
     finally:
         _driver_pragma(connection, f"PRAGMA cache_size = {before:d}")
+
+
+@contextmanager
+def durable_transaction(using: str = "default") -> Iterator[None]:
+    """One transaction (``atomic``) whose commit is on disk before the block
+    returns, even on SQLite, whose connections run ``synchronous=NORMAL``
+    (config/database.py): in WAL mode a NORMAL commit survives a crash of
+    the process but not a power loss or an OS crash, which may take back the
+    commits since the last checkpoint.  For the writes whose loss costs money
+    (the mailing stage's keys and first-attempt times, saved before the
+    printer is called: without them a printer with no idempotency keys would
+    be sent the card again, not asked for it).  ``synchronous=FULL`` for this
+    commit only: the WAL is synced, with every frame before it.
+
+    PostgreSQL commits durably already (``synchronous_commit`` on).  Inside
+    an outer transaction the outer commit is the one that counts (SQLite
+    refuses to change the level there), so the block is a plain savepoint."""
+    from django.db import transaction
+
+    connection = connections[using]
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        with transaction.atomic(using=using):
+            yield
+        return
+    connection.ensure_connection()
+    before = int(_pragma(connection, "synchronous"))
+    if before >= FULL:
+        with transaction.atomic(using=using):
+            yield
+        return
+    _driver_pragma(connection, f"PRAGMA synchronous = {FULL:d}")
+    try:
+        with transaction.atomic(using=using):
+            yield
+    finally:
+        _driver_pragma(connection, f"PRAGMA synchronous = {before:d}")

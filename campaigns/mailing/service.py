@@ -52,7 +52,7 @@ from campaigns.billing.service import preflight_campaign_billing
 from campaigns.claims import recipients_claim
 from campaigns.mailing.limits import printer_limit, printer_permits
 from campaigns.mailing.payload import submission_payload, submit_request
-from campaigns.models import Campaign, CampaignRecipient, ErrorMessages
+from campaigns.models import NEVER_SENT, Campaign, CampaignRecipient, ErrorMessages, campaign_printer_locked
 from campaigns.proofing.design import campaign_approval, campaign_design
 from campaigns.recipient_json import PRINTER_MAY_HAVE_IT
 from campaigns.services import (
@@ -64,6 +64,7 @@ from campaigns.services import (
 )
 from common.fsm import Actor, insert_history
 from common.http import before_each_request
+from common.sqlitebatch import durable_transaction
 from mailpieces.models import Mailpiece, MailpieceTransition
 from mailpieces.status import MailpieceStatus
 from printers.base import Printer, PrinterError, Submission
@@ -91,6 +92,9 @@ class SendOutcome:
     response: dict[str, Any] = field(default_factory=dict)
     transient: bool = False
     retry_after: float | None = None
+    # When the answer came (or the call gave up): a Retry-After counts from
+    # here, not from the batch's claim, which may be minutes earlier.
+    answered_at: dt.datetime | None = None
 
 
 @dataclass
@@ -124,6 +128,20 @@ def campaign_stage_mailing(*, campaign: Campaign, actor: Actor, today: dt.date |
     if moved:
         counts[Status.SCHEDULED if later else Status.SENDING_STAGED] = moved
     return counts
+
+
+def sending_ready(campaign: Campaign) -> Q:
+    """The SendingStaged rows a claim may take: those of the design approved
+    now, and those tried before, whatever their design (the printer may hold
+    the card as it was sent: it is looked up, and finishes under its saved
+    request).  Not a row never tried whose design changed, or whose approval
+    was withdrawn, since it was staged: the proofing stage makes it again
+    (``stale_proofs``)."""
+    design = campaign_design(campaign)
+    ready = ~NEVER_SENT
+    if campaign_approval(campaign, version=design.version) is not None:
+        ready |= Q(proof_version=design.version)
+    return ready
 
 
 def scheduled_due(campaign: Campaign, today: dt.date, now: dt.datetime) -> Q:
@@ -180,13 +198,15 @@ def campaign_mail(
     lease = _lease(printer, batch_size, workers)
 
     def claim_next(at: dt.datetime) -> _Flight | None:
-        token, rows = _claim(campaign, actor, batch_size, lease, timezone.localdate(at), at)
+        token, rows = _claim(campaign, printer.kind, actor, batch_size, lease, timezone.localdate(at), at)
         report.claimed += len(rows)
         if not rows:
             return None
         return pool.send(token, rows, _prepare(campaign, rows, at), at)
 
-    pool = _CallPool(printer, workers, report)
+    # Answer times on the caller's clock when it fixed one (a test's), else the real one.
+    clock: Callable[[], dt.datetime] = (lambda: fixed_now) if fixed_now is not None else timezone.now
+    pool = _CallPool(printer, workers, report, clock)
     try:
         flight = claim_next(now)
         while flight is not None:
@@ -196,7 +216,7 @@ def campaign_mail(
                 if _may_go_on(campaign, report):
                     following = claim_next(fixed_now or timezone.now())
             outcomes = flight.wait()
-            report.moved.update(_record(campaign, flight.rows, outcomes, flight.token, actor, flight.now))
+            report.moved.update(_record(campaign, flight.rows, outcomes, flight.token, actor, flight.now, printer.kind))
             flight = following
     finally:
         pool.close()
@@ -243,22 +263,42 @@ def _may_go_on(campaign: Campaign, report: MailReport) -> bool:
 
 
 def _claim(
-    campaign: Campaign, actor: Actor, batch_size: int, lease: timedelta, today: dt.date, now: dt.datetime
+    campaign: Campaign,
+    printer_kind: str,
+    actor: Actor,
+    batch_size: int,
+    lease: timedelta,
+    today: dt.date,
+    now: dt.datetime,
 ) -> tuple[uuid.UUID, list[CampaignRecipient]]:
-    claim = recipients_claim(
-        campaign=campaign, method="start_sending", limit=batch_size, lease=lease, actor=actor, now=now
-    )
-    token = claim.token
-    room = batch_size - len(claim)
-    if room > 0:
-        # Scheduled rows are held by token and lease only: the CAS re-checks
-        # that nobody holds them, under the row lock on PostgreSQL.
-        due = scheduled_due(campaign, today, now)
-        ids = list(campaign.recipients.filter(due).order_by("id").values_list("id", flat=True)[:room])
-        if ids:
-            CampaignRecipient.objects.filter(due, pk__in=ids).update(
-                claim_token=token, lease_until=claim.lease_until, updated=now
-            )
+    """Claim a batch for ``printer_kind``, the printer this run calls: none
+    when the campaign has been switched to another one since the run began
+    (the next run takes them, for the new printer).  The printer is read
+    under the campaign row's shared lock, held to the claim's commit, so a
+    switch either sees this claim's rows (and is refused) or comes first."""
+    with transaction.atomic():
+        if campaign_printer_locked(campaign.pk) != printer_kind:
+            return uuid.uuid4(), []
+        claim = recipients_claim(
+            campaign=campaign,
+            method="start_sending",
+            limit=batch_size,
+            lease=lease,
+            actor=actor,
+            now=now,
+            only=sending_ready(campaign),
+        )
+        token = claim.token
+        room = batch_size - len(claim)
+        if room > 0:
+            # Scheduled rows are held by token and lease only: the CAS re-checks
+            # that nobody holds them, under the row lock on PostgreSQL.
+            due = scheduled_due(campaign, today, now)
+            ids = list(campaign.recipients.filter(due).order_by("id").values_list("id", flat=True)[:room])
+            if ids:
+                CampaignRecipient.objects.filter(due, pk__in=ids).update(
+                    claim_token=token, lease_until=claim.lease_until, updated=now
+                )
     rows = CampaignRecipient.objects.filter(claim_token=token, status__in=[Status.SENDING, Status.SCHEDULED])
     return token, list(rows.order_by("id"))
 
@@ -277,7 +317,10 @@ def _prepare(campaign: Campaign, rows: list[CampaignRecipient], now: dt.datetime
         if key != r.idempotency_key or saved is not payload or r.first_attempt_at is None:
             writes.append((key, {**(r.json or {}), "submission": payload}, r.first_attempt_at or now, r.pk))
         requests[r.pk] = submit_request(payload, key)
-    recipients_write_rows(fields=("idempotency_key", "json", "first_attempt_at"), rows=writes)
+    # On disk before any call: lost to a power cut, a row would look never
+    # tried and be submitted again without a lookup (IntelliPrint has no keys).
+    with durable_transaction():
+        recipients_write_rows(fields=("idempotency_key", "json", "first_attempt_at"), rows=writes)
     return requests
 
 
@@ -320,8 +363,15 @@ class _CallPool:
     when the pool closes.  At most ``workers`` threads, started as calls are
     queued (a batch of three rows starts three)."""
 
-    def __init__(self, printer: Printer, workers: int, report: MailReport) -> None:
+    def __init__(
+        self,
+        printer: Printer,
+        workers: int,
+        report: MailReport,
+        clock: Callable[[], dt.datetime] = timezone.now,
+    ) -> None:
         self.printer = printer
+        self.clock = clock
         self.workers = workers
         self.report = report
         self.take_permit = printer_permits(printer.kind)
@@ -376,6 +426,7 @@ class _CallPool:
                 try:
                     seen_before, give_up = r.first_attempt_at is not None, r.attempt >= MAX_ATTEMPTS
                     outcome = _send_one(self.printer, flight.requests[r.pk], seen_before, give_up, self._permit)
+                    outcome.answered_at = self.clock()
                 except Exception:  # the thread goes on with the next call; this row's outcome stays unknown
                     logger.exception("mailing call for recipient %s failed outside the call's own handling", r.pk)
                 finally:
@@ -444,9 +495,13 @@ def _record(
     token: uuid.UUID,
     actor: Actor,
     now: dt.datetime,
+    printer_kind: str = "",
 ) -> Counter[str]:
+    """``printer_kind``: the printer the batch's calls went to (by default the
+    campaign's), which its mailpieces record."""
     counts: Counter[str] = Counter()
     by_pk = {r.pk: r for r in rows}
+    printer_kind = printer_kind or campaign.printer
     with transaction.atomic():
         mine = CampaignRecipient.objects.filter(pk__in=list(by_pk), claim_token=token)
         held = dict(mine.select_for_update().values_list("pk", "status"))
@@ -456,6 +511,7 @@ def _record(
         failed: defaultdict[tuple[str, str, str], list[int]] = defaultdict(list)
         retry: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
         retry_after = 0.0
+        answered = now
         for pk, out in outcomes.items():
             if pk not in held:
                 continue
@@ -466,18 +522,19 @@ def _record(
             )
             if out.submission is not None:
                 sent.append(pk)
-                pieces.append(_piece(campaign, pk, out.submission, reference))
+                pieces.append(_piece(printer_kind, pk, out.submission, reference))
                 continue
             if out.transient:
                 retry[(held[pk], out.detail)].append(pk)
                 backoff = min(MAX_BACKOFF, BACKOFF * 2**r.attempt).total_seconds()
                 retry_after = max(retry_after, out.retry_after or 0.0, backoff)
+                answered = max(answered, out.answered_at or now)
                 continue
             failed[(held[pk], out.message, out.detail)].append(pk)
             pieces.append(
                 Mailpiece(
                     recipient_id=pk,
-                    printer=campaign.printer,
+                    printer=printer_kind,
                     reference=reference,
                     status=MailpieceStatus.ERROR,
                     status_at=now,
@@ -523,7 +580,7 @@ def _record(
                 reason="the printer has the piece",
             )
             counts[Status.SENT] += len(moved)
-        not_before = now + timedelta(seconds=retry_after)
+        not_before = answered + timedelta(seconds=retry_after)
         for (status, detail), ids in retry.items():
             # The last failure stays visible to ops while the row waits.
             CampaignRecipient.objects.filter(pk__in=ids).update(attempt=F("attempt") + 1, error_detail=detail)
@@ -576,7 +633,7 @@ def _store_pieces(pieces: list[Mailpiece]) -> tuple[list[Mailpiece], list[Mailpi
     return created, refused
 
 
-def _piece(campaign: Campaign, recipient_id: int, submission: Submission, reference: str) -> Mailpiece:
+def _piece(printer_kind: str, recipient_id: int, submission: Submission, reference: str) -> Mailpiece:
     """The Mailpiece of an accepted submission.  A test-mode piece (Stannp
     answers id "0" for every one) is kept without the printer's id, with
     status Test, so the unique (printer, printer id) constraint holds."""
@@ -586,7 +643,7 @@ def _piece(campaign: Campaign, recipient_id: int, submission: Submission, refere
         printer_id, status = "", MailpieceStatus.TEST
     return Mailpiece(
         recipient_id=recipient_id,
-        printer=campaign.printer,
+        printer=printer_kind,
         printer_id=printer_id[:100],
         reference=(submission.reference or reference)[:100],
         status=status,

@@ -26,10 +26,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.enrichment.service import campaign_enrich
-from campaigns.mailing.service import campaign_mail, scheduled_due
+from campaigns.mailing.service import campaign_mail, scheduled_due, sending_ready
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.proofing.design import campaign_approval, campaign_design, sample_room
-from campaigns.proofing.service import campaign_proof
+from campaigns.proofing.service import campaign_proof, stale_proofs
 from campaigns.qualification import campaign_qualify
 from common.fsm import Actor
 
@@ -90,7 +90,7 @@ def _enrich_run(campaign: Campaign, actor: Actor, batch_size: int, deadline: flo
 
 def _proof_due(campaign: Campaign, now: dt.datetime) -> int:
     design = campaign_design(campaign)
-    stale = campaign.recipients.filter(status=Status.PROOFED).exclude(proof_version=design.version).count()
+    stale = stale_proofs(campaign, design).count()
     staged = campaign.recipients.filter(_ready(now), status=Status.PROOFING_STAGED).count()
     if staged and campaign_approval(campaign, version=design.version) is None:
         staged = min(staged, sample_room(campaign, design.version))
@@ -110,7 +110,7 @@ def _proof_run(campaign: Campaign, actor: Actor, batch_size: int, deadline: floa
 
 def _mail_due(campaign: Campaign, now: dt.datetime) -> int:
     design = campaign_design(campaign)
-    waiting = campaign.recipients.filter(_ready(now), status=Status.SENDING_STAGED).count()
+    waiting = campaign.recipients.filter(_ready(now), sending_ready(campaign), status=Status.SENDING_STAGED).count()
     waiting += campaign.recipients.filter(scheduled_due(campaign, timezone.localdate(now), now)).count()
     if campaign_approval(campaign, version=design.version) is not None:
         waiting += campaign.recipients.filter(status=Status.PROOFED, proof_version=design.version).count()

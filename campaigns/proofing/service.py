@@ -35,14 +35,14 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from campaigns.billing.service import preflight_campaign_billing
 from campaigns.claims import recipients_claim
 from campaigns.discounts.base import DiscountClient, DiscountError, discount_code_for, get_discount_client
 from campaigns.discounts.service import recipient_discount_code
-from campaigns.models import Campaign, CampaignRecipient, ErrorMessages
+from campaigns.models import NEVER_SENT, Campaign, CampaignRecipient, ErrorMessages
 from campaigns.proofing.base import ProofDesign, ProofError, ProofJob, ProofRenderer, get_proof_renderer
 from campaigns.proofing.design import campaign_approval, campaign_design, sample_room
 from campaigns.services import (
@@ -365,11 +365,24 @@ def _record(
 
 
 def _reproof_stale(campaign: Campaign, design: ProofDesign, actor: Actor) -> list[int]:
-    """Proofed rows made from another design version go back to the queue."""
-    stale = campaign.recipients.filter(status=Status.PROOFED).exclude(proof_version=design.version)
+    """Rows proofed from another design version go back to the queue: Proofed
+    ones, and SendingStaged ones no attempt was made for (waiting for the
+    next batch, or a backoff), whose approval no longer holds.  A row tried
+    before may be at the printer: it finishes as it was sent (``reproof``'s
+    guard leaves it), as do Scheduled rows (frozen, docs/mailing.md)."""
     return recipients_bulk_transition(
-        queryset=stale, method="reproof", actor=actor, reason=f"the design changed (now {design.version})"
+        queryset=stale_proofs(campaign, design),
+        method="reproof",
+        actor=actor,
+        reason=f"the design changed (now {design.version})",
     )
+
+
+def stale_proofs(campaign: Campaign, design: ProofDesign) -> QuerySet[CampaignRecipient]:
+    """The rows :func:`_reproof_stale` sends back to proofing."""
+    return campaign.recipients.filter(
+        Q(status=Status.PROOFED) | (Q(status=Status.SENDING_STAGED) & NEVER_SENT)
+    ).exclude(proof_version=design.version)
 
 
 def campaign_fail_staged(

@@ -403,3 +403,56 @@ def test_a_row_a_worker_moves_while_the_page_posts_says_so_instead_of_a_500(admi
     before = r.email
     r.refresh_from_db()
     assert r.email == before  # nothing saved (here the "worker" shares the page's transaction, rolled back too)
+
+
+# ---------------------------------------------------------------- the design changed while cards waited to be mailed
+def change_the_card_size(campaign) -> None:
+    from campaigns.proofing.design import campaign_approval, campaign_withdraw_stale_approvals
+
+    campaign.size = "6x9"
+    campaign.save()
+    campaign_withdraw_stale_approvals(campaign=campaign, reason="the card size changed")
+    assert campaign_approval(campaign) is None
+
+
+def test_a_card_queued_for_mailing_when_the_design_changes_is_made_again_not_mailed(simulator):
+    """Rows staged for mailing (waiting for the next batch, or a backoff)
+    when ops change the design: the approval they were staged under no
+    longer holds, so none reaches the printer; the proofing stage makes them
+    again, and they wait for the new design's approval."""
+    from campaigns.pipeline.runner import campaign_advance
+
+    campaign, rows = ready_campaign(2)
+    mail(campaign, batch_size=1)  # a batch of one: the second row waits in SendingStaged
+    rows[1].refresh_from_db()
+    assert rows[1].status == S.SENDING_STAGED
+    assert rows[1].first_attempt_at is None
+    sent = simulator.physical_pieces("sandbox")
+    change_the_card_size(campaign)
+    mail(campaign)  # a mailing run before the proofing stage's: it claims nothing
+    assert simulator.physical_pieces("sandbox") == sent
+    campaign_advance(campaign.pk, actor=ACTOR)
+    rows[1].refresh_from_db()
+    assert rows[1].status in (S.PROOFING_STAGED, S.PROOFED)  # made again for the new design (the sample waits)
+    assert simulator.physical_pieces("sandbox") == sent
+
+
+def test_a_card_tried_before_the_design_changed_finishes_as_it_was_sent(simulator):
+    """Its first attempt timed out after the printer made the piece: the
+    printer holds the card as it was sent, so it is not made again; the next
+    attempt looks it up and records it, and nothing is printed twice."""
+    campaign, (r,) = ready_campaign(1)
+    simulator.inject("sandbox", Fault.timeout_after_create(0.0))
+    mail(campaign)
+    r.refresh_from_db()
+    assert r.status == S.SENDING_STAGED
+    assert r.first_attempt_at is not None
+    change_the_card_size(campaign)
+    campaign_proof(campaign=campaign, actor=ACTOR)
+    r.refresh_from_db()
+    assert r.status == S.SENDING_STAGED  # not sent back to proofing
+    due_now(campaign)
+    mail(campaign)
+    r.refresh_from_db()
+    assert r.status == S.SENT
+    assert simulator.physical_pieces("sandbox") == 1

@@ -60,9 +60,9 @@ def test_a_row_whose_claim_was_lost_is_skipped_and_the_rest_of_the_batch_recorde
     campaign, (a, b, c) = ready_campaign(3)
     real = service._record
 
-    def record(campaign, rows, outcomes, token, actor, now):
+    def record(campaign, rows, outcomes, token, actor, now, *rest):
         CampaignRecipient.objects.filter(pk=a.pk).update(claim_token=uuid.uuid4())
-        return real(campaign, rows, outcomes, token, actor, now)
+        return real(campaign, rows, outcomes, token, actor, now, *rest)
 
     monkeypatch.setattr(service, "_record", record)
     report = mail(campaign, concurrency=1)  # one thread: the outcomes come in row order, the lost row first

@@ -35,10 +35,10 @@ def test_a_rolling_run_claims_the_next_batch_before_recording_the_last_and_mails
     real = service._record
     claimed_ahead: list[int] = []  # at each record: rows held by the batch claimed after it
 
-    def record(campaign_, rows, outcomes, token, actor, now):
+    def record(campaign_, rows, outcomes, token, actor, now, *rest):
         others = CampaignRecipient.objects.filter(status=S.SENDING).exclude(claim_token=token)
         claimed_ahead.append(others.count())
-        return real(campaign_, rows, outcomes, token, actor, now)
+        return real(campaign_, rows, outcomes, token, actor, now, *rest)
 
     monkeypatch.setattr(service, "_record", record)
     report = roll(campaign)

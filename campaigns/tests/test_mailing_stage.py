@@ -717,3 +717,34 @@ def test_a_printer_id_we_already_hold_fails_that_row_not_the_batch(simulator):
     assert (c.status, c.error_message) == (S.ERROR, ErrorMessages.FAILED_SUBMISSION_TO_PRINTER)
     assert taken in c.error_detail
     assert d.status == S.SENT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keys_and_first_attempts_are_saved_in_one_commit_that_survives_a_power_cut(simulator, monkeypatch):
+    """Saved before any call, in one transaction; on SQLite (synchronous=NORMAL
+    otherwise) that commit syncs the WAL: a power cut after the printer took
+    a card cannot take back the row's first attempt, whose next try then
+    looks the card up instead of printing it again."""
+    from django.db import connection
+
+    campaign, _ = ready_campaign(3)
+    real = service.recipients_write_rows
+    seen: list[tuple[bool, int | None]] = []
+
+    def write(**kwargs: Any) -> None:
+        level = None
+        if connection.vendor == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA synchronous")
+                level = int(cursor.fetchone()[0])
+        seen.append((connection.in_atomic_block, level))
+        real(**kwargs)
+
+    monkeypatch.setattr(service, "recipients_write_rows", write)
+    mail(campaign)
+    assert seen == [(True, 2 if connection.vendor == "sqlite" else None)]
+    assert statuses(campaign) == {S.SENT: 3}
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA synchronous")
+            assert cursor.fetchone()[0] == 1  # the connection's own level again

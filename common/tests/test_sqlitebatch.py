@@ -11,7 +11,14 @@ import pytest
 from django.db import connection, connections, transaction
 from django.db.backends.sqlite3.base import DatabaseWrapper
 
-from common.sqlitebatch import BACKSTOP, RUN_CACHE_KIB, Checkpointer, checkpoints_in_background, larger_page_cache
+from common.sqlitebatch import (
+    BACKSTOP,
+    RUN_CACHE_KIB,
+    Checkpointer,
+    checkpoints_in_background,
+    durable_transaction,
+    larger_page_cache,
+)
 
 ROW = b"x" * 3000  # about one page each
 
@@ -175,6 +182,51 @@ def test_the_page_cache_is_larger_inside_and_as_it_was_after(file_db):
             pass
         assert _pragma(file_db, "cache_size") == -RUN_CACHE_KIB
     assert _pragma(file_db, "cache_size") == -2000
+
+
+def test_a_durable_transaction_commits_with_the_wal_synced_and_puts_the_level_back(file_db):
+    """synchronous=FULL (2) for the block's commit, NORMAL (1) again after;
+    its writes are one transaction, committed when the block ends."""
+    seen: list[int] = []
+    assert _pragma(file_db, "synchronous") == 1
+    with durable_transaction("walcheck"):
+        assert file_db.in_atomic_block
+        with file_db.cursor() as cursor:
+            cursor.execute("PRAGMA synchronous")
+            seen.append(int(cursor.fetchone()[0]))
+            cursor.executemany("INSERT INTO t (body) VALUES (%s)", [(ROW,)] * 3)
+    assert seen == [2]
+    assert _pragma(file_db, "synchronous") == 1
+    with file_db.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM t")
+        assert cursor.fetchone()[0] == 3
+
+
+def test_a_durable_transaction_that_fails_rolls_back_and_puts_the_level_back(file_db):
+    def insert_then_fail() -> None:
+        with durable_transaction("walcheck"), file_db.cursor() as cursor:
+            cursor.execute("INSERT INTO t (body) VALUES (%s)", [ROW])
+            raise ValueError("in the block")
+
+    with pytest.raises(ValueError, match="in the block"):
+        insert_then_fail()
+    assert _pragma(file_db, "synchronous") == 1
+    with file_db.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM t")
+        assert cursor.fetchone()[0] == 0
+
+
+def test_inside_an_outer_transaction_a_durable_block_is_a_savepoint_of_it(file_db):
+    """SQLite refuses to change the level inside a transaction: the outer
+    commit is the one that counts, and the block neither fails nor commits."""
+    with transaction.atomic(using="walcheck"):
+        with durable_transaction("walcheck"), file_db.cursor() as cursor:
+            cursor.execute("INSERT INTO t (body) VALUES (%s)", [ROW])
+        assert file_db.in_atomic_block
+        transaction.set_rollback(True, using="walcheck")
+    with file_db.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM t")
+        assert cursor.fetchone()[0] == 0
 
 
 def test_nothing_happens_on_an_in_memory_database(django_db_blocker):
