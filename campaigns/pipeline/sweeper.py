@@ -5,8 +5,9 @@ working state with a lease that runs out.  The sweeper sends them back to the
 stage's queue with the FSM's own edge, so the next run claims them again.
 The dead worker's later writes are refused by the claim token (cleared here).
 AddressEnriching rows are reclaimed by the enrichment stage itself (its
-rows keep their attempt count and backoff there); the mailing stage adds its
-Sending reconciliation in part 2.
+rows keep their attempt count and backoff there).  A Sending row swept back
+counts as an attempt (``_requeue_sending``) and is looked up at the printer
+before it is sent again (it has a first attempt time).
 """
 
 from __future__ import annotations
@@ -14,14 +15,23 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
+from django.db import transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from campaigns.models import CampaignRecipient
-from campaigns.services import recipients_bulk_transition_chunked
+from campaigns.services import recipients_bulk_transition, recipients_bulk_transition_chunked
 from common.fsm import Actor
 
 Status = CampaignRecipient.Status
 CHUNK = 1000
+
+LEASE_EXPIRED = "lease expired: the worker did not finish"
+# What a swept Sending row says while it waits (ops read it in the "Why" column).
+WORKER_STOPPED = (
+    "the worker sending it stopped before the printer's answer was recorded; it is tried again, and a card "
+    "that was sent is looked up at the printer first"
+)
 
 # Working state → the transition that returns an expired claim to its queue.
 EXPIRED_CLAIMS = {Status.PROOFING: "requeue_proofing", Status.SENDING: "requeue_sending"}
@@ -37,9 +47,12 @@ def pipeline_sweep(
         expired = CampaignRecipient.objects.filter(status=status, lease_until__lt=now)
         if campaign_ids is not None:
             expired = expired.filter(campaign_id__in=campaign_ids)
-        moved = recipients_bulk_transition_chunked(
-            rows=expired, method=method, actor=actor, reason="lease expired: the worker did not finish", chunk=CHUNK
-        )
+        if status == Status.SENDING:
+            moved = _requeue_sending(expired, actor)
+        else:
+            moved = recipients_bulk_transition_chunked(
+                rows=expired, method=method, actor=actor, reason=LEASE_EXPIRED, chunk=CHUNK
+            )
         if moved:
             counts[status] += moved
     # Scheduled rows are claimed by token and lease alone: free them again.
@@ -50,3 +63,25 @@ def pipeline_sweep(
         held = held.filter(campaign_id__in=campaign_ids)
     counts[Status.SCHEDULED] += held.update(claim_token=None, updated=now)
     return counts
+
+
+def _requeue_sending(rows: QuerySet[CampaignRecipient], actor: Actor) -> int:
+    """Expired Sending rows back to SendingStaged, each one counted as an
+    attempt and saying why while it waits: a card whose worker dies every
+    time (a request that crashes the process, say) is not retried for ever
+    and unexplained; after ``MAX_ATTEMPTS`` its next attempt only looks it
+    up (found: Sent; nothing: Error), as after transient failures.  Moved and
+    marked in one transaction, chunk by chunk."""
+    total = 0
+    while True:
+        ids = list(rows.order_by("id").values_list("id", flat=True)[:CHUNK])
+        if not ids:
+            return total
+        with transaction.atomic():
+            moved = recipients_bulk_transition(
+                queryset=rows.filter(pk__in=ids), method="requeue_sending", actor=actor, reason=LEASE_EXPIRED
+            )
+            CampaignRecipient.objects.filter(pk__in=moved).update(attempt=F("attempt") + 1, error_detail=WORKER_STOPPED)
+        total += len(moved)
+        if not moved:
+            return total
