@@ -913,17 +913,24 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
 
     @fsm.transition(
         field=status,
-        source=[Status.PROOFED, Status.SENDING_STAGED],
+        source=[Status.PROOFED, Status.SENDING_STAGED, Status.SCHEDULED],
         target=Status.PROOFING_STAGED,
-        # A SendingStaged row tried before may be at the printer as it was
-        # sent: it finishes under its saved request, never made again.
-        conditions=[never_sent],
-        custom={"admin": False, "sets": RELEASE_CLAIM, "guard": {Status.SENDING_STAGED: NEVER_SENT}},
+        # A row tried before may be at the printer as it was sent: it
+        # finishes under its saved request, never made again; so does a
+        # Scheduled row a worker holds.
+        conditions=[never_sent, scheduled_untouched],
+        custom={
+            "admin": False,
+            "sets": RELEASE_CLAIM,
+            "guard": {Status.SENDING_STAGED: NEVER_SENT, Status.SCHEDULED: SCHEDULED_UNTOUCHED},
+        },
     )
     def reproof(self) -> None:
         """The campaign's design changed after this proof was made, or the
         recipient's name or address did before the card went to the printer:
-        make it again (the discount code is kept)."""
+        make it again (the discount code is kept).  A Scheduled card too: its
+        day has not come, nothing of it is at the printer, and it must not
+        go out with a design (or a card size) no longer approved."""
         self._apply_sets("reproof")
 
     @fsm.transition(

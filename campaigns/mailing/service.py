@@ -131,7 +131,7 @@ def campaign_stage_mailing(*, campaign: Campaign, actor: Actor, today: dt.date |
 
 
 def sending_ready(campaign: Campaign) -> Q:
-    """The SendingStaged rows a claim may take: those of the design approved
+    """The SendingStaged (and due Scheduled) rows a claim may take: those of the design approved
     now, and those tried before, whatever their design (the printer may hold
     the card as it was sent: it is looked up, and finishes under its saved
     request).  Not a row never tried whose design changed, or whose approval
@@ -294,7 +294,8 @@ def _claim(
             # Scheduled rows are held by token and lease only: the CAS re-checks
             # that nobody holds them, under the row lock on PostgreSQL.
             due = scheduled_due(campaign, today, now)
-            ids = list(campaign.recipients.filter(due).order_by("id").values_list("id", flat=True)[:room])
+            ready = campaign.recipients.filter(due).filter(sending_ready(campaign))
+            ids = list(ready.order_by("id").values_list("id", flat=True)[:room])
             if ids:
                 CampaignRecipient.objects.filter(due, pk__in=ids).update(
                     claim_token=token, lease_until=claim.lease_until, updated=now

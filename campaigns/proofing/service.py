@@ -42,7 +42,7 @@ from campaigns.billing.service import preflight_campaign_billing
 from campaigns.claims import recipients_claim
 from campaigns.discounts.base import DiscountClient, DiscountError, discount_code_for, get_discount_client
 from campaigns.discounts.service import recipient_discount_code
-from campaigns.models import NEVER_SENT, Campaign, CampaignRecipient, ErrorMessages
+from campaigns.models import NEVER_SENT, SCHEDULED_UNTOUCHED, Campaign, CampaignRecipient, ErrorMessages
 from campaigns.proofing.base import ProofDesign, ProofError, ProofJob, ProofRenderer, get_proof_renderer
 from campaigns.proofing.design import campaign_approval, campaign_design, sample_room
 from campaigns.services import (
@@ -366,10 +366,10 @@ def _record(
 
 def _reproof_stale(campaign: Campaign, design: ProofDesign, actor: Actor) -> list[int]:
     """Rows proofed from another design version go back to the queue: Proofed
-    ones, and SendingStaged ones no attempt was made for (waiting for the
-    next batch, or a backoff), whose approval no longer holds.  A row tried
-    before may be at the printer: it finishes as it was sent (``reproof``'s
-    guard leaves it), as do Scheduled rows (frozen, docs/mailing.md)."""
+    ones, SendingStaged ones no attempt was made for (waiting for the next
+    batch, or a backoff) and Scheduled ones nothing of which is at the
+    printer, whose approval no longer holds.  A row tried before may be at
+    the printer: it finishes as it was sent (``reproof``'s guard leaves it)."""
     return recipients_bulk_transition(
         queryset=stale_proofs(campaign, design),
         method="reproof",
@@ -381,7 +381,9 @@ def _reproof_stale(campaign: Campaign, design: ProofDesign, actor: Actor) -> lis
 def stale_proofs(campaign: Campaign, design: ProofDesign) -> QuerySet[CampaignRecipient]:
     """The rows :func:`_reproof_stale` sends back to proofing."""
     return campaign.recipients.filter(
-        Q(status=Status.PROOFED) | (Q(status=Status.SENDING_STAGED) & NEVER_SENT)
+        Q(status=Status.PROOFED)
+        | (Q(status=Status.SENDING_STAGED) & NEVER_SENT)
+        | (Q(status=Status.SCHEDULED) & SCHEDULED_UNTOUCHED)
     ).exclude(proof_version=design.version)
 
 

@@ -6,6 +6,7 @@ the printer cannot be edited at all."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections import Counter
@@ -456,3 +457,54 @@ def test_a_card_tried_before_the_design_changed_finishes_as_it_was_sent(simulato
     r.refresh_from_db()
     assert r.status == S.SENT
     assert simulator.physical_pieces("sandbox") == 1
+
+
+def test_scheduled_cards_of_a_design_changed_since_are_made_again_before_their_day(simulator):
+    """Cards waiting for their mail date when ops change the card size: on
+    the day none goes out with the old artwork on a card of the new size;
+    they are made again and wait for the new design's approval."""
+    import datetime as dt
+
+    from campaigns.models import Campaign
+    from campaigns.pipeline.runner import campaign_advance
+
+    campaign, rows = ready_campaign(2)
+    Campaign.objects.filter(pk=campaign.pk).update(mail_date=timezone.localdate() + dt.timedelta(days=7))
+    campaign.refresh_from_db()
+    mail(campaign)
+    assert set(campaign.recipients.values_list("status", flat=True)) == {S.SCHEDULED}
+    change_the_card_size(campaign)
+    Campaign.objects.filter(pk=campaign.pk).update(mail_date=timezone.localdate())  # the day comes
+    campaign.refresh_from_db()
+    mail(campaign)  # before the proofing stage's run: nothing is claimed
+    assert simulator.physical_pieces("sandbox") == 0
+    campaign_advance(campaign.pk, actor=ACTOR)
+    assert simulator.physical_pieces("sandbox") == 0
+    statuses = set(campaign.recipients.values_list("status", flat=True))
+    assert statuses <= {S.PROOFING_STAGED, S.PROOFED}  # made again; the new samples wait for a person
+    approve(campaign)
+    campaign_advance(campaign.pk, actor=ACTOR)
+    sent = {json.loads(c.body)["front"]: json.loads(c.body)["size"] for c in simulator.captured("sandbox", "POST")}
+    assert set(campaign.recipients.values_list("status", flat=True)) == {S.SENT}
+    made = {proof_public_url(url): url for url in campaign.recipients.values_list("proof_url", flat=True)}
+    assert set(sent) == set(made)  # each card went with its own new front ...
+    assert set(sent.values()) == {"6x9"}  # ... on a card of the new size ...
+    assert all("6x9" in url for url in made.values())  # ... drawn for it
+
+
+def test_a_scheduled_card_already_tried_keeps_its_design(simulator):
+    """Its day came and an attempt was made (the printer may have it): it
+    is not made again when the design changes; it finishes as it was sent."""
+    import datetime as dt
+
+    from campaigns.models import Campaign
+
+    campaign, (r,) = ready_campaign(1)
+    Campaign.objects.filter(pk=campaign.pk).update(mail_date=timezone.localdate() + dt.timedelta(days=7))
+    campaign.refresh_from_db()
+    mail(campaign)
+    CampaignRecipient.objects.filter(pk=r.pk).update(first_attempt_at=timezone.now())  # tried on its day
+    change_the_card_size(campaign)
+    campaign_proof(campaign=campaign, actor=ACTOR)
+    r.refresh_from_db()
+    assert r.status == S.SCHEDULED
