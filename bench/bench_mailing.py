@@ -317,7 +317,7 @@ def mail_one_recipient(recipient_id: int) -> str:
         queryset=mine,
         method="start_sending",
         actor=actor,
-        reason="sending claim",
+        reason="taken by a worker to send it to the printer",
         payload={"claim_token": str(token)},
         claim_token=token,
         lease_until=now + LEASE,
@@ -433,7 +433,7 @@ def _floor(n: int, name: str, sim: Any) -> float:
                      S.SENDING_STAGED],
                 )  # fmt: skip
             insert_history(RecipientTransition, obj_field="recipient", ids=ids, from_status=S.SENDING_STAGED,
-                           to_status=S.SENDING, actor=actor, reason="sending claim",
+                           to_status=S.SENDING, actor=actor, reason="taken by a worker to send it to the printer",
                            payload={"claim_token": str(token)}, at=now)  # fmt: skip
             bodies, writes = [], []
             for pk, first, last, company, a1, a2, city, state, zip_, country, front, back, gen in rows:

@@ -187,7 +187,7 @@ def proof_one_recipient(recipient_id: int) -> str:
         queryset=CampaignRecipient.objects.filter(pk=recipient_id),
         method="start_proofing",
         actor=actor,
-        reason="proofing claim",
+        reason="taken by a worker to make its proof",
         payload={"claim_token": str(token)},
         claim_token=token,
         lease_until=timezone.now() + LEASE,

@@ -31,6 +31,12 @@ from campaigns.services import recipients_bulk_transition
 from common.fsm import Actor, sources_of
 
 # The claim transitions and what each one claims for.
+# What the history says of a claim, in words.
+CLAIM_REASONS = {
+    "start_enriching": "taken by a worker to look up its address",
+    "start_proofing": "taken by a worker to make its proof",
+    "start_sending": "taken by a worker to send it to the printer",
+}
 CLAIM_METHODS = {
     "start_enriching": "enrichment",
     "start_proofing": "proofing",
@@ -89,7 +95,7 @@ def recipients_claim(
         queryset=CampaignRecipient.objects.filter(pk__in=candidates),
         method=method,
         actor=actor,
-        reason=f"{CLAIM_METHODS[method]} claim",
+        reason=CLAIM_REASONS[method],
         payload={"claim_token": str(token)},
         claim_token=token,
         lease_until=until,

@@ -845,7 +845,8 @@ class CampaignRecipient(fsm.ConcurrentTransitionMixin, models.Model):
         field=status,
         source=[Status.SENDING, Status.SCHEDULED],
         target=Status.SENT,
-        custom={"admin": False, "sets": RELEASE_CLAIM},
+        # The printer has it: a failure kept from an earlier attempt no longer explains anything.
+        custom={"admin": False, "sets": {**RELEASE_CLAIM, "error_detail": ""}},
     )
     def mark_sent(self) -> None:
         self._apply_sets("mark_sent")

@@ -79,6 +79,11 @@ MAX_ATTEMPTS = 6
 BACKOFF = timedelta(seconds=30)  # doubled per attempt, capped; a longer Retry-After wins
 MAX_BACKOFF = timedelta(hours=1)
 CHUNK = 1000
+# The history's reason when a card goes back to wait after an unclear answer.
+UNKNOWN_OUTCOME = (
+    "the printer's answer was unclear (a timeout, its rate limit or an error on its side): tried again later, "
+    "looked up at the printer first and sent as the same request, which it cannot print twice"
+)
 # Printer answers that say our request itself was wrong (the address, the
 # images, the size): the mail piece cannot be made as asked.
 BAD_REQUEST_STATUSES = frozenset({400, 413, 415, 422})
@@ -590,7 +595,7 @@ def _record(
                     queryset=CampaignRecipient.objects.filter(pk__in=ids, claim_token=token),
                     method="requeue_sending",
                     actor=actor,
-                    reason="outcome unknown (timeout, rate limit or printer error): same key later",
+                    reason=UNKNOWN_OUTCOME,
                     not_before=not_before,
                 )
                 counts["retry_later"] += len(moved)

@@ -13,7 +13,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from campaigns.claims import CLAIM_REASONS
 from campaigns.mailing import service
+from campaigns.mailing.service import UNKNOWN_OUTCOME
 from campaigns.models import CampaignRecipient, ErrorMessages, RecipientTransition
 from campaigns.tests.test_mailing_stage import due_now, mail, ready_campaign
 from mailpieces.models import Mailpiece, MailpieceTransition
@@ -192,14 +194,17 @@ def test_the_history_says_what_the_printer_did_with_each_row(simulator, monkeypa
     }
     assert moves == {
         **{(pk, S.PROOFED, S.SENDING_STAGED): "to the printer" for pk in (taken.pk, refused.pk, unknown.pk)},
-        **{(pk, S.SENDING_STAGED, S.SENDING): "sending claim" for pk in (taken.pk, refused.pk, unknown.pk)},
+        **{
+            (pk, S.SENDING_STAGED, S.SENDING): CLAIM_REASONS["start_sending"]
+            for pk in (taken.pk, refused.pk, unknown.pk)
+        },
         (taken.pk, S.SENDING, S.SENT): "the printer has the piece",
         (refused.pk, S.SENDING, S.ERROR): ErrorMessages.FAILED_TO_MAKE_MAIL_PIECE,
         (
             unknown.pk,
             S.SENDING,
             S.SENDING_STAGED,
-        ): "outcome unknown (timeout, rate limit or printer error): same key later",
+        ): UNKNOWN_OUTCOME,
     }
     pieces = {
         (t.mailpiece.recipient_id, t.from_status, t.to_status, t.reason, t.created)
@@ -209,3 +214,18 @@ def test_the_history_says_what_the_printer_did_with_each_row(simulator, monkeypa
         (taken.pk, "", MailpieceStatus.SUBMITTED, "submitted to the printer", now),
         (refused.pk, "", MailpieceStatus.ERROR, "the printer refused it", now),
     }
+
+
+def test_a_card_sent_after_an_unclear_answer_no_longer_shows_that_failure(simulator):
+    """The first attempt timed out; the next one finds the card: the Sent
+    row's page must not still read "looking the piece up failed" or a 503."""
+    campaign, (r,) = ready_campaign(1)
+    simulator.inject("sandbox", Fault.status(503, method="POST"))
+    mail(campaign)
+    r.refresh_from_db()
+    assert r.status == S.SENDING_STAGED
+    assert r.error_detail  # why it waits, meanwhile
+    due_now(campaign)
+    mail(campaign)
+    r.refresh_from_db()
+    assert (r.status, r.error_detail) == (S.SENT, "")
