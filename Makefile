@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The local printer simulator `make demo` runs beside the admin (the sandbox printer).
+SIMULATOR_PORT ?= 8765
+# Where printers fetch proof images from: the served admin.
+PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: venv demo demo-data test lint typecheck bench graphs clean mutation
 
@@ -19,11 +23,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 demo-data: venv
 	$(PY) manage.py migrate --no-input -v0
-	$(PY) manage.py demo --url http://$(HOST):$(PORT)
+	PUBLIC_BASE_URL=$(PUBLIC_BASE_URL) $(PY) manage.py demo --url http://$(HOST):$(PORT)
 
+# The admin, a task worker (qcluster) and the printer simulator, one environment, until Ctrl-C stops all three.
 demo: demo-data
-	@echo "Serving the admin on http://$(HOST):$(PORT)/admin/ (Ctrl-C to stop)"
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	$(PY) manage.py demo_serve --addr $(HOST):$(PORT) --simulator-port $(SIMULATOR_PORT) --public-url $(PUBLIC_BASE_URL)
 
 test: venv
 	$(PY) -m pytest -q

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
+from types import FrameType
 from typing import Any
 
 from django.conf import settings
@@ -62,10 +64,20 @@ class Command(BaseCommand):
                 threading.Thread(target=run, daemon=True).start()
 
             sim.store.on_create.append(walk)
-        self.stdout.write(f"printer simulator on {sim.base_url} ({', '.join(sorted(sim.handlers))}); Ctrl-C to stop")
+        # SIGTERM (how `manage.py demo_serve` and process managers stop it) stops it as Ctrl-C does.
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
         try:
+            vendors = ", ".join(sorted(sim.handlers))
+            self.stdout.write(f"printer simulator on {sim.base_url} ({vendors}); Ctrl-C to stop")
             sim.serve_forever()
         except KeyboardInterrupt:
             self.stdout.write("stopped")
         finally:
             sim.stop()
+            if on_main_thread:
+                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
