@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -9,12 +10,13 @@ from urllib.parse import urlencode
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -25,7 +27,7 @@ from django_q.tasks import async_task
 from campaigns.admin_import import CampaignImportAdminMixin
 from campaigns.admin_proofs import CampaignProofAdminMixin, RecipientProofAdminMixin
 from campaigns.billing.service import organizations_billing_check
-from campaigns.importing import field_words
+from campaigns.importing import FIELD_LABELS, field_words
 from campaigns.keys import blocklist_address_key, blocklist_email_key, blocklist_entry_key
 from campaigns.mailing.retry import recipients_retry_sending
 from campaigns.models import (
@@ -78,8 +80,30 @@ class BlocklistInline(admin.TabularInline):
     extra = 0
 
 
+class OrganizationForm(forms.ModelForm):
+    class Meta:
+        model = Organization
+        fields = (
+            "name",
+            "recipient_cap",
+            "billing_customer_id",
+            "subscription_active",
+            "billing_subscription_item_id",
+            "billing_price_id",
+        )
+        # In the words of the billing check (campaigns.billing): no "legacy"
+        # item, no "price drift".
+        help_texts = {
+            "billing_subscription_item_id": "The item (si_…) of the organization's Stripe subscription that "
+            "postcards are billed to: the postcard price, added to its subscription.",
+            "billing_price_id": "Local billing only: the price (price_…) of that subscription item. It must be the "
+            "postcard price, or billing is not ready.",
+        }
+
+
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
+    form = OrganizationForm
     list_display = (
         "name",
         "billing_customer_id",
@@ -247,6 +271,11 @@ def enrichment_words(info: Mapping[str, Any]) -> str:
     return f"{text} ({detail})" if detail else text
 
 
+def count_words(n: int, singular: str, plural: str = "") -> str:
+    """ "1 error", "2 errors": a count with its noun in the right number."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
 def status_words(status: str) -> str:
     return STATUS_WORDS.get(status, (status, GREY))[0]
 
@@ -309,14 +338,34 @@ def _statuses(queryset: QuerySet[CampaignRecipient]) -> Counter[str]:
     return Counter(dict(rows))
 
 
+# The next step for rows one retry leaves because their error is the other
+# stage's ("4 not eligible: 4 not a mailing error" said what, not what to do).
+_FIX_BILLING_FIRST = (
+    f"(for “{ErrorMessages.BILLING_NOT_READY}”, fix the organization's billing first: its page says what is missing)"
+)
+NOT_A_MAILING_ERROR_NEXT = (
+    " Those errors came before mailing (proofing, or the billing check): use “Retry from proofing” or the "
+    f"campaign's “Retry all errors” {_FIX_BILLING_FIRST}."
+)
+NOT_A_PROOFING_ERROR_NEXT = (
+    f" Those errors came from mailing: use “Retry sending” or the campaign's “Retry all errors” {_FIX_BILLING_FIRST}."
+)
+
+
 def _run_retry_proofing(queryset: QuerySet[CampaignRecipient], actor: Actor) -> tuple[str, bool]:
     report = recipients_retry_proofing(queryset=queryset, actor=actor)
-    return f"Retry from proofing: {_retry_words(report)}.", bool(report.retried)
+    text = f"Retry from proofing: {_retry_words(report)}."
+    if report.not_eligible.get("not a proofing error"):
+        text += NOT_A_PROOFING_ERROR_NEXT
+    return text, bool(report.retried)
 
 
 def _run_retry_sending(queryset: QuerySet[CampaignRecipient], actor: Actor) -> tuple[str, bool]:
     report = recipients_retry_sending(queryset=queryset, actor=actor)
-    return f"Retry sending: {_retry_words(report)}.", bool(report.retried or report.reproofed)
+    text = f"Retry sending: {_retry_words(report)}."
+    if report.not_eligible.get("not a mailing error"):
+        text += NOT_A_MAILING_ERROR_NEXT
+    return text, bool(report.retried or report.reproofed)
 
 
 def _run_retry_errors(queryset: QuerySet[CampaignRecipient], actor: Actor) -> tuple[str, bool]:
@@ -578,8 +627,10 @@ class RecipientForm(forms.ModelForm):
             enrichment=campaign.address_enrichment and (adding or self.instance.status in BEFORE_QUALIFICATION),
         )
         if row.skip_reason:
+            # The stored messages name the fields ("zip is empty"); the form
+            # says them as the import page does ("ZIP / postal code is empty").
             for name, message in [(e["field"], e["message"]) for e in row.errors]:
-                self.add_error(name if name in self.fields and name not in self.errors else None, message)
+                self.add_error(name if name in self.fields and name not in self.errors else None, field_words(message))
             return cleaned
         for name in RECIPIENT_FIELDS:
             if name in self.fields:
@@ -709,19 +760,37 @@ def recipient_timeline(r: CampaignRecipient) -> list[tuple[Any, str, str, str]]:
     return rows[:TIMELINE_ROWS]
 
 
-# Set by the stages, never typed in: shown read-only, folded away.
+# Set by the stages, never typed in: shown read-only, folded away under
+# "Technical details", each under a label in words (the recipient admin's
+# ``_technical`` fields; the model's names are the engineers' own).
 PIPELINE_FIELDS = (
-    "claim_token",
-    "lease_until",
-    "attempt",
-    "submission_gen",
-    "idempotency_key",
-    "proof_url",
-    "proof_back_url",
-    "proof_version",
+    "duplicate_check_key",  # natural_key
+    "worker_claim",  # claim_token
+    "held_until",  # lease_until
+    "attempts",  # attempt
+    "submission_number",  # submission_gen
+    "printer_idempotency_key",  # idempotency_key
+    "proof_front_file",  # proof_url
+    "proof_back_file",  # proof_back_url
+    "proof_design_version",  # proof_version
     "created",
     "updated",
 )
+
+
+def _technical(field_name: str, label: str) -> Any:
+    """A read-only field of "Technical details" under its label in words."""
+
+    @admin.display(description=label)
+    def show(self: Any, obj: CampaignRecipient) -> str:
+        value = getattr(obj, field_name)
+        if value is None or value == "":
+            return "-"
+        if isinstance(value, dt.datetime):
+            return f"{timezone.localtime(value):%Y-%m-%d %H:%M:%S}"
+        return str(value)
+
+    return show
 
 
 def _one(method: str) -> Callable[[CampaignRecipient, Actor], Any]:
@@ -787,7 +856,6 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
         "error_detail",
         "proof",
         "discount_code",
-        "natural_key",
         "mail",
         "data_view",
         "checks_view",
@@ -803,11 +871,18 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
         ("Checks", {"fields": ("checks_view", "blocklist_view")}),
         ("Proof", {"fields": ("proof", "discount_code")}),
         ("Mail", {"fields": ("mail",)}),
-        ("Person", {"fields": ("first_name", "last_name", "company", "email", "external_id", "natural_key")}),
+        ("Person", {"fields": ("first_name", "last_name", "company", "email", "external_id")}),
         ("Address", {"fields": ("address1", "address2", "city", "state", "zip", "country")}),
         ("Data as imported and as now", {"fields": ("data_view",)}),
         ("Timeline (newest first)", {"fields": ("timeline",)}),
-        ("Pipeline", {"classes": ("collapse",), "fields": PIPELINE_FIELDS}),
+        (
+            "Technical details (for engineers)",
+            {
+                "classes": ("collapse",),
+                "fields": PIPELINE_FIELDS,
+                "description": "Set by the workers, never typed in: what an engineer needs to trace this card.",
+            },
+        ),
     )
     add_fieldsets = (
         (None, {"fields": ("campaign",)}),
@@ -815,6 +890,16 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
         ("Address", {"fields": ("address1", "address2", "city", "state", "zip", "country")}),
     )
     actions = ("retry_proofing", "retry_sending", "revalidate", "archive")
+
+    duplicate_check_key = _technical("natural_key", "Duplicate-check key")
+    worker_claim = _technical("claim_token", "Worker claim")
+    held_until = _technical("lease_until", "Held by a worker until")
+    attempts = _technical("attempt", "Attempts so far")
+    submission_number = _technical("submission_gen", "Submission number")
+    printer_idempotency_key = _technical("idempotency_key", "Printer idempotency key")
+    proof_front_file = _technical("proof_url", "Proof image (front)")
+    proof_back_file = _technical("proof_back_url", "Proof image (back)")
+    proof_design_version = _technical("proof_version", "Proof made from design version")
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         # The printer and mailpiece filters keep the field filters' parameter
@@ -833,6 +918,14 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
         return recipients_search(queryset, search_term), False
 
     # --- permissions ---
+
+    def get_help_text(self, transition: Any) -> str:
+        # The button's tooltip names the status as the page says it ("Queued
+        # for proofing"), not by the spec's name.
+        text = transition.custom.get("help_text")
+        if text:
+            return str(text)
+        return f"Moves it to “{status_words(transition.target)}”, recorded in its history with your name."
 
     def status_label(self, obj: Any) -> str:
         return status_words(obj.status).lower()
@@ -1055,7 +1148,7 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
             received = source.get(name, now) if source else now
             if not now and not received:
                 continue
-            rows.append((name, received, now, "" if str(received) == str(now) else "changed"))
+            rows.append((FIELD_LABELS.get(name, name), received, now, "" if str(received) == str(now) else "changed"))
         table = format_html(
             "<table><thead><tr><th>Field</th><th>As imported</th><th>As now</th><th></th></tr></thead>"
             "<tbody>{}</tbody></table>",
@@ -1170,7 +1263,7 @@ def progress_line(counts: Counter[str]) -> str:
     mailed = sum(counts[s] for s in MAILED)
     text = f"{mailed} / {total} mailed"
     if counts[Status.ERROR]:
-        text += f" · {counts[Status.ERROR]} errors"
+        text += f" · {count_words(counts[Status.ERROR], 'error')}"
     if counts[Status.SKIPPED] + counts[Status.BLACKLISTED]:
         text += f" · {counts[Status.SKIPPED] + counts[Status.BLACKLISTED]} skipped"
     return text
@@ -1287,6 +1380,11 @@ def campaign_funnel(campaign: Campaign) -> str:
     )
 
 
+def _selected(n: int) -> str:
+    """ "the selected campaign is", "the 3 selected campaigns are"."""
+    return "the selected campaign is" if n == 1 else f"the {n} selected campaigns are"
+
+
 @admin.register(Campaign)
 class CampaignAdmin(CampaignImportAdminMixin, CampaignProofAdminMixin, admin.ModelAdmin):
     list_display = ("name", "organization", "progress", "printer", "size", "mail_date", "paused", "created")
@@ -1294,7 +1392,7 @@ class CampaignAdmin(CampaignImportAdminMixin, CampaignProofAdminMixin, admin.Mod
     search_fields = ("name", "organization__name")
     list_select_related = ("organization",)
     readonly_fields = ("holdout_seed", "status_counts", "proof_approval", "created", "updated")
-    actions = ("run_now", "pause", "resume")
+    actions = ("run_now", "pause", "resume", "delete_selected")
     fieldsets = (
         (None, {"fields": ("organization", "name", "printer", "size", "mail_date", "paused")}),
         ("Progress", {"fields": ("status_counts", "created", "updated")}),
@@ -1388,3 +1486,70 @@ class CampaignAdmin(CampaignImportAdminMixin, CampaignProofAdminMixin, admin.Mod
         if obj is not None and obj.recipients.exists():
             return False
         return super().has_delete_permission(request, obj)
+
+    # --- actions (the counts say what each did, and why it did nothing) ---
+
+    @admin.action(description="Run now (move the selected campaigns forward)", permissions=["change"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        ids = list(queryset.filter(paused=False).values_list("pk", flat=True))
+        for pk in ids:
+            campaign_ring_on_commit(pk)
+        paused = queryset.count() - len(ids)
+        if not ids:
+            self.message_user(
+                request, f"Nothing to run: {_selected(paused)} paused; resume first.", level=messages.WARNING
+            )
+            return
+        text = f"Asked the workers to run {count_words(len(ids), 'campaign')}."
+        if paused:
+            them = "it" if paused == 1 else "them"
+            text += f" {count_words(paused, 'paused campaign')} left alone: resume {them} first."
+        self.message_user(request, text)
+
+    @admin.action(description="Pause (claim nothing until resumed)", permissions=["change"])
+    def pause(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        selected = queryset.count()
+        n = queryset.filter(paused=False).update(paused=True)
+        already = selected - n
+        if not n:
+            self.message_user(request, f"Nothing to pause: {_selected(already)} already paused.", messages.WARNING)
+            return
+        text = f"Paused {count_words(n, 'campaign')}. Work already claimed finishes its batch."
+        if already:
+            text += f" {already} {'was' if already == 1 else 'were'} already paused."
+        self.message_user(request, text)
+
+    @admin.action(description="Resume", permissions=["change"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        ids = list(queryset.filter(paused=True).values_list("pk", flat=True))
+        Campaign.objects.filter(pk__in=ids).update(paused=False)
+        for pk in ids:
+            campaign_ring_on_commit(pk)
+        running = queryset.count() - len(ids)
+        if not ids:
+            self.message_user(request, f"Nothing to resume: {_selected(running)} not paused.", messages.WARNING)
+            return
+        text = f"Resumed {count_words(len(ids), 'campaign')}."
+        if running:
+            text += f" {running} {'was' if running == 1 else 'were'} not paused."
+        self.message_user(request, text)
+
+    @admin.action(description="Delete selected campaigns (only those without recipients)", permissions=["delete"])
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> HttpResponse | None:
+        """Django's delete, for campaigns without recipients; with one that
+        has some, nothing is deleted and the message says why (Django's page
+        said only that the account may not delete "campaign recipients")."""
+        with_recipients = queryset.filter(Exists(CampaignRecipient.objects.filter(campaign=OuterRef("pk"))))
+        n = with_recipients.count()
+        if not n:
+            return django_delete_selected(self, request, queryset)
+        names = ", ".join(f"“{name}”" for name in with_recipients.order_by("name").values_list("name", flat=True)[:5])
+        more = f" and {n - 5} more" if n > 5 else ""
+        self.message_user(
+            request,
+            f"Nothing was deleted: {count_words(n, 'selected campaign')} {'has' if n == 1 else 'have'} recipients "
+            f"({names}{more}). A campaign with recipients keeps the history of what was proofed and mailed, so it "
+            "cannot be deleted: pause it to stop it, or archive its recipients to exclude them.",
+            level=messages.ERROR,
+        )
+        return None

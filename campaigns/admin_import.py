@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import secrets
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import PurePath
 from typing import IO, Any, cast
@@ -40,15 +41,31 @@ from django.contrib.admin.utils import unquote
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from campaigns.audience import campaign_import_file, report_headline
-from campaigns.dry_run import dry_run_write_csv, recipients_dry_run_csv
-from campaigns.importing import FIELD_LABELS, CsvReading, ImportFileError, csv_headers, mapping_parse
+from campaigns.dry_run import (
+    ALREADY,
+    IN_FLIGHT,
+    OUTCOMES,
+    UPDATED,
+    DryRunLine,
+    DryRunResult,
+    dry_run_write_csv,
+    recipients_dry_run_csv,
+)
+from campaigns.importing import (
+    FIELD_LABELS,
+    REJECTED_SINCE,
+    CsvReading,
+    ImportFileError,
+    csv_headers,
+    mapping_parse,
+)
 from campaigns.models import Campaign, CampaignRecipient
 from common.fsm import Actor
 from common.permissions import can_import
@@ -63,21 +80,35 @@ UPLOAD_MAX_AGE = timedelta(hours=24)
 _UPLOAD_SALT = "campaigns.admin_import.upload"
 
 
+# campaigns.audience.report_headline's words for a file of rows already in the
+# campaign, some of which an update left alone, and the admin's.
+_HEADLINE_IN_FLIGHT = "some already being printed or mailed"
+_HEADLINE_NOT_UPDATABLE = "some past the point where an import may change them"
+
+
 def import_message(report: dict[str, Any]) -> str:
     """The admin's message after an import: the headline, then the counts and
     where the rows are now, in the admin's words (the saved report and the
     command keep the spec's names)."""
-    from campaigns.admin import SKIP_WORDS, status_words
+    from campaigns.admin import SKIP_WORDS, count_words, status_words
 
     def n(key: str) -> int:
         return int(report.get(key, 0) or 0)
 
-    text = f"{report_headline(report)}. {n('rows_read')} rows read: {n('created')} new"
+    # The report counts every row whose recipient is past the checks as "in
+    # flight": a control-group or delivered one too, so the words say the rule.
+    updatable = ", ".join(status_words(s).lower() for s in (Status.PENDING, Status.SKIPPED))
+    not_updated = (
+        f"not updated (an import updates only recipients {updatable} or {status_words(Status.BLACKLISTED).lower()})"
+    )
+    # The headline's "being printed or mailed" is as untrue of them: said as the rule too.
+    headline = report_headline(report).replace(_HEADLINE_IN_FLIGHT, _HEADLINE_NOT_UPDATABLE)
+    text = f"{headline}. {count_words(n('rows_read'), 'row')} read: {n('created')} new"
     for key, words in (
         ("updated", "updated"),
         ("already_present", "already in the campaign"),
         ("duplicates_in_file", "repeated in the file"),
-        ("in_flight", "not updated (already being printed or mailed)"),
+        ("in_flight", not_updated),
         ("unparseable_count", "could not be read"),
     ):
         if n(key):
@@ -96,6 +127,12 @@ def import_panel_lines(report: dict[str, Any]) -> list[str]:
     the admin's words, then what went wrong line by line (the command prints
     ``report_lines``, in the spec's names)."""
     lines = [import_message(report)]
+    rejected = report.get(REJECTED_SINCE)
+    if isinstance(rejected, dict):
+        why = "; ".join(str(e) for e in rejected.get("errors") or []) or "it could not be read"
+        lines.append(
+            f"Since then, {rejected.get('source') or 'a file'} was rejected ({why}); nothing of it was imported."
+        )
     stopped = (report.get("enrichment") or {}).get("stopped", "")
     if stopped:
         lines.append(f"Address lookups stopped: {stopped}")
@@ -106,6 +143,73 @@ def import_panel_lines(report: dict[str, Any]) -> list[str]:
         lines.append(f"... and {more} more lines that could not be read")
     lines += [f"Error: {e}" for e in report.get("errors", [])]
     return lines
+
+
+# The dry run's rows already in the campaign that an update leaves alone
+# without being on their way ("in flight" is only for a card being proofed or
+# mailed: a control-group, delivered, skipped or archived row is not).
+NOT_UPDATED = "Not updated: already in the campaign"
+ON_ITS_WAY = frozenset(
+    {
+        Status.PROOFING_STAGED,
+        Status.PROOFING,
+        Status.PROOFED,
+        Status.SENDING_STAGED,
+        Status.SENDING,
+        Status.SCHEDULED,
+        Status.SENT,
+    }
+)
+_STATUS_BY_NAME = {str(s.label): s.value for s in Status} | {s.value: s.value for s in Status}
+_WAS = re.compile(r"in the campaign as (?P<was>[^;)]+)")
+
+
+def dry_run_line_words(entry: DryRunLine) -> DryRunLine:
+    """A dry-run row with the status it is in now in the admin's words
+    ("already in the campaign as Delivered; left as is", not "already in
+    flight (in the campaign as Received)")."""
+    from campaigns.admin import status_words
+
+    found = _WAS.search(entry.message)
+    status = _STATUS_BY_NAME.get(found.group("was").strip()) if found else None
+    if status is None:
+        if entry.outcome in _STATUS_BY_NAME and entry.message == entry.outcome:  # a bare status name
+            return replace(entry, message=status_words(_STATUS_BY_NAME[entry.outcome]))
+        return entry
+    was = status_words(status)
+    if entry.outcome == ALREADY:
+        return replace(entry, message=f"Already imported: in the campaign as {was}; left as is")
+    if entry.outcome == IN_FLIGHT and status in ON_ITS_WAY:
+        return replace(entry, message=f"Not updated: already in flight (in the campaign as {was}); left as is")
+    if entry.outcome == IN_FLIGHT:
+        return replace(entry, outcome=NOT_UPDATED, message=f"Not updated: already in the campaign as {was}; left as is")
+    if entry.outcome == UPDATED:
+        then = entry.message.partition("), then: ")[2]
+        then = status_words(_STATUS_BY_NAME[then]) if then in _STATUS_BY_NAME else then
+        return replace(entry, message=f"Will be updated (in the campaign as {was}), then: {then}")
+    return entry
+
+
+def dry_run_in_words(result: DryRunResult) -> list[tuple[str, int]]:
+    """Put ``result``'s rows in the admin's words (the page and its CSV), and
+    return its totals in the page's order."""
+    lines = [dry_run_line_words(e) for e in result.lines]
+    for before, after in zip(result.lines, lines, strict=True):
+        if after.outcome != before.outcome:
+            result.totals[before.outcome] -= 1
+            result.totals[after.outcome] += 1
+    result.lines = lines
+    order = list(OUTCOMES)
+    order.insert(order.index(IN_FLIGHT) + 1, NOT_UPDATED)
+    return [(o, result.totals[o]) for o in order if result.totals[o] > 0]
+
+
+def size_words(n: int) -> str:
+    """A size as people say it: "200 MB", "1.5 KB", "812 bytes"."""
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            return f"{round(n / size, 1):g} {unit}"
+    return f"{n} byte{'' if n == 1 else 's'}"
 
 
 def skip_reasons_in_words(reasons: dict[str, int]) -> list[tuple[str, int]]:
@@ -263,7 +367,9 @@ class RecipientImportForm(forms.Form):
         upload = self.cleaned_data["file"]
         limit = getattr(settings, "CSV_UPLOAD_MAX_BYTES", 200 * 1024 * 1024)
         if upload and upload.size > limit:
-            raise forms.ValidationError(f"The file is {upload.size:,} bytes; the limit is {limit:,}.")
+            raise forms.ValidationError(
+                f"The file is {size_words(upload.size)} ({upload.size:,} bytes); the limit is {size_words(limit)}."
+            )
         return upload
 
     def clean_mapping(self) -> dict[str, str]:
@@ -359,7 +465,7 @@ class CampaignImportAdminMixin:
             "change_url": reverse("admin:campaigns_campaign_change", args=[campaign.pk]),
             "import_url": reverse("admin:campaigns_campaign_import", args=[campaign.pk]),
             "dry_run_url": reverse("admin:campaigns_campaign_import_dry_run", args=[campaign.pk]),
-            "upload_limit": getattr(settings, "CSV_UPLOAD_MAX_BYTES", 0),
+            "upload_limit": size_words(getattr(settings, "CSV_UPLOAD_MAX_BYTES", 200 * 1024 * 1024)),
             **extra,
         }
 
@@ -373,7 +479,9 @@ class CampaignImportAdminMixin:
         upload = request.FILES.get("file")
         limit = getattr(settings, "CSV_UPLOAD_MAX_BYTES", 200 * 1024 * 1024)
         token = request.POST.get("upload", "")
-        if upload is not None and (upload.size or 0) <= limit:
+        if upload is not None and 0 < (upload.size or 0) <= limit:
+            # An empty upload is refused by the form ("The submitted file is
+            # empty"): it is not kept, so never offered as "already uploaded".
             kept = upload_keep(upload, campaign, request.user)
         elif upload is None and token:
             try:
@@ -412,7 +520,7 @@ class CampaignImportAdminMixin:
                         **form.reading(),
                     )
             except ImportFileError as exc:
-                form.add_error(None, f"{_sentence(exc.plain)} Nothing was imported.")
+                form.add_error(None, f"{_sentence(exc.plain)} Nothing was imported.{_unusable(form)}")
             else:
                 upload_discard(form.kept)
                 model_admin: Any = self
@@ -441,8 +549,9 @@ class CampaignImportAdminMixin:
                         **form.reading(),
                     )
             except ImportFileError as exc:
-                form.add_error(None, _sentence(exc.plain))
+                form.add_error(None, f"{_sentence(exc.plain)}{_unusable(form)}")
             else:
+                totals = dry_run_in_words(result)
                 if "as_csv" in request.POST:
                     out = io.StringIO()
                     dry_run_write_csv(result, out)
@@ -466,6 +575,7 @@ class CampaignImportAdminMixin:
                     campaign,
                     form=again,
                     result=result,
+                    totals=totals,
                     skip_reasons=skip_reasons_in_words(result.skip_reasons),
                     lines=result.lines[:DRY_RUN_SHOWN],
                     more=max(0, len(result.lines) - DRY_RUN_SHOWN),
@@ -479,6 +589,21 @@ class CampaignImportAdminMixin:
                 context["title"] = f"Dry run of {kept.source} for {campaign}"
                 return TemplateResponse(request, "admin/campaigns/campaign/import_dry_run.html", context)
         return self._form_page(request, campaign, form)
+
+
+def _unusable(form: RecipientImportForm) -> str:
+    """A kept file with no column names to read (a picture renamed .csv, an
+    empty file) is not offered again as "already uploaded": it is deleted,
+    and the page asks for another file.  A file whose columns are known
+    stays, to pick its columns or give a default country."""
+    if form.kept is None or form.headers:
+        return ""
+    upload_discard(form.kept)
+    form.kept = None
+    data = cast(QueryDict, form.data).copy()
+    data["upload"] = ""  # the page posts no token of a file that is gone
+    form.data = data
+    return " Choose another file."
 
 
 def _sentence(text: str) -> str:

@@ -619,22 +619,56 @@ def recipients_import_csv(
     update: bool = False,
 ) -> ImportReport:
     """The import stage alone: read a CSV byte stream and sync its rows into
-    ``campaign``.  A file-level problem raises ``ImportFileError`` (and is
-    saved as a rejected report); row problems end up in the report or as
-    Skipped recipients; ``update`` lets rows change the recipients they match
-    while those are not yet in flight.  ``campaigns.audience.campaign_import_file``
-    runs this and then the stages after it."""
+    ``campaign``.  A file-level problem raises ``ImportFileError`` (nothing
+    of the file is imported; see ``campaign_keep_last_import`` for what the
+    campaign keeps as its last import); row problems end up in the report or
+    as Skipped recipients; ``update`` lets rows change the recipients they
+    match while those are not yet in flight.
+    ``campaigns.audience.campaign_import_file`` runs this and then the stages
+    after it."""
     report = report or ImportReport(source=source)
     rows = CsvSource(
         stream, report, mapping=mapping, enrichment=campaign.address_enrichment, default_country=default_country
     )
     on_batch = (lambda r: progress(rows, r)) if progress else None
-    return recipients_sync(
-        campaign=campaign,
-        rows=rows,
-        actor=actor,
-        report=report,
-        batch_size=batch_size,
-        progress=on_batch,
-        update=update,
-    )
+    last = dict(campaign.import_report or {})
+    try:
+        return recipients_sync(
+            campaign=campaign,
+            rows=rows,
+            actor=actor,
+            report=report,
+            batch_size=batch_size,
+            progress=on_batch,
+            update=update,
+        )
+    except ImportFileError:
+        campaign_keep_last_import(campaign=campaign, last=last, rejected=report)
+        raise
+
+
+# The note a rejected file leaves on the campaign's last import report.
+REJECTED_SINCE = "rejected_since"
+
+
+def campaign_keep_last_import(*, campaign: Campaign, last: Mapping[str, Any], rejected: ImportReport) -> None:
+    """After a file was rejected as a whole (not a CSV, empty, no usable
+    columns), the campaign's last import stays the one that imported rows:
+    the sync saved the rejected file's report over it, which hid the real
+    import's summary.  The rejection is kept beside it as a note
+    (``REJECTED_SINCE``: the file's name, when, why).  With no earlier
+    import (or only rejected ones), the rejected report stays: it is all
+    there is to say."""
+    if not last or last.get("status") == "rejected":
+        return
+    kept = {
+        **last,
+        REJECTED_SINCE: {
+            "source": rejected.source,
+            "finished": rejected.finished,
+            "errors": list(rejected.errors),
+        },
+    }
+    # Only over the rejected report: an import that finished meanwhile stays.
+    if Campaign.objects.filter(pk=campaign.pk, import_report__status="rejected").update(import_report=kept):
+        campaign.import_report = kept

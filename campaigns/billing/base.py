@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class BillingCheck:
     """``ready``, or ``problem`` in plain words for ops (never a secret):
-    "no billing customer", "no active subscription", "no legacy subscription
-    item", "price drift: …", "billing could not be checked: …"."""
+    "no billing customer", "no active subscription", "the organization has
+    no subscription item for postcards; …", "postcards cannot be billed at
+    the postcard price: …", "billing could not be checked: …"."""
 
     ready: bool
     problem: str = ""

@@ -8,7 +8,9 @@ that item's price being the postcard price (no price drift).
 
 The problem phrases below are shared with the Stripe client; a Stripe answer
 may add a detail after ": " (which customer, which status), so code that
-sorts problems matches on the phrase with ``startswith``.
+sorts problems matches on the phrase with ``startswith``.  The phrases are
+for the ops person who reads them on the organization's page and on each
+recipient stopped: what is wrong, then (after "; ") what to do about it.
 """
 
 from __future__ import annotations
@@ -23,29 +25,41 @@ if TYPE_CHECKING:
 
 NO_CUSTOMER = "no billing customer"
 NO_SUBSCRIPTION = "no active subscription"
-NO_ITEM = "no legacy subscription item"
-PRICE_DRIFT = "price drift"
+# The spec's "legacy SubscriptionItem" and "price drift", in words.
+NO_ITEM = "the organization has no subscription item for postcards"
+PRICE_DRIFT = "postcards cannot be billed at the postcard price"
+ITEM_FIELD = "“Billing subscription item id”"
+PRICE_FIELD = "“Billing price id”"
+
+
+def add_item(price_id: str) -> str:
+    """What to do about a missing subscription item."""
+    return (
+        f"add the postcard price ({price_id}) to the organization's Stripe subscription and enter that item's id "
+        f"(si_…) in its {ITEM_FIELD}"
+    )
 
 
 def expected_price_id(conf: Mapping[str, Any]) -> str:
     """The postcard price from the billing settings; a permanent error when unset.
 
-    Without it every org would read as drifted, which hides the real cause."""
+    Without it every org would read as on the wrong price, which hides the real cause."""
     price_id = str(conf.get("price_id") or "").strip()
     if not price_id:
         raise BillingError(
-            "the postcard price is not configured (set BILLING_PRICE_ID), so price drift cannot be checked",
+            "the postcard price is not configured (set BILLING_PRICE_ID), so no organization's price can be checked",
             permanent=True,
         )
     return price_id
 
 
-def price_drift(item_price_id: str, expected: str) -> BillingCheck:
-    """The drift answer in plain words, for an item on the wrong price (or none)."""
-    on = f"is on price {item_price_id}" if item_price_id else "has no price"
-    return BillingCheck(
-        ready=False, problem=f"{PRICE_DRIFT}: the subscription item {on}, postcards are billed at price {expected}"
-    )
+def price_drift(item_price_id: str, expected: str, *, local: bool = False) -> BillingCheck:
+    """The drift answer in plain words, for an item on the wrong price (or
+    none); ``local``: the organization's own price field is what was read,
+    so the fix includes it."""
+    on = f"is on price {item_price_id}, not {expected}" if item_price_id else "has no price"
+    fix = f"put the item on {expected} in Stripe" + (f" and enter {expected} in its {PRICE_FIELD}" if local else "")
+    return BillingCheck(ready=False, problem=f"{PRICE_DRIFT}: the organization's subscription item {on}; {fix}")
 
 
 class LocalBillingClient:
@@ -67,8 +81,8 @@ class LocalBillingClient:
         if not organization.subscription_active:
             return BillingCheck(ready=False, problem=NO_SUBSCRIPTION)
         if not organization.billing_subscription_item_id.strip():
-            return BillingCheck(ready=False, problem=NO_ITEM)
+            return BillingCheck(ready=False, problem=f"{NO_ITEM}; {add_item(self.price_id)}")
         price = organization.billing_price_id.strip()
         if price != self.price_id:
-            return price_drift(price, self.price_id)
+            return price_drift(price, self.price_id, local=True)
         return BillingCheck(ready=True)

@@ -32,10 +32,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from campaigns.billing.base import BillingCheck, BillingError
 from campaigns.billing.local import (
+    ITEM_FIELD,
     NO_CUSTOMER,
     NO_ITEM,
     NO_SUBSCRIPTION,
     PRICE_DRIFT,
+    add_item,
     expected_price_id,
     price_drift,
 )
@@ -143,15 +145,19 @@ class StripeBillingClient:
 
         item_id = organization.billing_subscription_item_id.strip()
         if not item_id:
-            return BillingCheck(ready=False, problem=NO_ITEM)
+            return BillingCheck(ready=False, problem=f"{NO_ITEM}; {add_item(self.price_id)}")
         item = self._item(item_id)
         if item is None:
-            return BillingCheck(ready=False, problem=f"{NO_ITEM}: Stripe has no subscription item {item_id}")
+            return BillingCheck(
+                ready=False,
+                problem=f"{NO_ITEM}: Stripe has no subscription item {item_id}; {add_item(self.price_id)}",
+            )
         if item.subscription not in usable:
             return BillingCheck(
                 ready=False,
                 problem=f"{NO_ITEM}: item {item_id} belongs to subscription {item.subscription}, "
-                f"which is not an active subscription of customer {customer_id}",
+                f"which is not an active subscription of customer {customer_id}; enter the postcard item of an "
+                f"active subscription of that customer in its {ITEM_FIELD}",
             )
 
         price = item.price
@@ -231,8 +237,12 @@ def _missing(response: httpx.Response) -> bool:
 
 
 def price_drift_inactive(price_id: str) -> BillingCheck:
+    # The postcard price itself was archived: the fix is Stripe's and the
+    # server's setting, not the organization's.
     return BillingCheck(
-        ready=False, problem=f"{PRICE_DRIFT}: the subscription item is on price {price_id}, which is no longer active"
+        ready=False,
+        problem=f"{PRICE_DRIFT}: the postcard price {price_id} is no longer active in Stripe; make it active again, "
+        "or set BILLING_PRICE_ID to the price that replaces it and put the organization's subscription item on it",
     )
 
 

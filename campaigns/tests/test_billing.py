@@ -20,6 +20,16 @@ pytestmark = pytest.mark.django_db
 
 PRICE = "price_postcard"
 KEY = "sk_test_billing_key"
+# What ops read when the org has no subscription item: what is wrong, then what to do.
+NO_ITEM_LOCAL = (
+    "the organization has no subscription item for postcards; add the postcard price (price_postcard) to the "
+    "organization's Stripe subscription and enter that item's id (si_…) in its “Billing subscription item id”"
+)
+NO_ITEM_GONE = (
+    "the organization has no subscription item for postcards: Stripe has no subscription item si_gone; add the "
+    "postcard price (price_postcard) to the organization's Stripe subscription and enter that item's id (si_…) in "
+    "its “Billing subscription item id”"
+)
 
 
 def billable(**overrides: Any) -> Any:
@@ -61,19 +71,22 @@ def client(sim: Simulator, *, api_key: str = KEY, timeout: float = 2.0) -> Strip
         ({"billing_customer_id": ""}, "no billing customer"),
         ({"billing_customer_id": "   "}, "no billing customer"),
         ({"subscription_active": False}, "no active subscription"),
-        ({"billing_subscription_item_id": ""}, "no legacy subscription item"),
+        ({"billing_subscription_item_id": ""}, NO_ITEM_LOCAL),
         (
             {"billing_price_id": "price_old"},
-            "price drift: the subscription item is on price price_old, postcards are billed at price price_postcard",
+            "postcards cannot be billed at the postcard price: the organization's subscription item is on price "
+            "price_old, not price_postcard; put the item on price_postcard in Stripe and enter price_postcard in its "
+            "“Billing price id”",
         ),
         (
             {"billing_price_id": ""},
-            "price drift: the subscription item has no price, postcards are billed at price price_postcard",
+            "postcards cannot be billed at the postcard price: the organization's subscription item has no price; "
+            "put the item on price_postcard in Stripe and enter price_postcard in its “Billing price id”",
         ),
         # The first missing piece is the one reported.
         ({"billing_customer_id": "", "subscription_active": False, "billing_price_id": "x"}, "no billing customer"),
         ({"subscription_active": False, "billing_subscription_item_id": ""}, "no active subscription"),
-        ({"billing_subscription_item_id": "", "billing_price_id": "x"}, "no legacy subscription item"),
+        ({"billing_subscription_item_id": "", "billing_price_id": "x"}, NO_ITEM_LOCAL),
     ],
 )
 def test_local_client_reads_the_organization_fields_in_order(overrides: dict[str, Any], problem: str) -> None:
@@ -87,7 +100,7 @@ def test_local_client_without_a_configured_price_is_a_permanent_settings_error()
     assert info.value.permanent is True
     # Shown to ops on every recipient it stops: it names the setting that fixes it.
     assert info.value.message == (
-        "the postcard price is not configured (set BILLING_PRICE_ID), so price drift cannot be checked"
+        "the postcard price is not configured (set BILLING_PRICE_ID), so no organization's price can be checked"
     )
 
 
@@ -201,14 +214,14 @@ def test_the_active_subscription_may_be_on_a_later_page(sim: Simulator, stripe: 
 def test_stripe_without_an_item_id(sim: Simulator, stripe: StripeHandler) -> None:
     stripe.seed_ready()
     result = client(sim).check(billable(billing_subscription_item_id=""))
-    assert result == BillingCheck(False, "no legacy subscription item")
+    assert result == BillingCheck(False, NO_ITEM_LOCAL)
     assert len(sim.captured("stripe")) == 2  # the item is never asked for
 
 
-def test_stripe_unknown_item_is_no_legacy_subscription_item(sim: Simulator, stripe: StripeHandler) -> None:
+def test_stripe_unknown_item_is_no_subscription_item(sim: Simulator, stripe: StripeHandler) -> None:
     stripe.seed_ready()
     result = client(sim).check(billable(billing_subscription_item_id="si_gone"))
-    assert result == BillingCheck(False, "no legacy subscription item: Stripe has no subscription item si_gone")
+    assert result == BillingCheck(False, NO_ITEM_GONE)
 
 
 @pytest.mark.parametrize(
@@ -223,8 +236,9 @@ def test_an_item_outside_the_active_subscriptions_is_no_item(
     result = client(sim).check(billable(billing_subscription_item_id="si_old"))
     assert result == BillingCheck(
         False,
-        "no legacy subscription item: item si_old belongs to subscription sub_old, "
-        "which is not an active subscription of customer cus_ready",
+        "the organization has no subscription item for postcards: item si_old belongs to subscription sub_old, "
+        "which is not an active subscription of customer cus_ready; enter the postcard item of an active "
+        "subscription of that customer in its “Billing subscription item id”",
     )
 
 
@@ -232,7 +246,9 @@ def test_stripe_price_drift(sim: Simulator, stripe: StripeHandler) -> None:
     stripe.seed_ready(price="price_2019")
     result = client(sim).check(billable())
     assert result == BillingCheck(
-        False, "price drift: the subscription item is on price price_2019, postcards are billed at price price_postcard"
+        False,
+        "postcards cannot be billed at the postcard price: the organization's subscription item is on price "
+        "price_2019, not price_postcard; put the item on price_postcard in Stripe",
     )
 
 
@@ -241,7 +257,10 @@ def test_stripe_inactive_price_is_drift(sim: Simulator, stripe: StripeHandler) -
     stripe.add_price(PRICE, active=False)
     result = client(sim).check(billable())
     assert result == BillingCheck(
-        False, "price drift: the subscription item is on price price_postcard, which is no longer active"
+        False,
+        "postcards cannot be billed at the postcard price: the postcard price price_postcard is no longer active in "
+        "Stripe; make it active again, or set BILLING_PRICE_ID to the price that replaces it and put the "
+        "organization's subscription item on it",
     )
 
 
@@ -323,7 +342,7 @@ def test_preflight_passes_through_a_clear_answer(sim: Simulator, stripe: StripeH
     stripe.seed_ready()
     campaign = CampaignFactory(organization=billable(billing_subscription_item_id="si_gone"))
     result = preflight_campaign_billing(campaign, client=client(sim))
-    assert result == BillingCheck(False, "no legacy subscription item: Stripe has no subscription item si_gone")
+    assert result == BillingCheck(False, NO_ITEM_GONE)
     assert preflight_campaign_billing(CampaignFactory(organization=billable()), client=client(sim)).ready is True
 
 
@@ -345,7 +364,10 @@ def test_preflight_uses_the_configured_local_backend(settings: Any) -> None:
     assert preflight_campaign_billing(CampaignFactory(organization=billable())).ready is True
     settings.BILLING = {"backend": "local", "price_id": "price_2025"}
     result = preflight_campaign_billing(CampaignFactory(organization=billable()))
-    assert result.problem.startswith("price drift: the subscription item is on price price_postcard")
+    assert result.problem.startswith(
+        "postcards cannot be billed at the postcard price: the organization's subscription item is on price "
+        "price_postcard, not price_2025"
+    )
 
 
 @pytest.mark.parametrize(

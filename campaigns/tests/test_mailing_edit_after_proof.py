@@ -468,7 +468,7 @@ def test_scheduled_cards_of_a_design_changed_since_are_made_again_before_their_d
     from campaigns.models import Campaign
     from campaigns.pipeline.runner import campaign_advance
 
-    campaign, rows = ready_campaign(2)
+    campaign, _rows = ready_campaign(2)
     Campaign.objects.filter(pk=campaign.pk).update(mail_date=timezone.localdate() + dt.timedelta(days=7))
     campaign.refresh_from_db()
     mail(campaign)
@@ -486,8 +486,8 @@ def test_scheduled_cards_of_a_design_changed_since_are_made_again_before_their_d
     campaign_advance(campaign.pk, actor=ACTOR)
     sent = {json.loads(c.body)["front"]: json.loads(c.body)["size"] for c in simulator.captured("sandbox", "POST")}
     assert set(campaign.recipients.values_list("status", flat=True)) == {S.SENT}
-    made = {proof_public_url(url): url for url in campaign.recipients.values_list("proof_url", flat=True)}
-    assert set(sent) == set(made)  # each card went with its own new front ...
+    made = {json_["submission"]["front"]: url for url, json_ in campaign.recipients.values_list("proof_url", "json")}
+    assert set(sent) == set(made)  # each card went with the link to its own new front ...
     assert set(sent.values()) == {"6x9"}  # ... on a card of the new size ...
     assert all("6x9" in url for url in made.values())  # ... drawn for it
 

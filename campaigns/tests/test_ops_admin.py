@@ -285,8 +285,9 @@ def test_adding_a_recipient_by_hand_is_validated_like_an_import(admin_client):
     bad = {"campaign": c.pk, "first_name": "Bl*nk", "address1": "", "zip": "62701", "country": "US"}
     response = admin_client.post(add, bad)
     assert response.status_code == HTTPStatus.OK
-    assert "first_name contains an asterisk" in response.content.decode()
-    assert "address1 is empty" in response.content.decode()
+    # In the import page's words, not the stored field names ("address1 is empty").
+    assert "First name contains an asterisk" in response.content.decode()
+    assert "Street address is empty" in response.content.decode()
     assert not CampaignRecipient.objects.exists()
     good = {
         "campaign": c.pk,
@@ -328,7 +329,7 @@ def test_an_address_left_to_enrichment_only_before_qualification(admin_client, s
     r = CampaignRecipientFactory(campaign=campaign, status=status, error_message=PROOF_ERROR)
     response = admin_client.post(change_url(r), form_post(r, address1=""))
     assert response.status_code == HTTPStatus.OK
-    assert "address1 is empty" in response.content.decode()
+    assert "Street address is empty" in response.content.decode()
     r.refresh_from_db()
     assert r.address1 != ""
     pending = CampaignRecipientFactory(campaign=campaign, status=S.PENDING)
@@ -531,7 +532,7 @@ def test_the_campaign_list_shows_progress_in_one_query_for_the_page(admin_client
     CampaignRecipientFactory(campaign=c, status=S.SKIPPED, skip_reason="NoAddress")
     url = reverse("admin:campaigns_campaign_changelist")
     content = admin_client.get(url).content.decode()
-    assert "2 / 4 mailed · 1 errors · 1 skipped" in content
+    assert "2 / 4 mailed · 1 error · 1 skipped" in content
 
     def queries() -> int:
         from django.db import connection

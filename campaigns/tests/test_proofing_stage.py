@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from campaigns.billing.local import PRICE_DRIFT
 from campaigns.claims import recipients_claim
 from campaigns.discounts.base import DiscountError, discount_code_for
 from campaigns.discounts.local import LocalDiscountClient
@@ -136,7 +137,7 @@ def test_price_drift_fails_closed():
     campaign, _ = staged_campaign(2, billing_price_id="price_old_2019")
     campaign_proof(campaign=campaign, actor=ACTOR, renderer=CountingRenderer())
     assert statuses(campaign) == {S.ERROR: 2}
-    assert campaign.recipients.first().error_detail.startswith("price drift")
+    assert campaign.recipients.first().error_detail.startswith(PRICE_DRIFT)
 
 
 def test_a_billing_service_that_cannot_be_asked_fails_closed(settings):
