@@ -1508,30 +1508,30 @@ class CampaignAdmin(CampaignImportAdminMixin, CampaignProofAdminMixin, admin.Mod
 
     @admin.action(description="Pause (claim nothing until resumed)", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        selected = queryset.count()
-        n = queryset.filter(paused=False).update(paused=True)
-        already = selected - n
-        if not n:
-            self.message_user(request, f"Nothing to pause: {_selected(already)} already paused.", messages.WARNING)
-            return
-        text = f"Paused {count_words(n, 'campaign')}. Work already claimed finishes its batch."
-        if already:
-            text += f" {already} {'was' if already == 1 else 'were'} already paused."
-        self.message_user(request, text)
+        self._set_paused(request, queryset, paused=True)
 
     @admin.action(description="Resume", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        ids = list(queryset.filter(paused=True).values_list("pk", flat=True))
-        Campaign.objects.filter(pk__in=ids).update(paused=False)
-        for pk in ids:
-            campaign_ring_on_commit(pk)
-        running = queryset.count() - len(ids)
+        self._set_paused(request, queryset, paused=False)
+
+    def _set_paused(self, request: HttpRequest, queryset: QuerySet[Campaign], *, paused: bool) -> None:
+        """Pause or resume the selected campaigns that are not so already, and
+        say how many were (a resumed campaign is asked to run at once)."""
+        ids = list(queryset.filter(paused=not paused).values_list("pk", flat=True))
+        Campaign.objects.filter(pk__in=ids).update(paused=paused)
+        if not paused:
+            for pk in ids:
+                campaign_ring_on_commit(pk)
+        already = queryset.count() - len(ids)
+        verb, was = ("pause", "already paused") if paused else ("resume", "not paused")
         if not ids:
-            self.message_user(request, f"Nothing to resume: {_selected(running)} not paused.", messages.WARNING)
+            self.message_user(request, f"Nothing to {verb}: {_selected(already)} {was}.", messages.WARNING)
             return
-        text = f"Resumed {count_words(len(ids), 'campaign')}."
-        if running:
-            text += f" {running} {'was' if running == 1 else 'were'} not paused."
+        text = f"{verb.capitalize()}d {count_words(len(ids), 'campaign')}."
+        if paused:
+            text += " Work already claimed finishes its batch."
+        if already:
+            text += f" {already} {'was' if already == 1 else 'were'} {was}."
         self.message_user(request, text)
 
     @admin.action(description="Delete selected campaigns (only those without recipients)", permissions=["delete"])

@@ -1,12 +1,12 @@
-"""Admin pieces for proofs: the images, the sample review and approval, and
-the campaign's run/pause controls.
+"""Admin pieces for proofs: the images, the sample review and approval.
 
 - ``RecipientProofAdminMixin`` (CampaignRecipientAdmin): a staff-only view
   serving a recipient's proof side (``<id>/proof/<front|back>/``, ``?thumb=1``
   for a thumbnail) and a read-only "Proof" field with both thumbnails.
 - ``CampaignProofAdminMixin`` (CampaignAdmin): the "Sample proofs" page
   (``<id>/proofs/``), the samples side by side with an Approve button, a
-  read-only "Proof approval" field, and the run / pause / resume actions.
+  read-only "Proof approval" field.  (The run / pause / resume actions are
+  CampaignAdmin's own.)
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any, cast
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -178,25 +177,3 @@ class CampaignProofAdminMixin:
             SAMPLE_SIZE,
             link,
         )
-
-    @admin.action(description="Run now (move the selected campaigns forward)", permissions=["change"])
-    def run_now(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        ids = list(queryset.filter(paused=False).values_list("pk", flat=True))
-        for pk in ids:
-            campaign_ring_on_commit(pk)
-        skipped = queryset.count() - len(ids)
-        note = f" {skipped} paused campaign(s) left alone: resume them first." if skipped else ""
-        cast(Any, self).message_user(request, f"Asked the workers to run {len(ids)} campaign(s).{note}")
-
-    @admin.action(description="Pause (claim nothing until resumed)", permissions=["change"])
-    def pause(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        n = queryset.filter(paused=False).update(paused=True)
-        cast(Any, self).message_user(request, f"Paused {n} campaign(s). Work already claimed finishes its batch.")
-
-    @admin.action(description="Resume", permissions=["change"])
-    def resume(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        ids = list(queryset.filter(paused=True).values_list("pk", flat=True))
-        Campaign.objects.filter(pk__in=ids).update(paused=False)
-        for pk in ids:
-            campaign_ring_on_commit(pk)
-        cast(Any, self).message_user(request, f"Resumed {len(ids)} campaign(s).")
