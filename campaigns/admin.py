@@ -42,6 +42,7 @@ from campaigns.models import (
     ProofTemplate,
     RecipientTransition,
     may_be_at_printer,
+    scheduled_untouched,
 )
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
 from campaigns.proofing.design import campaign_withdraw_stale_approvals, template_withdraw_stale_approvals
@@ -668,7 +669,8 @@ def card_busy(r: CampaignRecipient) -> str:
             "The printer may already have this card (the outcome of its last attempt is unknown), so its name "
             "and address can no longer change. Retry sending first: it looks the card up at the printer."
         )
-    if r.status in (Status.SCHEDULED, Status.SENDING) or (r.status == Status.SENDING_STAGED and may_be_at_printer(r)):
+    held = r.status == Status.SCHEDULED and not scheduled_untouched(r)  # its day came: a worker has it, or tried
+    if held or r.status == Status.SENDING or (r.status == Status.SENDING_STAGED and may_be_at_printer(r)):
         return (
             f"This card is already on its way to the printer ({status_words(r.status)}), "
             "so its name and address can no longer change."

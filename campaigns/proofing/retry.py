@@ -20,6 +20,7 @@ from campaigns.models import (
     is_mailing_error,
     is_proofing_error,
     may_be_at_printer,
+    scheduled_untouched,
 )
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
 from campaigns.services import recipients_bulk_transition, recipients_new_submission
@@ -103,9 +104,11 @@ def recipient_data_changed(*, recipient: CampaignRecipient, actor: Actor) -> str
     sent) was just edited.  A proof made before the edit shows the old data,
     and no card may be mailed from it:
 
-    - Proofed, or SendingStaged and never sent: back to ProofingStaged at
-      once (``reproof``; the discount code is kept, the design's approval
-      still holds);
+    - Proofed, SendingStaged and never sent, or Scheduled and untouched (its
+      day has not come, nothing of it is at the printer): back to
+      ProofingStaged at once (``reproof``; the discount code is kept, the
+      design's approval still holds; a Scheduled card is Scheduled again for
+      its day once made);
     - Error from the mailing stage: the proof is marked outdated, so its retry
       (either button) makes the proof again first; a row that was sent before
       and has nothing at the printer gets a new submission generation now, or
@@ -121,7 +124,10 @@ def recipient_data_changed(*, recipient: CampaignRecipient, actor: Actor) -> str
         return ""
     rows = CampaignRecipient.objects.filter(pk=r.pk, status=r.status, proof_url=r.proof_url)
     with transaction.atomic():
-        if r.status == Status.PROOFED or (r.status == Status.SENDING_STAGED and r.first_attempt_at is None):
+        waiting = (r.status == Status.SENDING_STAGED and r.first_attempt_at is None) or (
+            r.status == Status.SCHEDULED and scheduled_untouched(r)
+        )
+        if r.status == Status.PROOFED or waiting:
             rows.update(proof_version=PROOF_OUTDATED)
             moved = recipients_bulk_transition(
                 queryset=rows, method="reproof", actor=actor, reason="name or address edited after the proof"

@@ -162,10 +162,30 @@ def test_a_staged_card_never_sent_is_made_again_too(admin_client, simulator):
     assert (r.status, r.proof_version) == (S.PROOFING_STAGED, PROOF_OUTDATED)
 
 
+def test_a_scheduled_card_before_its_day_is_made_again_with_the_new_address(admin_client, simulator):
+    """Nothing of it is at the printer before its day: the edit is saved, the
+    card made again, and it is Scheduled again for its day once approved."""
+    _campaign, (r,) = ready_campaign(1, status=S.SCHEDULED)
+    page = admin_client.post(change_url(r), form_post(r, address1="99 Elsewhere Street"), follow=True)
+    r.refresh_from_db()
+    assert (r.status, r.address1, r.proof_version) == (S.PROOFING_STAGED, "99 Elsewhere Street", PROOF_OUTDATED)
+    assert "made again from the new data" in shown(page)
+
+
+def test_a_scheduled_card_a_worker_holds_cannot_change(admin_client):
+    _campaign, (r,) = ready_campaign(1, status=S.SCHEDULED)
+    CampaignRecipient.objects.filter(pk=r.pk).update(claim_token=uuid.uuid4())  # its day came: being sent
+    page = admin_client.post(change_url(r), form_post(r, address1="99 Elsewhere Street"))
+    assert "already on its way to the printer" in page.content.decode()
+    r.refresh_from_db()
+    assert r.status == S.SCHEDULED
+    assert r.address1 != "99 Elsewhere Street"
+
+
 @pytest.mark.parametrize(
     ("status", "attempted", "says"),
     [
-        (S.SCHEDULED, False, "already on its way to the printer"),
+        (S.SCHEDULED, True, "already on its way to the printer"),  # its day came and it was tried
         (S.SENDING, True, "already on its way to the printer"),
         (S.SENDING_STAGED, True, "already on its way to the printer"),
         (S.PROOFING, False, "Its proof is being made right now"),
