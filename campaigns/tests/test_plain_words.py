@@ -370,3 +370,24 @@ def test_a_first_import_rejected_is_still_the_last_import_shown(admin_client: Cl
     campaign.refresh_from_db()
     assert campaign.import_report["status"] == "rejected"
     assert "rejected_since" not in campaign.import_report
+
+
+# --- the funnel's mailpiece bars ---------------------------------------------------------------------
+
+
+def test_a_failed_or_returned_mailpiece_is_not_drawn_green_in_the_funnel() -> None:
+    from campaigns.admin import GREEN, ORANGE, RED, campaign_funnel
+    from mailpieces.models import Mailpiece
+    from mailpieces.status import MailpieceStatus
+
+    campaign = CampaignFactory()
+    for i, status in enumerate([MailpieceStatus.DELIVERED, MailpieceStatus.ERROR, MailpieceStatus.RETURNED]):
+        r = CampaignRecipientFactory(campaign=campaign, status=S.SENT)
+        Mailpiece.objects.create(
+            recipient=r, printer="sandbox", printer_id=f"sbx_{i}", reference=f"ref{i}", status=status
+        )
+    html = str(campaign_funnel(campaign))
+    pieces = html.split("Mailpieces, by the printer")[1]
+    for label, colour in (("Delivered", GREEN), ("Error", RED), ("Returned", ORANGE)):
+        row = next(line for line in pieces.split("<tr>") if f">{label}: 1<" in line)
+        assert f"background:{colour}" in row
