@@ -233,3 +233,18 @@ def test_a_campaign_discount_the_shop_cannot_take_is_refused_in_the_form():
         campaign.clean()
     CampaignFactory.build(discount_enabled=True, discount_value="10%").clean()
     CampaignFactory.build(discount_enabled=False, discount_value="").clean()
+
+
+def test_the_samples_page_says_who_may_approve_to_a_user_who_may_not(client, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    campaign = staged(5)
+    run()
+    viewer = django_user_model.objects.create_user(username="viewer", password="x", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_campaign"))
+    client.force_login(viewer)
+    page = client.get(reverse("admin:campaigns_campaign_proofs", args=[campaign.pk])).content.decode()
+    assert page.count('alt="front of the proof"') == SAMPLE_SIZE
+    assert "Approve these proofs" not in page
+    assert "needs permission to change campaigns" in page
+    assert "ask an administrator" in " ".join(page.split())
