@@ -69,6 +69,7 @@ from common.permissions import ADDRESS_FIELDS, can_cancel, can_edit_address, can
 from mailpieces.models import Mailpiece, MailpieceEvent, MailpieceTransition
 from mailpieces.status import MailpieceStatus
 from printers.kinds import PrinterKind
+from printers.registry import printer_ready
 
 logger = logging.getLogger(__name__)
 Status = CampaignRecipient.Status
@@ -1415,6 +1416,17 @@ class CampaignAdmin(CampaignImportAdminMixin, CampaignProofAdminMixin, admin.Mod
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return CampaignChangeList
+
+    def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        """The printer list says which printers this server is not set up for
+        (choosing one is refused, with why): a new user otherwise picks Lob and
+        learns it only on saving."""
+        if db_field.name == "printer":
+            kwargs["choices"] = [
+                (kind, label if printer_ready(kind) else f"{label} (not set up on this server)")
+                for kind, label in db_field.choices
+            ]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.retry_errors_view)

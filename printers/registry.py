@@ -58,3 +58,12 @@ def get_printer(kind: str) -> Printer:
         )
     factory: Any = cls
     return cast(Printer, factory(conf))
+
+
+def printer_ready(kind: str) -> bool:
+    """Whether this server can mail through ``kind`` (enabled, with its key)."""
+    try:
+        get_printer(kind)
+    except PrinterError:
+        return False
+    return True

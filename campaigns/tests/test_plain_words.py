@@ -391,3 +391,13 @@ def test_a_failed_or_returned_mailpiece_is_not_drawn_green_in_the_funnel() -> No
     for label, colour in (("Delivered", GREEN), ("Error", RED), ("Returned", ORANGE)):
         row = next(line for line in pieces.split("<tr>") if f">{label}: 1<" in line)
         assert f"background:{colour}" in row
+
+
+def test_the_printer_list_says_which_printers_are_not_set_up(admin_client: Client, settings) -> None:
+    conf = {kind: dict(value) for kind, value in settings.PRINTERS_CONF.items()}
+    conf["lob"].update(enabled=True, api_key="key")
+    conf["stannp"].update(enabled=False)
+    settings.PRINTERS_CONF = conf
+    page = admin_client.get(reverse("admin:campaigns_campaign_add")).content.decode()
+    assert ">Lob<" in page
+    assert ">Stannp (not set up on this server)<" in page
