@@ -1275,8 +1275,11 @@ def progress_line(counts: Counter[str]) -> str:
     text = f"{mailed} / {total} mailed"
     if counts[Status.ERROR]:
         text += f" · {count_words(counts[Status.ERROR], 'error')}"
-    if counts[Status.SKIPPED] + counts[Status.BLACKLISTED]:
-        text += f" · {counts[Status.SKIPPED] + counts[Status.BLACKLISTED]} skipped"
+    # As the funnel below it counts them: the blocklisted apart from the skipped.
+    if counts[Status.SKIPPED]:
+        text += f" · {counts[Status.SKIPPED]} skipped"
+    if counts[Status.BLACKLISTED]:
+        text += f" · {counts[Status.BLACKLISTED]} on the blocklist"
     return text
 
 

@@ -401,3 +401,12 @@ def test_the_printer_list_says_which_printers_are_not_set_up(admin_client: Clien
     page = admin_client.get(reverse("admin:campaigns_campaign_add")).content.decode()
     assert ">Lob<" in page
     assert ">Stannp (not set up on this server)<" in page
+
+
+def test_the_progress_line_counts_the_blocklisted_apart_as_the_funnel_does() -> None:
+    from collections import Counter
+
+    from campaigns.admin import progress_line
+
+    line = progress_line(Counter({S.SENT: 2, S.SKIPPED: 3, S.BLACKLISTED: 1}))
+    assert line == "2 / 6 mailed · 3 skipped · 1 on the blocklist"
