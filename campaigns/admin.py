@@ -858,7 +858,8 @@ class CampaignRecipientAdmin(RecipientProofAdminMixin, HistoryFSMAdminMixin, Big
     search_fields = ("last_name",)
     search_help_text = SEARCH_HELP
     list_select_related = ("campaign",)
-    raw_id_fields = ("campaign",)
+    # A searchable list of campaigns by name (a raw id box asked a new user for a number).
+    autocomplete_fields = ("campaign",)
     readonly_fields = (
         "status_badge",
         "why",

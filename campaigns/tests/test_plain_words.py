@@ -410,3 +410,14 @@ def test_the_progress_line_counts_the_blocklisted_apart_as_the_funnel_does() -> 
 
     line = progress_line(Counter({S.SENT: 2, S.SKIPPED: 3, S.BLACKLISTED: 1}))
     assert line == "2 / 6 mailed · 3 skipped · 1 on the blocklist"
+
+
+def test_adding_a_recipient_picks_its_campaign_by_name_not_by_number(admin_client: Client) -> None:
+    campaign = CampaignFactory(name="Winter welcome-back postcards")
+    page = admin_client.get(reverse("admin:campaigns_campaignrecipient_add")).content.decode()
+    assert 'class="admin-autocomplete' in page
+    found = admin_client.get(
+        reverse("admin:autocomplete"),
+        {"term": "winter", "app_label": "campaigns", "model_name": "campaignrecipient", "field_name": "campaign"},
+    ).json()
+    assert [r["text"] for r in found["results"]] == [campaign.name]
