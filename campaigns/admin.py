@@ -82,30 +82,8 @@ class BlocklistInline(admin.TabularInline):
     extra = 0
 
 
-class OrganizationForm(forms.ModelForm):
-    class Meta:
-        model = Organization
-        fields = (
-            "name",
-            "recipient_cap",
-            "billing_customer_id",
-            "subscription_active",
-            "billing_subscription_item_id",
-            "billing_price_id",
-        )
-        # In the words of the billing check (campaigns.billing): no "legacy"
-        # item, no "price drift".
-        help_texts = {
-            "billing_subscription_item_id": "The item (si_…) of the organization's Stripe subscription that "
-            "postcards are billed to: the postcard price, added to its subscription.",
-            "billing_price_id": "Local billing only: the price (price_…) of that subscription item. It must be the "
-            "postcard price, or billing is not ready.",
-        }
-
-
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    form = OrganizationForm
     list_display = (
         "name",
         "billing_customer_id",

@@ -45,14 +45,18 @@ class Organization(models.Model):
     subscription_active = models.BooleanField(
         default=False, help_text="Local billing only: the org has an active subscription."
     )
+    # The spec's "legacy SubscriptionItem"; the help texts say it in the billing check's words.
     billing_subscription_item_id = models.CharField(
-        max_length=100, blank=True, help_text="The legacy Stripe subscription item (si_…) postcards are billed to."
+        max_length=100,
+        blank=True,
+        help_text="The item (si_…) of the organization's Stripe subscription that postcards are billed to: the "
+        "postcard price, added to its subscription.",
     )
     billing_price_id = models.CharField(
         max_length=100,
         blank=True,
-        help_text="Local billing only: the price (price_…) on that subscription item. "
-        "It must be the postcard price, or billing is not ready (price drift).",
+        help_text="Local billing only: the price (price_…) of that subscription item. It must be the postcard "
+        "price, or billing is not ready.",
     )
     recipient_cap = models.PositiveIntegerField(
         null=True, blank=True, help_text="Most recipients the org may mail per campaign; empty = no cap."
