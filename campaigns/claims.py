@@ -30,13 +30,13 @@ from campaigns.models import Campaign, CampaignRecipient
 from campaigns.services import recipients_bulk_transition
 from common.fsm import Actor, sources_of
 
-# The claim transitions and what each one claims for.
 # What the history says of a claim, in words.
 CLAIM_REASONS = {
     "start_enriching": "taken by a worker to look up its address",
     "start_proofing": "taken by a worker to make its proof",
     "start_sending": "taken by a worker to send it to the printer",
 }
+# The claim transitions and what each one claims for.
 CLAIM_METHODS = {
     "start_enriching": "enrichment",
     "start_proofing": "proofing",

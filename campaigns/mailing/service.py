@@ -284,6 +284,7 @@ def _claim(
     with transaction.atomic():
         if campaign_printer_locked(campaign.pk) != printer_kind:
             return uuid.uuid4(), []
+        ready = sending_ready(campaign)
         claim = recipients_claim(
             campaign=campaign,
             method="start_sending",
@@ -291,7 +292,7 @@ def _claim(
             lease=lease,
             actor=actor,
             now=now,
-            only=sending_ready(campaign),
+            only=ready,
         )
         token = claim.token
         room = batch_size - len(claim)
@@ -299,8 +300,7 @@ def _claim(
             # Scheduled rows are held by token and lease only: the CAS re-checks
             # that nobody holds them, under the row lock on PostgreSQL.
             due = scheduled_due(campaign, today, now)
-            ready = campaign.recipients.filter(due).filter(sending_ready(campaign))
-            ids = list(ready.order_by("id").values_list("id", flat=True)[:room])
+            ids = list(campaign.recipients.filter(due).filter(ready).order_by("id").values_list("id", flat=True)[:room])
             if ids:
                 CampaignRecipient.objects.filter(due, pk__in=ids).update(
                     claim_token=token, lease_until=claim.lease_until, updated=now

@@ -110,9 +110,10 @@ def _proof_run(campaign: Campaign, actor: Actor, batch_size: int, deadline: floa
 
 def _mail_due(campaign: Campaign, now: dt.datetime) -> int:
     design = campaign_design(campaign)
-    waiting = campaign.recipients.filter(_ready(now), sending_ready(campaign), status=Status.SENDING_STAGED).count()
+    ready = sending_ready(campaign)
+    waiting = campaign.recipients.filter(_ready(now), ready, status=Status.SENDING_STAGED).count()
     due = scheduled_due(campaign, timezone.localdate(now), now)
-    waiting += campaign.recipients.filter(due).filter(sending_ready(campaign)).count()
+    waiting += campaign.recipients.filter(due).filter(ready).count()
     if campaign_approval(campaign, version=design.version) is not None:
         waiting += campaign.recipients.filter(status=Status.PROOFED, proof_version=design.version).count()
     return waiting
