@@ -56,7 +56,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -207,22 +207,16 @@ def durable_transaction(using: str = "default") -> Iterator[None]:
     PostgreSQL commits durably already (``synchronous_commit`` on).  Inside
     an outer transaction the outer commit is the one that counts (SQLite
     refuses to change the level there), so the block is a plain savepoint."""
-    from django.db import transaction
-
     connection = connections[using]
-    if connection.vendor != "sqlite" or connection.in_atomic_block:
-        with transaction.atomic(using=using):
-            yield
-        return
-    connection.ensure_connection()
-    before = int(_pragma(connection, "synchronous"))
-    if before >= FULL:
-        with transaction.atomic(using=using):
-            yield
-        return
-    _driver_pragma(connection, f"PRAGMA synchronous = {FULL:d}")
+    before = FULL
+    if connection.vendor == "sqlite" and not connection.in_atomic_block:
+        connection.ensure_connection()
+        before = int(_pragma(connection, "synchronous"))
     try:
+        if before < FULL:
+            _driver_pragma(connection, f"PRAGMA synchronous = {FULL:d}")
         with transaction.atomic(using=using):
             yield
     finally:
-        _driver_pragma(connection, f"PRAGMA synchronous = {before:d}")
+        if before < FULL:
+            _driver_pragma(connection, f"PRAGMA synchronous = {before:d}")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+import django_fsm as fsm
 from django.db import transaction
 from django.db.models import QuerySet
 
@@ -20,7 +21,6 @@ from campaigns.models import (
     is_mailing_error,
     is_proofing_error,
     may_be_at_printer,
-    scheduled_untouched,
 )
 from campaigns.pipeline.doorbell import campaign_ring_on_commit
 from campaigns.services import recipients_bulk_transition, recipients_new_submission
@@ -124,10 +124,7 @@ def recipient_data_changed(*, recipient: CampaignRecipient, actor: Actor) -> str
         return ""
     rows = CampaignRecipient.objects.filter(pk=r.pk, status=r.status, proof_url=r.proof_url)
     with transaction.atomic():
-        waiting = (r.status == Status.SENDING_STAGED and r.first_attempt_at is None) or (
-            r.status == Status.SCHEDULED and scheduled_untouched(r)
-        )
-        if r.status == Status.PROOFED or waiting:
+        if fsm.can_proceed(r.reproof):  # Proofed, never sent, or Scheduled and untouched: the edge's own conditions
             rows.update(proof_version=PROOF_OUTDATED)
             moved = recipients_bulk_transition(
                 queryset=rows, method="reproof", actor=actor, reason="name or address edited after the proof"
