@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import secrets
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -160,8 +159,6 @@ ON_ITS_WAY = frozenset(
         Status.SENT,
     }
 )
-_STATUS_BY_NAME = {str(s.label): s.value for s in Status} | {s.value: s.value for s in Status}
-_WAS = re.compile(r"in the campaign as (?P<was>[^;)]+)")
 
 
 def dry_run_line_words(entry: DryRunLine) -> DryRunLine:
@@ -170,22 +167,19 @@ def dry_run_line_words(entry: DryRunLine) -> DryRunLine:
     flight (in the campaign as Received)")."""
     from campaigns.admin import status_words
 
-    found = _WAS.search(entry.message)
-    status = _STATUS_BY_NAME.get(found.group("was").strip()) if found else None
-    if status is None:
-        if entry.outcome in _STATUS_BY_NAME and entry.message == entry.outcome:  # a bare status name
-            return replace(entry, message=status_words(_STATUS_BY_NAME[entry.outcome]))
+    if not entry.was:
+        if entry.status and not entry.then:  # a new row whose sentence is only the status's name
+            return replace(entry, message=status_words(entry.status))
         return entry
-    was = status_words(status)
+    was = status_words(entry.was)
     if entry.outcome == ALREADY:
         return replace(entry, message=f"Already imported: in the campaign as {was}; left as is")
-    if entry.outcome == IN_FLIGHT and status in ON_ITS_WAY:
+    if entry.outcome == IN_FLIGHT and entry.was in ON_ITS_WAY:
         return replace(entry, message=f"Not updated: already in flight (in the campaign as {was}); left as is")
     if entry.outcome == IN_FLIGHT:
         return replace(entry, outcome=NOT_UPDATED, message=f"Not updated: already in the campaign as {was}; left as is")
     if entry.outcome == UPDATED:
-        then = entry.message.partition("), then: ")[2]
-        then = status_words(_STATUS_BY_NAME[then]) if then in _STATUS_BY_NAME else then
+        then = entry.then or status_words(entry.status)
         return replace(entry, message=f"Will be updated (in the campaign as {was}), then: {then}")
     return entry
 

@@ -49,6 +49,14 @@ class DryRunLine:
     outcome: str
     message: str  # the sentence shown to people: "Skipped: zip is empty"
     skip_reason: str = ""
+    # The recipient's status, for a caller that says it in other words (the
+    # admin): before this run for a row already in the campaign (``was``),
+    # after it (``status``), and for a created or updated row its outcome's
+    # own sentence (``then``; empty when that sentence is only the status's
+    # name).
+    was: str = ""
+    status: str = ""
+    then: str = ""
 
 
 @dataclass
@@ -149,7 +157,9 @@ def recipients_dry_run(
     no_state: list[int] = []
     for line, key, kind, ref in report.trail:
         r = found.get(ref) if ref is not None else None
-        was = Status(before[ref]).label if ref is not None and ref in before else "unknown"
+        was_status = before.get(ref, "") if ref is not None else ""
+        was = Status(was_status).label if was_status else "unknown"
+        status = r.status if r is not None else ""
         if kind != "duplicate_in_file":
             first_line.setdefault(key, line)
         if kind in ("created", "updated") and r is not None:
@@ -157,15 +167,16 @@ def recipients_dry_run(
                 no_state.append(line)
             outcome, message = _sentence(campaign, r)
             reason = r.skip_reason if outcome == SKIPPED else ""
+            then = "" if message == r.get_status_display() else message  # the default: only the status's name
             if kind == "updated":
                 outcome, message = UPDATED, f"Will be updated (in the campaign as {was}), then: {message}"
-            entry = DryRunLine(line, _name(r), outcome, message, reason)
+            entry = DryRunLine(line, _name(r), outcome, message, reason, was_status, status, then)
         elif kind == "already_present":
-            entry = DryRunLine(line, _name(r), ALREADY, f"Already imported: in the campaign as {was}; left as is")
+            message = f"Already imported: in the campaign as {was}; left as is"
+            entry = DryRunLine(line, _name(r), ALREADY, message, was=was_status, status=status)
         elif kind == "in_flight":
-            entry = DryRunLine(
-                line, _name(r), IN_FLIGHT, f"Not updated: already in flight (in the campaign as {was}); left as is"
-            )
+            message = f"Not updated: already in flight (in the campaign as {was}); left as is"
+            entry = DryRunLine(line, _name(r), IN_FLIGHT, message, was=was_status, status=status)
         else:
             original = first_line.get(key)
             where = f" (line {original})" if original is not None else ""
