@@ -1455,6 +1455,8 @@ class CampaignAdmin(CampaignImportAdminMixin, CampaignProofAdminMixin, admin.Mod
             # The save checks a printer switch again under the campaign's
             # lock (Campaign.save): a worker started sending cards after the
             # form's own check.  Nothing was saved (the view's transaction).
+            if "printer" not in getattr(exc, "error_dict", {}):
+                raise
             said = " ".join(exc.messages)
             self.message_user(request, f"The printer was not changed: {said}", level=messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())

@@ -79,12 +79,6 @@ UPLOAD_MAX_AGE = timedelta(hours=24)
 _UPLOAD_SALT = "campaigns.admin_import.upload"
 
 
-# campaigns.audience.report_headline's words for a file of rows already in the
-# campaign, some of which an update left alone, and the admin's.
-_HEADLINE_IN_FLIGHT = "some already being printed or mailed"
-_HEADLINE_NOT_UPDATABLE = "some past the point where an import may change them"
-
-
 def import_message(report: dict[str, Any]) -> str:
     """The admin's message after an import: the headline, then the counts and
     where the rows are now, in the admin's words (the saved report and the
@@ -100,9 +94,7 @@ def import_message(report: dict[str, Any]) -> str:
     not_updated = (
         f"not updated (an import updates only recipients {updatable} or {status_words(Status.BLACKLISTED).lower()})"
     )
-    # The headline's "being printed or mailed" is as untrue of them: said as the rule too.
-    headline = report_headline(report).replace(_HEADLINE_IN_FLIGHT, _HEADLINE_NOT_UPDATABLE)
-    text = f"{headline}. {count_words(n('rows_read'), 'row')} read: {n('created')} new"
+    text = f"{report_headline(report)}. {count_words(n('rows_read'), 'row')} read: {n('created')} new"
     for key, words in (
         ("updated", "updated"),
         ("already_present", "already in the campaign"),

@@ -141,7 +141,8 @@ def report_headline(report: Mapping[str, Any]) -> str:
     elif not rows:
         why = "no line of the file could be read"
     elif report.get("in_flight", 0) and report.get("in_flight", 0) + report.get("already_present", 0) >= rows:
-        why = "every row is already in the campaign, some already being printed or mailed"
+        # Not "being printed": a control-group or delivered row is past that point too.
+        why = "every row is already in the campaign, some past the point where an import may change them"
     elif report.get("already_present", 0) + report.get("duplicates_in_file", 0) >= rows:
         why = "every row is already in the campaign"
     else:
