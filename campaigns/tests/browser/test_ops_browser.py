@@ -314,3 +314,26 @@ def test_a_read_only_user_sees_no_action_and_no_button(page: Page, shot, staff):
     expect(page.locator("table.funnel").first).to_be_visible()
     expect(page.get_by_role("button", name="Retry all errors")).to_have_count(0)
     shot("campaign-read-only")
+
+
+def test_adding_a_recipient_by_hand_picks_the_campaign_by_name(page: Page, shot, staff, doorbell):
+    """The add form's campaign is a searchable list (it was a box asking for
+    the campaign's number); the new row is checked like an import row."""
+    campaign = CampaignFactory(name="Winter welcome-back postcards")
+    CampaignFactory(name="Spring tasting invitations")
+    log_in(page, staff("ops", OPS))
+    page.goto("/admin/campaigns/campaignrecipient/add/")
+    page.locator(".field-campaign .select2-selection").click()
+    page.locator(".select2-search__field").fill("winter")
+    page.locator(".select2-results__option", has_text="Winter welcome-back postcards").click()
+    page.get_by_label("First name").fill("Ada")
+    page.get_by_label("Last name").fill("Lovelace")
+    for field, value in (("address1", "12 Main Street"), ("city", "Portland"), ("state", "OR"), ("zip", "97201")):
+        page.locator(f"#id_{field}").fill(value)
+    page.locator("#id_country").fill("US")
+    shot("campaign-picked")
+    page.locator("input[name=_save]").click()
+    expect(page.locator(".messagelist")).to_contain_text("Added and checked like an import row")
+    shot("added")
+    added = CampaignRecipient.objects.get(last_name="Lovelace")
+    assert added.campaign_id == campaign.pk
